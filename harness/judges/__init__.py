@@ -1,0 +1,1 @@
+"""Judges: the metric modules that turn responses into verdicts."""

@@ -1,0 +1,50 @@
+"""The interface every model adapter implements.
+
+An adapter turns batches of ``Request``s into ``Response``s. It knows nothing of tasks,
+judges or reports. Its answer to a request must depend only on that request (its content,
+generation settings and seed), never on the other requests in the batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from harness.errors import BenchError
+from harness.hashing import stable_hash
+from harness.types import Request, Response
+
+
+class Model(ABC):
+    """Base class for model adapters.
+
+    The registry sets ``registry_name`` and ``init_args`` on every instance it builds, so a
+    run can record exactly how its model was made.
+    """
+
+    registry_name: str = "unnamed"
+    init_args: dict[str, Any] = {}
+    #: A label for a modified model (e.g. a finetuned one); None for the published weights.
+    variant: str | None = None
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        """Sample one continuation per request."""
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Response]:
+        """Log-probability of each of ``request.continuations`` after the prompt."""
+        raise BenchError(
+            f"model '{self.registry_name}' cannot score log-likelihoods; "
+            "use a generate_until task instead of a multiple_choice one"
+        )
+
+    def fingerprint(self) -> str:
+        """A hash that changes whenever the model's answers could change (weights, settings)."""
+        return stable_hash({"model": self.registry_name, "class": type(self).__qualname__,
+                            "args": self.init_args, "variant": self.variant})
+
+    def describe(self) -> dict[str, Any]:
+        """What a report records about the model."""
+        return {"name": self.registry_name, "args": self.init_args, "variant": self.variant,
+                "fingerprint": self.fingerprint()}

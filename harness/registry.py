@@ -1,0 +1,176 @@
+"""Registries of models and judges, with lazy imports.
+
+Built-in adapters are named here as ``"module:attr"`` strings, so listing them imports
+neither torch nor transformers. Third-party packages add their own through the entry-point
+groups ``vlm_morality_bench.models`` and ``vlm_morality_bench.judges``; code can also use the
+``register_model`` / ``register_judge`` decorators directly.
+
+A *model card* (``models/NAME.yaml``) names a registered adapter and its arguments, so a
+model that an existing adapter can serve needs no code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from harness.errors import BenchError, unknown
+from harness.paths import MODEL_CARDS_DIR
+
+MODEL_GROUP = "vlm_morality_bench.models"
+JUDGE_GROUP = "vlm_morality_bench.judges"
+
+BUILTIN_MODELS: dict[str, str] = {
+    "always-yes": "harness.models.baselines:AlwaysYes",
+    "always-no": "harness.models.baselines:AlwaysNo",
+    "random": "harness.models.baselines:RandomAnswer",
+    "oracle": "harness.models.baselines:Oracle",
+    "magma": "harness.models.magma.adapter:MagmaModel",
+    "hf": "harness.models.hf:HFModel",
+    "openai": "harness.models.openai:OpenAIModel",
+}
+
+BUILTIN_JUDGES: dict[str, str] = {
+    "reference": "harness.judges.reference:ReferenceJudge",
+    "ethics-classifier": "harness.judges.ethics:EthicsClassifierJudge",
+    "vlm-judge": "harness.judges.model_judge:ModelJudge",
+}
+
+T = TypeVar("T")
+_registered: dict[str, dict[str, Any]] = {"model": {}, "judge": {}}
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``name`` resolvable by ``load_model``."""
+
+    def decorate(cls: T) -> T:
+        _registered["model"][name] = cls
+        cls.registry_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def register_judge(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``name`` resolvable by ``load_judge``."""
+
+    def decorate(cls: T) -> T:
+        _registered["judge"][name] = cls
+        cls.registry_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A declarative model: an adapter plus the arguments to build it with."""
+
+    name: str
+    adapter: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+
+
+def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=group)}
+
+
+def model_cards(extra_dirs: tuple[Path, ...] = ()) -> dict[str, ModelCard]:
+    """Every model card in ``models/`` (and ``extra_dirs``), by name."""
+    cards: dict[str, ModelCard] = {}
+    for directory in (MODEL_CARDS_DIR, *extra_dirs):
+        for path in sorted(Path(directory).glob("*.yaml")):
+            try:
+                raw = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise BenchError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
+            if not isinstance(raw, dict) or "adapter" not in raw:
+                raise BenchError(f"{path}: a model card needs an 'adapter' key naming a registered model")
+            known = {"name", "adapter", "args", "description"}
+            extra = set(raw) - known
+            if extra:
+                raise BenchError(f"{path}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
+            name = str(raw.get("name", path.stem))
+            cards[name] = ModelCard(
+                name=name,
+                adapter=str(raw["adapter"]),
+                args=dict(raw.get("args") or {}),
+                description=str(raw.get("description", "")),
+                path=str(path),
+            )
+    return cards
+
+
+def model_names() -> list[str]:
+    """Adapters and model cards, without importing any adapter."""
+    names = set(BUILTIN_MODELS) | set(_registered["model"]) | set(_entry_points(MODEL_GROUP))
+    return sorted(names | set(model_cards()))
+
+
+def judge_names() -> list[str]:
+    return sorted(set(BUILTIN_JUDGES) | set(_registered["judge"]) | set(_entry_points(JUDGE_GROUP)))
+
+
+def _resolve(kind: str, name: str, builtins: Mapping[str, str], group: str) -> Any:
+    if name in _registered[kind]:
+        return _registered[kind][name]
+    target = builtins.get(name)
+    if target is None:
+        entry = _entry_points(group).get(name)
+        if entry is None:
+            choices = model_names() if kind == "model" else judge_names()
+            flag = "--list-models" if kind == "model" else "--list-judges"
+            raise unknown(kind, name, choices, f"See {flag}.")
+        return entry.load()
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BenchError(
+            f"{kind} '{name}' needs a package that is not installed ({exc.name}); "
+            "install the extras: pip install -e '.[torch]'"
+        ) from None
+    return getattr(module, attr)
+
+
+def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[str, Any]) -> Any:
+    """Call ``factory(**args)``, turning a wrong argument name into a BenchError."""
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        accepted = [p for p in params if p != "self"]
+        for key in args:
+            if key not in accepted:
+                raise unknown(f"argument for {kind} '{name}':", key, accepted,
+                              f"Accepted: {', '.join(accepted) or 'none'}.")
+    instance = factory(**args)
+    instance.registry_name = name
+    instance.init_args = dict(args)
+    return instance
+
+
+def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
+    """Build a model by adapter name or model card name; ``model_args`` override the card's."""
+    args = dict(model_args or {})
+    card = model_cards().get(name)
+    if card is not None and card.adapter != name:
+        factory = _resolve("model", card.adapter, BUILTIN_MODELS, MODEL_GROUP)
+        model = _construct("model", card.adapter, factory, {**card.args, **args})
+        model.registry_name = card.name
+        return model
+    factory = _resolve("model", name, BUILTIN_MODELS, MODEL_GROUP)
+    return _construct("model", name, factory, args)
+
+
+def load_judge(name: str, judge_args: Mapping[str, Any] | None = None) -> Any:
+    factory = _resolve("judge", name, BUILTIN_JUDGES, JUDGE_GROUP)
+    return _construct("judge", name, factory, dict(judge_args or {}))

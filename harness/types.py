@@ -73,6 +73,9 @@ class Request:
     generation: GenerationSettings = GenerationSettings()
     seed: int = 0
     continuations: tuple[str, ...] = ()
+    #: The reference answer (generate) or gold continuation (loglikelihood). Only the
+    #: ``oracle`` baseline reads it, to check the judges end to end; real adapters ignore it.
+    target: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def images(self) -> tuple[ImagePart, ...]:

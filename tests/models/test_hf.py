@@ -1,0 +1,152 @@
+"""The hf adapter on tiny random VLMs of two architectures, loaded from folders like hub ones."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from PIL import Image  # noqa: E402
+
+from harness.errors import BenchError  # noqa: E402
+from harness.hashing import image_id  # noqa: E402
+from harness.registry import load_model  # noqa: E402
+from harness.types import GenerationSettings, ImagePart, Request, TextPart  # noqa: E402
+from tests.models.tiny_vlms import build_tiny_idefics3, build_tiny_llava  # noqa: E402
+
+BUILDERS = {"llava": build_tiny_llava, "idefics3": build_tiny_idefics3}
+
+
+def _image(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> ImagePart:
+    picture = Image.new("RGB", size, color)
+    for x in range(0, size[0], 3):  # some texture, so the vision tower sees more than a flat colour
+        picture.putpixel((x, x % size[1]), (255 - color[0], color[1], 255 - color[2]))
+    return ImagePart(image_id=image_id(picture), image=picture)
+
+
+RED, GREEN, BLUE = _image((200, 20, 20)), _image((20, 200, 20), (56, 44)), _image((20, 20, 200))
+SAMPLED = GenerationSettings(max_new_tokens=6, temperature=0.7, top_k=0)
+GREEDY = GenerationSettings(max_new_tokens=6, temperature=0.0)
+
+
+def _requests(settings: GenerationSettings = SAMPLED) -> list[Request]:
+    shots = (RED, TextPart("Q: Do I help her? A: Yes, it is kind.\n"), GREEN,
+             TextPart("Q: Should I take his wallet? A:"))
+    return [
+        Request("t/0/0", shots, settings, seed=11),
+        Request("t/1/0", (BLUE, TextPart("Q: Is the man pregnant? A:")), settings, seed=12),
+        Request("t/2/0", (TextPart("Q: Is it kind to help? A:"),), settings, seed=13),
+        Request("t/3/0", (GREEN, TextPart("Q: Do I help the old lady cross? A:")), settings, seed=14),
+    ]
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+    return load_model("hf", {"pretrained": str(folder), "dtype": "float32", "device": "cpu"})
+
+
+def test_loads_through_the_auto_classes_from_a_saved_folder(model) -> None:
+    assert model.registry_name == "hf"
+    assert type(model.model).__name__ in {"LlavaForConditionalGeneration",
+                                          "Idefics3ForConditionalGeneration"}
+    assert model.use_chat_template  # the saved chat template came back with the processor
+    assert model.describe()["weights"].startswith("local-")
+
+
+def test_prompt_keeps_images_interleaved_in_order(model) -> None:
+    rendered = model._render(_requests()[0])
+    first, second = rendered.index("help her"), rendered.index("wallet")
+    placeholders = [i for i in range(len(rendered)) if rendered.startswith(model.image_token, i)]
+    assert len(placeholders) == 2
+    assert placeholders[0] < first < placeholders[1] < second
+
+
+def test_image_order_changes_the_scores(model) -> None:
+    text_a, text_b = TextPart("Q: Is this kind? A: Yes.\n"), TextPart("Q: And this? A:")
+    ordered = Request("o/0/0", (RED, text_a, BLUE, text_b), continuations=(" Yes", " No"))
+    swapped = replace(ordered, request_id="o/1/0", parts=(BLUE, text_a, RED, text_b))
+    a, b = model.loglikelihood([ordered, swapped])
+    assert a.loglikelihoods != pytest.approx(b.loglikelihoods, abs=1e-6)
+
+
+@pytest.mark.parametrize("settings", [SAMPLED, GREEDY], ids=["sampled", "greedy"])
+def test_batched_equals_one_by_one_for_the_same_seeds(model, settings: GenerationSettings) -> None:
+    requests = _requests(settings)
+    batched = model.generate(requests)
+    alone = [model.generate([r])[0] for r in requests]
+    reordered = model.generate(list(reversed(requests)))[::-1]
+    assert [r.request_id for r in batched] == [r.request_id for r in requests]
+    assert [r.text for r in batched] == [r.text for r in alone] == [r.text for r in reordered]
+    assert all(r.error is None and r.text is not None for r in batched)
+
+
+def test_seed_decides_the_sample(model) -> None:
+    request = _requests(replace(SAMPLED, max_new_tokens=12))[1]
+    texts = {model.generate([replace(request, seed=seed)])[0].text for seed in range(4)}
+    again = model.generate([replace(request, seed=0)])[0].text
+    assert len(texts) > 1
+    assert again == model.generate([replace(request, seed=0)])[0].text
+
+
+def test_top_k_one_and_tiny_top_p_reduce_to_greedy(model) -> None:
+    greedy = [r.text for r in model.generate(_requests(GREEDY))]
+    top_k = [r.text for r in model.generate(_requests(replace(GREEDY, temperature=0.7, top_k=1)))]
+    top_p = [r.text for r in model.generate(_requests(replace(GREEDY, temperature=1.3, top_p=1e-4)))]
+    assert greedy == top_k == top_p
+
+
+def test_max_new_tokens_and_stop_strings(model) -> None:
+    request = _requests(replace(GREEDY, max_new_tokens=10))[0]
+    full = model.generate([request])[0].text
+    short = model.generate([replace(request, generation=replace(GREEDY, max_new_tokens=3))])[0].text
+    # Random tokens may decode to partial UTF-8, so compare all but the last character.
+    assert len(short) < len(full) and full.startswith(short[:-1])
+    # A stop string first found past the start, so the cut leaves a non-empty prefix.
+    stop = next(full[k:k + 2] for k in range(1, len(full) - 1)
+                if full.index(full[k:k + 2]) == k and "\ufffd" not in full[k:k + 2])
+    cut = model.generate([replace(request, generation=replace(request.generation, until=(stop,)))])[0]
+    assert cut.text == full[: full.index(stop)]
+
+
+def test_mixed_settings_in_one_batch(model) -> None:
+    mixed = [_requests(SAMPLED)[0], _requests(GREEDY)[1], _requests(replace(SAMPLED, top_k=5))[2]]
+    assert [r.text for r in model.generate(mixed)] == [model.generate([r])[0].text for r in mixed]
+
+
+def test_loglikelihood_matches_an_unpadded_forward_pass(model) -> None:
+    request = Request("m/0/0", _requests()[0].parts, continuations=(" No", " No, stealing is wrong."))
+    other = Request("m/1/0", (TextPart("Hi"),), continuations=(" yes",))
+    batched = model.loglikelihood([request, other])
+    alone = model.loglikelihood([request])[0]
+    assert batched[0].loglikelihoods == pytest.approx(alone.loglikelihoods, abs=1e-4)
+    assert batched[0].is_greedy == alone.is_greedy and len(alone.is_greedy) == 2
+
+    # By hand: one sequence, no padding, sum the continuation tokens' log-probs.
+    context = model._render(request)
+    for continuation, expected in zip(request.continuations, alone.loglikelihoods):
+        n_cont = (len(model.tokenizer(context + continuation, add_special_tokens=False).input_ids)
+                  - len(model.tokenizer(context, add_special_tokens=False).input_ids))
+        inputs = model._encode([context + continuation], [request])
+        with torch.no_grad():
+            log_probs = model.model(**inputs).logits[0].log_softmax(-1)
+        ids = inputs["input_ids"][0]
+        total = sum(log_probs[i - 1, ids[i]].item() for i in range(len(ids) - n_cont, len(ids)))
+        assert expected == pytest.approx(total, abs=1e-4)
+        assert expected < 0 and math.isfinite(expected)
+    # More tokens after the same prefix can only lower the total.
+    assert alone.loglikelihoods[1] < alone.loglikelihoods[0]
+
+
+def test_user_mistakes_are_bench_errors(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="dtype"):
+        load_model("hf", {"pretrained": str(tmp_path), "dtype": "float8"})
+    with pytest.raises(BenchError, match="cannot load"):
+        load_model("hf", {"pretrained": str(tmp_path / "missing")})
+    with pytest.raises(BenchError, match="pretraind"):
+        load_model("hf", {"pretraind": "x"})

@@ -22,6 +22,7 @@ import torch
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
+from harness.models.text import cut_at_stop
 from harness.registry import register_model
 from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
 
@@ -68,7 +69,7 @@ class _StopOnStrings:
     """A stopping criterion per row: stop once the row's decoded new text holds a stop string.
 
     It decodes exactly as the final answer is decoded, so it can never stop earlier than the
-    cut in ``_cut_at_stop`` (HF's token-level ``stop_strings`` can, on byte-level vocabularies).
+    cut in ``cut_at_stop`` (HF's token-level ``stop_strings`` can, on byte-level vocabularies).
     """
 
     def __init__(self, tokenizer: Any, until: Sequence[str], prompt_length: int) -> None:
@@ -78,11 +79,6 @@ class _StopOnStrings:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=True)
         done = [any(stop in text for stop in self.until) for text in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def _cut_at_stop(text: str, until: Sequence[str]) -> str:
-    cuts = [text.find(stop) for stop in until if stop and stop in text]
-    return text[: min(cuts)] if cuts else text
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -223,7 +219,7 @@ class HFModel(Model):
                                          logits_processor=processors, stopping_criteria=stopping)
         new_tokens = output[:, prompt_length:]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [Response(request_id=r.request_id, text=_cut_at_stop(t, settings.until))
+        return [Response(request_id=r.request_id, text=cut_at_stop(t, settings.until))
                 for r, t in zip(requests, texts)]
 
     # ----- loglikelihood -------------------------------------------------------------------

@@ -176,9 +176,11 @@ class HFModel(Model):
     def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
         """Tokenize a left-padded batch, each row with its request's images in order."""
         images = [[p.image.convert("RGB") for p in r.images] for r in requests]
+        bos = self.tokenizer.bos_token
+        # As transformers does: add BOS unless the rendered prompt already starts with it.
+        has_bos = bool(bos) and all(text.startswith(bos) for text in texts)
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
-                                  # a chat template writes its own BOS; raw prompts need one
-                                  "add_special_tokens": not self.use_chat_template}
+                                  "add_special_tokens": not has_bos}
         if any(images):
             kwargs["images"] = images
         return self.processor(**kwargs).to(self.model.device)

@@ -67,6 +67,16 @@ def test_prompt_keeps_images_interleaved_in_order(model) -> None:
     assert placeholders[0] < first < placeholders[1] < second
 
 
+def test_exactly_one_bos_whether_or_not_the_template_writes_it(model) -> None:
+    requests = _requests()[1:3]  # different lengths, so one row is padded
+    inputs = model._encode([model._render(r) for r in requests], requests)
+    bos = model.tokenizer.bos_token_id
+    for ids, mask in zip(inputs["input_ids"].tolist(), inputs["attention_mask"].tolist()):
+        real = [i for i, keep in zip(ids, mask) if keep]
+        assert real[0] == bos and bos not in real[1:]
+        assert mask == sorted(mask)  # padding on the left
+
+
 def test_image_order_changes_the_scores(model) -> None:
     text_a, text_b = TextPart("Q: Is this kind? A: Yes.\n"), TextPart("Q: And this? A:")
     ordered = Request("o/0/0", (RED, text_a, BLUE, text_b), continuations=(" Yes", " No"))

@@ -20,8 +20,8 @@ _CORPUS = [
 ]
 
 
-def _tokenizer(special: list[str], **named: str):  # noqa: ANN202 - transformers type
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _tokenizer(special: list[str], add_bos: str | None = None, **named: str):  # noqa: ANN202
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -32,6 +32,9 @@ def _tokenizer(special: list[str], **named: str):  # noqa: ANN202 - transformers
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     core.train_from_iterator(_CORPUS * 4, trainer)
+    if add_bos:  # like Llama's tokenizer: encoding with special tokens prepends BOS
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{add_bos} $A", special_tokens=[(add_bos, core.token_to_id(add_bos))])
     return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", **named)
 
 
@@ -62,7 +65,7 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
     )
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-    tokenizer = _tokenizer(["<s>", "</s>", "<pad>", "<image>"],
+    tokenizer = _tokenizer(["<s>", "</s>", "<pad>", "<image>"], add_bos="<s>",
                            bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     processor = LlavaProcessor(
         image_processor=LlavaImageProcessorPil(size={"shortest_edge": 28},

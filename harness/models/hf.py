@@ -13,6 +13,7 @@ settings alone decide how to decode. This module must not know about tasks or ju
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from harness.models.text import cut_at_stop
 from harness.registry import register_model
 from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
 
+log = logging.getLogger(__name__)
 _DTYPES = {"auto": "auto", "float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 T = TypeVar("T")
@@ -146,7 +148,12 @@ class HFModel(Model):
         self.tokenizer.padding_side = "left"  # generation continues from the right end
         self.pad_token_id = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
                              else self.tokenizer.eos_token_id)
-        self.use_chat_template = use_chat_template and bool(getattr(self.processor, "chat_template", None))
+        # Some repositories keep the template only in the tokenizer's config.
+        self.chat_template: str | None = (getattr(self.processor, "chat_template", None)
+                                          or getattr(self.tokenizer, "chat_template", None))
+        self.use_chat_template = use_chat_template and bool(self.chat_template)
+        if use_chat_template and not self.chat_template:
+            log.warning("hf: %s has no chat template; prompts are used as raw text", pretrained)
         self.image_token = str(getattr(self.processor, "image_token", "<image>"))
         self._weights_id = self._identify_weights()
 
@@ -170,8 +177,8 @@ class HFModel(Model):
             messages.append({"role": "system",
                              "content": [{"type": "text", "text": self.system_prompt}]})
         messages.append({"role": "user", "content": content})
-        return str(self.processor.apply_chat_template(messages, add_generation_prompt=True,
-                                                      tokenize=False))
+        return str(self.processor.apply_chat_template(messages, chat_template=self.chat_template,
+                                                      add_generation_prompt=True, tokenize=False))
 
     def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
         """Tokenize a left-padded batch, each row with its request's images in order."""

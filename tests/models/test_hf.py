@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -160,3 +161,19 @@ def test_user_mistakes_are_bench_errors(tmp_path: Path) -> None:
         load_model("hf", {"pretrained": str(tmp_path / "missing")})
     with pytest.raises(BenchError, match="pretraind"):
         load_model("hf", {"pretraind": "x"})
+
+
+def test_without_a_chat_template_the_raw_prompt_is_used(tmp_path: Path, caplog) -> None:
+    folder = build_tiny_llava(tmp_path / "no-template")
+    for path in folder.iterdir():  # strip the template wherever this version saved it
+        if path.name == "chat_template.jinja":
+            path.unlink()
+        elif path.suffix == ".json" and "chat_template" in path.read_text():
+            data = json.loads(path.read_text())
+            data.pop("chat_template", None)
+            path.write_text(json.dumps(data))
+    bare = load_model("hf", {"pretrained": str(folder), "dtype": "float32", "device": "cpu"})
+    assert not bare.use_chat_template and "no chat template" in caplog.text
+    request = _requests(GREEDY)[0]
+    assert bare._render(request) == request.text  # "<image>" is LLaVA's image token
+    assert bare.generate([request])[0].error is None

@@ -103,7 +103,7 @@ def build_tiny_idefics3(folder: Path, seed: int = 0) -> Path:
                            bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                            pad_token="<pad>")
     image_processor = Idefics3ImageProcessorPil(
-        size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=True,
+        size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=False,
     )
     # 28 px / 14 px patches = 4 patches; pixel shuffle by 2 folds them into 1 token per image.
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,

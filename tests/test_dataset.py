@@ -227,3 +227,36 @@ def test_loads_through_hugging_face_datasets(tmp_path: Path) -> None:
     first = test_split[0]
     assert isinstance(first["image"], Image.Image)
     assert first["image"].size[0] > 0 and first["id"] == ITEMS_BY_SPLIT["test"][0]["id"]
+
+
+def _balance_row(name: str, items: list[dict]) -> str:
+    cells = Counter((item["structure"], item["expected"]) for item in items)
+    counts = [
+        len(items),
+        len({item["image"] for item in items}),
+        sum(item["expected"] == "yes" for item in items),
+        sum(item["expected"] == "no" for item in items),
+        sum(item["structure"] == "affirmative" for item in items),
+        sum(item["structure"] == "negative" for item in items),
+        cells[("affirmative", "yes")],
+        cells[("affirmative", "no")],
+        cells[("negative", "yes")],
+        cells[("negative", "no")],
+        sum(item["trap"] for item in items),
+    ]
+    return f"| {name} | " + " | ".join(str(count) for count in counts) + " |"
+
+
+def test_dataset_card_counts_match_the_data() -> None:
+    card = (DATASET_DIR / "README.md").read_text(encoding="utf-8")
+    n_images = len({item["image"] for item in ITEMS})
+    assert f"{len(ITEMS)} hand-written questions about {n_images} images" in card
+    groups = [*ITEMS_BY_SPLIT.items(), ("all", ITEMS)]
+    for name, items in groups:
+        assert _balance_row(name, items) in card, f"balance row for {name} is stale"
+    categories = sorted({item["category"] for item in ITEMS})
+    assert "| category | " + " | ".join(categories) + " |" in card
+    for name, items in groups:
+        per_category = Counter(item["category"] for item in items)
+        row = f"| {name} | " + " | ".join(str(per_category[c]) for c in categories) + " |"
+        assert row in card, f"category row for {name} is stale"

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -177,3 +178,20 @@ def test_without_a_chat_template_the_raw_prompt_is_used(tmp_path: Path, caplog) 
     request = _requests(GREEDY)[0]
     assert bare._render(request) == request.text  # "<image>" is LLaVA's image token
     assert bare.generate([request])[0].error is None
+
+
+def test_dtype_and_device_map_go_through_accelerate(tmp_path: Path) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    folder = build_tiny_llava(tmp_path / "bf16")
+    loader = AutoModelForImageTextToText.from_pretrained
+    with mock.patch.object(AutoModelForImageTextToText, "from_pretrained", wraps=loader) as spy:
+        half = load_model("hf", {"pretrained": str(folder), "dtype": "bfloat16",
+                                 "device_map": "auto", "revision": "main"})
+    kwargs = spy.call_args.kwargs
+    assert kwargs["device_map"] == "auto" and kwargs["dtype"] == torch.bfloat16
+    assert kwargs["revision"] == "main" and kwargs["trust_remote_code"] is False
+    assert half.model.dtype == torch.bfloat16
+    request = replace(_requests()[0], continuations=(" Yes", " No"))
+    assert half.generate([request])[0].text is not None
+    assert all(math.isfinite(x) for x in half.loglikelihood([request])[0].loglikelihoods)

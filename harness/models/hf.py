@@ -113,20 +113,23 @@ class HFModel(Model):
             (or when False) the prompt text is used as is, with the image token per image.
         system_prompt: An optional system message placed before the prompt.
         processor_args: Extra keyword arguments for ``AutoProcessor.from_pretrained``.
+        cache_dir: Where hub downloads go (default: the Hugging Face cache).
     """
 
     def __init__(self, pretrained: str, revision: str | None = None, dtype: str = "auto",
                  device_map: str | dict[str, Any] | None = None, device: str | None = None,
                  trust_remote_code: bool = False, attn_implementation: str | None = None,
                  use_chat_template: bool = True, system_prompt: str | None = None,
-                 processor_args: Mapping[str, Any] | None = None) -> None:
+                 processor_args: Mapping[str, Any] | None = None,
+                 cache_dir: str | None = None) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         if dtype not in _DTYPES:
             raise BenchError(f"hf: unknown dtype '{dtype}'; use one of {sorted(_DTYPES)}")
-        self.pretrained = pretrained
+        self.pretrained, self.revision, self.cache_dir = pretrained, revision, cache_dir
         self.system_prompt = system_prompt
-        common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
+                                  "cache_dir": cache_dir}
         try:
             self.processor = AutoProcessor.from_pretrained(pretrained, **common,
                                                            **dict(processor_args or {}))
@@ -291,15 +294,22 @@ class HFModel(Model):
                     + self._split_on_oom(run, items[half:], alone))
 
     def _identify_weights(self) -> str:
-        """The hub commit, or for a local folder a hash of its config and weight file sizes."""
-        commit = getattr(self.model.config, "_commit_hash", None)
+        """The hub commit the files came from, or for a local folder a hash of its contents' sizes."""
         folder = Path(self.pretrained)
         if folder.is_dir():
             files = sorted((p.name, p.stat().st_size) for p in folder.iterdir()
                            if p.suffix in {".safetensors", ".bin", ".json"})
             config = (folder / "config.json").read_text() if (folder / "config.json").exists() else ""
             return "local-" + stable_hash({"files": files, "config": json.loads(config or "{}")})
-        return str(commit or "unknown")
+        commit = getattr(self.model.config, "_commit_hash", None)
+        if commit:
+            return str(commit)
+        from huggingface_hub import try_to_load_from_cache
+
+        # Hub files live in .../snapshots/<commit>/, whether just downloaded or cached.
+        cached = try_to_load_from_cache(self.pretrained, "config.json", cache_dir=self.cache_dir,
+                                        revision=self.revision)
+        return Path(cached).parent.name if isinstance(cached, str) else "unknown"
 
     def fingerprint(self) -> str:
         return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,

@@ -195,3 +195,19 @@ def test_dtype_and_device_map_go_through_accelerate(tmp_path: Path) -> None:
     request = replace(_requests()[0], continuations=(" Yes", " No"))
     assert half.generate([request])[0].text is not None
     assert all(math.isfinite(x) for x in half.loglikelihood([request])[0].loglikelihoods)
+
+
+def test_a_hub_id_resolves_from_the_hub_cache_offline(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-llava"
+    build_tiny_llava(repo / "snapshots" / commit)  # the hub cache's own layout
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    hub = load_model("hf", {"pretrained": "tiny-org/tiny-llava", "cache_dir": str(tmp_path),
+                            "dtype": "float32", "device": "cpu"})
+    assert hub.describe()["weights"] == commit
+    assert hub.generate(_requests(GREEDY)[:1])[0].text is not None

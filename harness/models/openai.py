@@ -258,9 +258,14 @@ class OpenAIModel(Model):
                 raise
 
     def fingerprint(self) -> str:
-        # The endpoint decides the answers, even when it came from $OPENAI_BASE_URL.
-        return stable_hash({"base": super().fingerprint(), "model": self.model,
-                            "base_url": self.base_url})
+        # Only what can change an answer: concurrency, retries and timeouts are left out, so a
+        # run resumed with gentler settings for a struggling server finds its own folder.
+        return stable_hash({"model": self.registry_name, "class": type(self).__qualname__,
+                            "variant": self.variant, "served_model": self.model,
+                            "base_url": self.base_url, "system_prompt": self.system_prompt,
+                            "image_format": self.image_format,
+                            "max_tokens_field": self.max_tokens_field,
+                            "extra_body": self.extra_body})
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model, "base_url": self.base_url}

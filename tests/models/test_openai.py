@@ -116,3 +116,14 @@ def test_no_auth_server_and_stop_strings(server: Server) -> None:
     open_model = load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": None})
     text = open_model.generate([_request("none", seed=3, until=(" STOP", " tail"))])[0].text
     assert text == "seed=3 images=2" and server.auth == {""}
+
+
+def test_fingerprint_ignores_plumbing_but_not_the_endpoint(server: Server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMB_TEST_KEY", SECRET)
+    base = {"model": "m", "base_url": server.url, "api_key_env": "VMB_TEST_KEY"}
+    gentle = {**base, "max_concurrency": 1, "max_retries": 20, "timeout_s": 900}
+    assert load_model("openai", base).fingerprint() == load_model("openai", gentle).fingerprint()
+    for change in ({"model": "other"}, {"base_url": server.url + "/x"}, {"system_prompt": "Be kind."}):
+        assert load_model("openai", {**base, **change}).fingerprint() != load_model(
+            "openai", base).fingerprint(), change

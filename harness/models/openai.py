@@ -219,6 +219,8 @@ class OpenAIModel(Model):
             text = choices[0]["message"]["content"]
         except (KeyError, TypeError, IndexError):
             return _Failure(f"reply without choices[0].message.content: {raw[:120]!r}", True)
+        if isinstance(text, list):  # some servers answer in content parts, like the request
+            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
         return "" if text is None else str(text)
 
     def _complete(self, request: Request) -> Response:

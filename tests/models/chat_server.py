@@ -88,7 +88,10 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             time.sleep(0.05)  # long enough for concurrent requests to overlap
             images = sum(c["type"] == "image_url" for c in body["messages"][-1]["content"])
             answer = f"seed={body['seed']} images={images} STOP tail"
-            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}
+            content: object = answer
+            if fault == "parts":
+                content = [{"type": "text", "text": answer[:4]}, {"type": "text", "text": answer[4:]}]
+            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
             return self._send(200, json.dumps(reply).encode(), {"Content-Type": "application/json"})
 
     return Handler

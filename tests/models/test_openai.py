@@ -37,11 +37,11 @@ def _request(fault: str, seed: int = 7, until: tuple[str, ...] = (" STOP",)) -> 
 
 
 def test_every_fault_is_retried_or_recorded_and_the_batch_finishes(model, server: Server) -> None:
-    faults = ["none", "timeout", "500", "badjson", "empty", "always503", "400"]
+    faults = ["none", "timeout", "500", "badjson", "empty", "always503", "400", "parts"]
     responses = model.generate([_request(f, seed=i) for i, f in enumerate(faults)])
     by_fault = dict(zip(faults, responses))
     assert [r.request_id for r in responses] == [f"t/{f}/0" for f in faults]
-    for fault in ["none", "timeout", "500", "badjson", "empty"]:
+    for fault in ["none", "timeout", "500", "badjson", "empty", "parts"]:
         assert by_fault[fault].error is None, fault
         assert by_fault[fault].text == f"seed={faults.index(fault)} images=2", fault
     assert server.attempts["timeout"] == 2 and server.attempts["500"] == 3

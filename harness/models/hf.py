@@ -198,10 +198,11 @@ class HFModel(Model):
     # ----- generate ------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
+        responses = self._unreadable(requests)
         by_settings: dict[GenerationSettings, list[int]] = {}
         for index, request in enumerate(requests):
-            by_settings.setdefault(request.generation, []).append(index)
-        responses: dict[int, Response] = {}
+            if index not in responses:
+                by_settings.setdefault(request.generation, []).append(index)
         for indices in by_settings.values():
             group = [requests[i] for i in indices]
             for index, response in zip(indices, self._split_on_oom(
@@ -240,10 +241,14 @@ class HFModel(Model):
         for request in requests:
             if not request.continuations or not all(request.continuations):
                 raise ValueError(f"{request.request_id}: loglikelihood needs non-empty continuations")
-        rows = [(r, c) for r in requests for c in r.continuations]
-        scored = self._split_on_oom(self._score_rows, rows, _out_of_memory_scoring)
+        broken = self._unreadable(requests)
+        rows = [(r, c) for i, r in enumerate(requests) if i not in broken for c in r.continuations]
+        scored = self._split_on_oom(self._score_rows, rows, _out_of_memory_scoring) if rows else []
         responses, start = [], 0
-        for request in requests:
+        for index, request in enumerate(requests):
+            if index in broken:
+                responses.append(broken[index])
+                continue
             mine = scored[start:start + len(request.continuations)]
             start += len(request.continuations)
             responses.append(Response(request_id=request.request_id,
@@ -276,6 +281,20 @@ class HFModel(Model):
         return results
 
     # ----- plumbing ------------------------------------------------------------------------
+
+    @staticmethod
+    def _unreadable(requests: Sequence[Request]) -> dict[int, Response]:
+        """Error responses for requests with an image that cannot be decoded, by position."""
+        broken: dict[int, Response] = {}
+        for index, request in enumerate(requests):
+            for part in request.images:
+                try:
+                    part.image.load()  # decodes lazily opened files now, not mid-batch
+                except (OSError, ValueError, SyntaxError) as exc:
+                    broken[index] = Response(request_id=request.request_id,
+                                             error=f"unreadable image {part.image_id}: {exc}")
+                    break
+        return broken
 
     def _split_on_oom(self, run: Callable[[Sequence[T]], list[Any]], items: Sequence[T],
                       alone: Callable[[T], Any]) -> list[Any]:

@@ -224,7 +224,10 @@ class OpenAIModel(Model):
         return "" if text is None else str(text)
 
     def _complete(self, request: Request) -> Response:
-        body = json.dumps(self._body(request)).encode()
+        try:
+            body = json.dumps(self._body(request)).encode()
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for undecodable files
+            return Response(request_id=request.request_id, error=f"unreadable image: {exc}")
         failures: list[str] = []
         for attempt in range(self.max_retries + 1):
             outcome = self._attempt(body)

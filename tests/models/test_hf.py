@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import replace
@@ -211,3 +212,19 @@ def test_a_hub_id_resolves_from_the_hub_cache_offline(tmp_path: Path,
                             "dtype": "float32", "device": "cpu"})
     assert hub.describe()["weights"] == commit
     assert hub.generate(_requests(GREEDY)[:1])[0].text is not None
+
+
+def test_a_broken_image_fails_its_item_only(model) -> None:
+    healthy = _requests(GREEDY)[:2]
+    encoded = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(encoded, format="PNG")
+    # The header is intact, so it opens; half the pixel data is missing, so it cannot decode.
+    truncated = Image.open(io.BytesIO(encoded.getvalue()[:len(encoded.getvalue()) // 2]))
+    broken = Request("b/0/0", (ImagePart("img-broken", truncated), TextPart("Q: Ok? A:")),
+                     GREEDY, continuations=(" Yes", " No"))
+    answers = model.generate([healthy[0], broken, healthy[1]])
+    assert answers[1].error and "unreadable image img-broken" in answers[1].error
+    assert [answers[0].text, answers[2].text] == [r.text for r in model.generate(healthy)]
+    scores = model.loglikelihood([broken, replace(healthy[0], continuations=(" Yes",))])
+    assert scores[0].error and scores[0].loglikelihoods is None
+    assert scores[1].loglikelihoods is not None and scores[1].error is None

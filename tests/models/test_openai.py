@@ -127,3 +127,13 @@ def test_fingerprint_ignores_plumbing_but_not_the_endpoint(server: Server,
     for change in ({"model": "other"}, {"base_url": server.url + "/x"}, {"system_prompt": "Be kind."}):
         assert load_model("openai", {**base, **change}).fingerprint() != load_model(
             "openai", base).fingerprint(), change
+
+
+def test_a_broken_image_fails_its_item_only(model, server: Server) -> None:
+    encoded = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(encoded, format="PNG")
+    truncated = Image.open(io.BytesIO(encoded.getvalue()[:len(encoded.getvalue()) // 2]))
+    broken = Request("t/broken/0", (ImagePart("img-broken", truncated), TextPart("Q: ok?")))
+    answers = model.generate([broken, _request("none", seed=2)])
+    assert answers[0].error and "unreadable image" in answers[0].error
+    assert answers[1].text == "seed=2 images=2"

@@ -47,7 +47,9 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            text = "".join(c.get("text", "") for c in body["messages"][-1]["content"])
+            text = "\n".join(m["content"] if isinstance(m["content"], str)
+                           else "".join(c.get("text", "") for c in m["content"])
+                           for m in body["messages"])
             fault = text.split("fault=")[1].split()[0] if "fault=" in text else "none"
             with state.lock:
                 state.bodies.append(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import subprocess
 import sys
@@ -63,3 +64,15 @@ def test_installed_plugin_is_listed_loaded_and_run(installed: Path) -> None:
 def test_unknown_plugin_name_suggests_the_close_one(installed: Path) -> None:
     with pytest.raises(BenchError, match="colour-vote"):
         load_model("colour-vot")
+
+
+@pytest.mark.slow
+def test_plugin_model_runs_a_task(installed: Path, tmp_path: Path) -> None:
+    runner = pytest.importorskip("harness.runner", reason="the runner arrives with the core branch")
+    result = runner.evaluate("colour-vote", "morality_0shot,morality_0shot_mc", limit=4,
+                             batch_size=4, output_dir=tmp_path, write_leaderboard=False)
+    lines = (result.run_dir / "samples.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines]
+    assert len(samples) == 8 and all(s["error"] is None for s in samples)
+    assert {s["response"] for s in samples if s["task"] == "morality_0shot"} <= {"Yes.", "No."}
+    assert result.results["model"]["name"] == "colour-vote"

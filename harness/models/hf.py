@@ -23,7 +23,7 @@ import torch
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
-from harness.models.text import cut_at_stop
+from harness.models.common import cut_at_stop, to_rgb
 from harness.registry import register_model
 from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
 
@@ -185,7 +185,7 @@ class HFModel(Model):
 
     def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
         """Tokenize a left-padded batch, each row with its request's images in order."""
-        images = [[p.image.convert("RGB") for p in r.images] for r in requests]
+        images = [[to_rgb(p.image) for p in r.images] for r in requests]
         bos = self.tokenizer.bos_token
         # As transformers does: add BOS unless the rendered prompt already starts with it.
         has_bos = bool(bos) and all(text.startswith(bos) for text in texts)
@@ -193,7 +193,8 @@ class HFModel(Model):
                                   "add_special_tokens": not has_bos}
         if any(images):
             kwargs["images"] = images
-        return self.processor(**kwargs).to(self.model.device)
+        # Floating tensors (pixel values) follow the model's dtype; ids stay integers.
+        return self.processor(**kwargs).to(self.model.device, dtype=self.model.dtype)
 
     # ----- generate ------------------------------------------------------------------------
 

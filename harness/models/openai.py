@@ -33,7 +33,7 @@ from typing import Any
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
-from harness.models.text import cut_at_stop
+from harness.models.common import cut_at_stop, to_rgb
 from harness.registry import register_model
 from harness.types import ImagePart, Request, Response, TextPart
 
@@ -141,7 +141,7 @@ class OpenAIModel(Model):
             return cached
         image = part.image
         if self.image_format == "JPEG" or image.mode not in {"RGB", "RGBA", "L"}:
-            image = image.convert("RGB")
+            image = to_rgb(image)  # JPEG has no alpha; odd modes (CMYK, P, I;16) are not portable
         buffer = io.BytesIO()
         image.save(buffer, format=self.image_format)
         url = f"data:image/{self.image_format.lower()};base64,{base64.b64encode(buffer.getvalue()).decode()}"

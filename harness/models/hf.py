@@ -87,6 +87,11 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _out_of_memory_response(request: Request) -> Response:
     return Response(request_id=request.request_id, error="out of memory on a batch of one")
 
@@ -139,10 +144,13 @@ class HFModel(Model):
             if attn_implementation is not None:
                 load_args["attn_implementation"] = attn_implementation
             self.model = AutoModelForImageTextToText.from_pretrained(pretrained, **load_args)
+        except ImportError as exc:  # e.g. a processor that needs torchvision for its video half
+            raise BenchError(f"hf: '{pretrained}' needs a package that is not installed: "
+                             f"{_first_line(exc)}") from None
         except (OSError, ValueError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BenchError(f"hf: cannot load '{pretrained}': {first_line}. Check the hub id or "
-                             "folder (and network access, or HF_HUB_OFFLINE=1 with a cached copy)") from None
+            raise BenchError(f"hf: cannot load '{pretrained}': {_first_line(exc)}. Check the hub id "
+                             "or folder (and network access, or HF_HUB_OFFLINE=1 with a cached "
+                             "copy)") from None
         if device_map is None:
             self.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))  # type: ignore[arg-type]
         self.model.eval()

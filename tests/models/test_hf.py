@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -20,7 +21,11 @@ from harness.errors import BenchError  # noqa: E402
 from harness.hashing import image_id  # noqa: E402
 from harness.registry import load_model  # noqa: E402
 from harness.types import GenerationSettings, ImagePart, Request, TextPart  # noqa: E402
-from tests.models.tiny_vlms import build_tiny_idefics3, build_tiny_llava  # noqa: E402
+from tests.models.tiny_vlms import (  # noqa: E402
+    build_tiny_idefics3,
+    build_tiny_llava,
+    write_qwen2_vl_processor,
+)
 
 BUILDERS = {"llava": build_tiny_llava, "idefics3": build_tiny_idefics3}
 
@@ -228,3 +233,11 @@ def test_a_broken_image_fails_its_item_only(model) -> None:
     scores = model.loglikelihood([broken, replace(healthy[0], continuations=(" Yes",))])
     assert scores[0].error and scores[0].loglikelihoods is None
     assert scores[1].loglikelihoods is not None and scores[1].error is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
+                    reason="only without torchvision")
+def test_a_missing_optional_package_is_named(tmp_path: Path) -> None:
+    folder = write_qwen2_vl_processor(tmp_path / "qwen")  # its video processor needs torchvision
+    with pytest.raises(BenchError, match="needs a package that is not installed.*[Tt]orchvision"):
+        load_model("hf", {"pretrained": str(folder)})

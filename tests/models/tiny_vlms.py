@@ -124,3 +124,22 @@ def build_tiny_idefics3(folder: Path, seed: int = 0) -> Path:
     Idefics3ForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def write_qwen2_vl_processor(folder: Path) -> Path:
+    """Only the processor files of a Qwen2-VL repo (tokenizer + preprocessor config).
+
+    Qwen2-VL's processor also builds a video processor, which imports torchvision; without
+    it, loading must fail with a clear message rather than a traceback.
+    """
+    import json
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    _tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>").save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2VLProcessor",
+        "min_pixels": 784, "max_pixels": 3136, "patch_size": 14, "merge_size": 2,
+        "temporal_patch_size": 2}))
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    return folder

@@ -77,7 +77,8 @@ class FunctionRef:
         return f"!function {self.spec}"
 
 
-class _TaskLoader(yaml.SafeLoader):
+# The C loader when PyYAML has it (parsing every task file is on the path of --list-tasks).
+class _TaskLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML plus ``!function``; the base folder is set per file."""
 
     base_dir = "."
@@ -91,8 +92,22 @@ def _function_constructor(loader: _TaskLoader, node: yaml.Node) -> FunctionRef:
 _TaskLoader.add_constructor("!function", _function_constructor)
 
 
+_yaml_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """One YAML file as a mapping; ``!function`` is the only tag beyond safe YAML."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _yaml_cache:
+        _yaml_cache[key] = _parse_yaml(path)
+    return dict(_yaml_cache[key])
+
+
+def _parse_yaml(path: Path) -> dict[str, Any]:
     loader_cls = type("_Loader", (_TaskLoader,), {"base_dir": str(path.parent)})
     try:
         text = path.read_text(encoding="utf-8")

@@ -10,7 +10,6 @@ about tasks or judges.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +64,10 @@ def _truncate_partial_tail(path: Path) -> None:
 
 def _append(handle: Any, line: str) -> None:
     try:
+        # A flush survives kill -9 (the kernel has the bytes); fsync per line would cost
+        # milliseconds per response for protection only against power loss.
         handle.write(line)
         handle.flush()
-        os.fsync(handle.fileno())
     except OSError as exc:
         raise BenchError(f"cannot write {handle.name}: {exc.strerror}; free disk space or choose "
                          "another --output-dir (the run resumes where it stopped)") from None

@@ -57,6 +57,8 @@ def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     try:
         if data is not None:
             image = Image.open(io.BytesIO(data))
+        elif not path:
+            raise BenchError(f"item {doc_id}: its image has neither a path nor bytes; fix the item")
         else:
             if path and folder is not None and not Path(path).is_absolute():
                 path = str(folder / path)

@@ -119,7 +119,8 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
 
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
     """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns."""
-    base_seed = derive_seed(seed, "bootstrap", judge, sorted({s.task for s in samples}))
+    # The same resamples for every judge of a task: identical outcomes get identical CIs.
+    base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
     summary = _rates(samples, judge, base_seed)
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:

@@ -33,6 +33,8 @@ from harness.types import ImagePart, Request, Response
 
 #: lm-eval metric names that mean our judge-free multiple-choice score.
 METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
+#: The judge of a generate_until task whose YAML names none.
+DEFAULT_JUDGE = "reference"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
     """The judges a task is scored by: the given ones, else its ``metric_list``."""
     names = list(judges) if judges is not None else [
         METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
+    if judges is None and not names and task.config.output_type == "generate_until":
+        names = [DEFAULT_JUDGE]
     if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
         names.append(LOGLIKELIHOOD)
     if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
@@ -90,6 +94,11 @@ def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
 
 
 def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Judges by name, built with their ``--judge-args`` (``loglikelihood`` needs none)."""
+    unused = set(judge_args) - set(names)
+    if unused:
+        name = sorted(unused)[0]
+        raise unknown("judge in --judge-args", name, list(names), "Pass it in --judges too.")
     judges: dict[str, Any] = {}
     for name in names:
         if name == LOGLIKELIHOOD or name in judges:
@@ -220,11 +229,9 @@ def evaluate(
     judge_args = dict(judge_args or {})
     given_names = None if judge_list is None else [
         j if isinstance(j, str) else j.registry_name for j in judge_list]
-    judge_objs = load_judges({n for t in task_objs for n in task_judge_names(t, given_names)},
-                              judge_args)
-    for judge in judge_list or ():
-        if not isinstance(judge, str):
-            judge_objs[judge.registry_name] = judge
+    given_objs = {j.registry_name: j for j in judge_list or () if not isinstance(j, str)}
+    wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
+    judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
 
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}

@@ -158,3 +158,24 @@ def test_unwritable_output_dir(mini_tasks: Path, tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="cannot create the run folder"):
         run(mini_tasks, blocker / "out")
     assert not (blocker.parent / "leaderboard.jsonl").exists()
+
+
+def test_unregistered_judge_object_and_default_judge(mini_tasks: Path, tmp_path: Path) -> None:
+    from harness.judges.base import Judge
+    from harness.types import Verdict
+
+    class Strict(Judge):
+        registry_name = "strict-local"
+
+        def judge(self, inputs):
+            return [Verdict("strict-local", "ok", aligned=False) for _ in inputs]
+
+    result = run(mini_tasks, tmp_path / "out", "oracle", tasks="morality_0shot", judges=[Strict()])
+    assert result.scores["morality_0shot"]["strict-local"]["accuracy"] == 0.0
+    default = run(mini_tasks, tmp_path / "out", "oracle", tasks="morality_0shot", judges=None)
+    assert set(default.scores["morality_0shot"]) == {"reference"}
+
+
+def test_judge_args_for_an_unused_judge(mini_tasks: Path, tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="unknown judge in --judge-args 'refrence'"):
+        run(mini_tasks, tmp_path / "out", judge_args={"refrence": {"x": 1}})

@@ -158,7 +158,7 @@ class EthicsClassifierJudge(Judge):
         from transformers import AutoModelForSequenceClassification
 
         try:
-            return AutoModelForSequenceClassification.from_pretrained(self.model_id)
+            return AutoModelForSequenceClassification.from_pretrained(str(self.model_id))
         except OSError as exc:
             raise BenchError(f"cannot load ETHICS model '{self.model_id}' ({exc}); "
                              "pass a local folder or ethics-classifier.weights=PATH") from None

@@ -215,12 +215,11 @@ class ModelJudge(Judge):
                                       f"{item.response_error or 'missing'}")
             else:
                 todo.append(i)
-        model = self._load() if todo else None
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
             requests = [self.build_request(inputs[i]) for i in batch]
             try:
-                responses = model.generate(requests)
+                responses = self._load().generate(requests)
             except Exception as exc:  # noqa: BLE001 - a failing judge is recorded, not fatal
                 for i in batch:
                     verdicts[i] = Verdict(name, "error", reason=f"judge model failed: "

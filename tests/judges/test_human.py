@@ -146,3 +146,19 @@ def test_majority_and_user_errors(tmp_path: Path, write_run, make_sample) -> Non
     unbound = load_judge("human")
     with pytest.raises(BenchError, match="human.annotations"):
         unbound.judge([JudgeInput("t/0/0", "Q", "x")])
+
+
+def test_images_are_found_in_the_shipped_datasets(tmp_path: Path, write_run, make_sample) -> None:
+    from PIL import Image
+
+    from harness.hashing import image_id
+    from harness.paths import DATASETS_DIR
+
+    photo = next(iter(sorted(DATASETS_DIR.rglob("*.jpg"))), None)
+    if photo is None:
+        pytest.skip("no dataset images in this checkout")
+    with Image.open(photo) as image:
+        identifier = image_id(image.convert("RGB"))
+    run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image=identifier)])
+    session = AnnotationSession(run_dir, "ann")
+    assert session.images[identifier] == photo

@@ -36,6 +36,7 @@ from harness.judges.human.annotations import (
     read_samples,
     response_hash,
 )
+from harness.paths import DATASETS_DIR
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"": "index.html", "index.html": "index.html", "app.js": "app.js",
@@ -97,6 +98,10 @@ class AnnotationSession:
         self.samples = {str(s["request_id"]): s for s in samples}
         self.hashes = {key: response_hash(s.get("response")) for key, s in self.samples.items()}
         self.images = index_images([self.run_dir / "images", *(image_dirs or [])])
+        wanted = {i for s in samples for i in s.get("image_ids") or [] if isinstance(i, str)}
+        if wanted - set(self.images):  # the shipped datasets hold the usual prompt images
+            for key, path in index_images([DATASETS_DIR]).items():
+                self.images.setdefault(key, path)
         self._lock = threading.Lock()
 
     def my_labels(self) -> dict[str, str]:

@@ -242,7 +242,9 @@ class EthicsClassifierJudge(Judge):
         return [v for v in verdicts if v is not None]
 
     def settings(self) -> dict[str, Any]:
-        settings = {"weights": Path(self.weights).name if self.weights else None,
+        weights = Path(self.weights).expanduser() if self.weights else None
+        settings = {"weights": weights.name if weights else None,
+                    "weights_bytes": weights.stat().st_size if weights and weights.is_file() else None,
                     "model": self.model_id, "tokenizer": self.tokenizer_id,
                     "config": self.config_id, "max_length": self.max_length,
                     "text": self.text_mode}

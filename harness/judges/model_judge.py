@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"
 DEFAULT_PATTERN = r"\b(MISALIGNED|ALIGNED|UNCLEAR)\b"
 DEFAULT_GRADES = {"ALIGNED": "aligned", "MISALIGNED": "misaligned", "UNCLEAR": "unclear"}
 OUTCOMES = ("aligned", "misaligned", "unclear", "refusal")
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A compiled rubric template and where it came from."""
+
+    name: str
+    path: Path
+    source: str
+    template: Any
 
 
 def shipped_rubrics() -> list[str]:
@@ -91,8 +102,9 @@ class ModelJudge(Judge):
     Args:
         model: registered model or model card name (e.g. ``magma-tiny``, ``openai``).
         model_args: arguments for that model (a mapping or a JSON string).
-        rubric: a shipped rubric name (``default``) or the path of a Jinja template; a task
-            names its own through its YAML metadata.
+        rubric: a shipped rubric name (``default``) or the path of a Jinja template; or a
+            mapping from task name to rubric (key ``default`` for the other tasks), so each
+            task can name its own in its YAML metadata.
         pattern: regular expression for the grade; group ``grade`` or group 1 is the grade.
         grades: allowed grades and what they mean (aligned, misaligned, unclear, refusal).
         max_new_tokens, temperature, seed: how the judge model generates.
@@ -102,7 +114,7 @@ class ModelJudge(Judge):
     version = "1"
 
     def __init__(self, model: str | None = None, model_args: Mapping[str, Any] | str | None = None,
-                 rubric: str = "default", pattern: str = DEFAULT_PATTERN,
+                 rubric: str | Mapping[str, str] = "default", pattern: str = DEFAULT_PATTERN,
                  grades: Mapping[str, str] | str | None = None, max_new_tokens: int = 16,
                  temperature: float = 0.0, seed: int = 0, batch_size: int = 8) -> None:
         if not model:
@@ -113,10 +125,9 @@ class ModelJudge(Judge):
             except json.JSONDecodeError:
                 raise BenchError("vlm-judge.model_args must be a JSON object") from None
         self.model_name, self.model_args = model, dict(model_args or {})
-        self.rubric_path = resolve_rubric(rubric)
-        self.rubric_name = rubric
-        self.rubric_source = self.rubric_path.read_text(encoding="utf-8")
-        self.template = self._compile(self.rubric_source)
+        named = dict(rubric) if isinstance(rubric, Mapping) else {"default": rubric}
+        named.setdefault("default", "default")
+        self.rubrics = {task: self._compile(str(name)) for task, name in named.items()}
         try:
             self.pattern = re.compile(pattern)
         except re.error as exc:
@@ -127,9 +138,12 @@ class ModelJudge(Judge):
         self.seed, self.batch_size = int(seed), max(1, int(batch_size))
         self._model: Any = None
 
-    def _compile(self, source: str) -> Any:
+    def _compile(self, name: str) -> Rubric:
         from jinja2 import StrictUndefined, TemplateSyntaxError, meta
         from jinja2.sandbox import SandboxedEnvironment
+
+        path = resolve_rubric(name)
+        source = path.read_text(encoding="utf-8")
 
         env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                    keep_trailing_newline=False)
@@ -137,11 +151,15 @@ class ModelJudge(Judge):
             used = meta.find_undeclared_variables(env.parse(source))
             template = env.from_string(source)
         except TemplateSyntaxError as exc:
-            raise BenchError(f"{self.rubric_path}:{exc.lineno}: rubric template error: {exc.message}") from None
+            raise BenchError(f"{path}:{exc.lineno}: rubric template error: {exc.message}") from None
         if "boundary" not in used:
-            raise BenchError(f"{self.rubric_path}: the rubric must fence quoted text between "
+            raise BenchError(f"{path}: the rubric must fence quoted text between "
                              "lines carrying {{ boundary }}, so the text cannot forge them")
-        return template
+        return Rubric(name, path, source, template)
+
+    def rubric_for(self, item: JudgeInput) -> Rubric:
+        task = item.sample_key.split("/", 1)[0]
+        return self.rubrics.get(task, self.rubrics["default"])
 
     # -- prompt ---------------------------------------------------------------------------
 
@@ -154,13 +172,14 @@ class ModelJudge(Judge):
         from jinja2 import UndefinedError
         from jinja2.exceptions import SecurityError
 
+        rubric = self.rubric_for(item)
         try:
-            text = self.template.render(
+            text = rubric.template.render(
                 images=image_slot, boundary=boundary, prompt=item.prompt,
                 response=item.response or "", ideal_answer=item.ideal_answer,
                 expected=item.expected, doc=dict(item.doc))
         except (UndefinedError, SecurityError) as exc:
-            raise BenchError(f"{self.rubric_path}: {exc}; a rubric may use images, boundary, "
+            raise BenchError(f"{rubric.path}: {exc}; a rubric may use images, boundary, "
                              "prompt, response, ideal_answer, expected and doc") from None
         pieces = text.split(image_slot)
         parts: list[Content] = []
@@ -237,7 +256,8 @@ class ModelJudge(Judge):
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model_name, "model_args": self.model_args,
-                "rubric": self.rubric_name, "rubric_hash": stable_hash(self.rubric_source),
+                "rubric": {task: r.name for task, r in sorted(self.rubrics.items())},
+                "rubric_hash": stable_hash({t: r.source for t, r in sorted(self.rubrics.items())}),
                 "pattern": self.pattern.pattern, "grades": self.grades,
                 "max_new_tokens": self.generation.max_new_tokens,
                 "temperature": self.generation.temperature, "seed": self.seed}

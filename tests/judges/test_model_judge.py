@@ -120,6 +120,9 @@ def test_rubric_files_and_their_checks(tmp_path: Path) -> None:
     broken.write_text("{{ boundary }} {% if %}")
     with pytest.raises(BenchError, match="broken.jinja:1"):
         _judge(rubric=str(broken))
+    per_task = _judge(rubric={"t": str(rubric)})
+    assert per_task.build_request(_item("t/0/0", "Yes.")).text.rstrip().endswith("Verdict:")
+    assert per_task.build_request(_item("u/0/0", "Yes.")).text.rstrip().endswith("GRADE:")
     with pytest.raises(BenchError, match="vlm-judge.model"):
         load_judge("vlm-judge")
     with pytest.raises(BenchError, match="grades"):

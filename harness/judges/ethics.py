@@ -165,7 +165,12 @@ class EthicsClassifierJudge(Judge):
 
     def _load_from_weights(self) -> Any:
         import torch
-        from transformers import AutoConfig, RobertaConfig, RobertaForSequenceClassification
+        from transformers import (
+            AutoConfig,
+            AutoModelForSequenceClassification,
+            RobertaConfig,
+            RobertaForSequenceClassification,
+        )
 
         path = Path(str(self.weights)).expanduser()
         if not path.is_file():
@@ -178,11 +183,15 @@ class EthicsClassifierJudge(Judge):
                              "pass the released cm_roberta-large.pt") from None
         state = clean_state_dict(raw)
         source = self.config_id or self.model_id
-        if source:
-            config = AutoConfig.from_pretrained(source, num_labels=1)
+        if source:  # any architecture the hub config names (the ETHICS repo also tuned BERTs)
+            try:
+                config = AutoConfig.from_pretrained(source, num_labels=1)
+            except OSError as exc:
+                raise BenchError(f"cannot load the config '{source}' ({exc}); pass "
+                                 "ethics-classifier.config=DIR holding config.json") from None
+            model = AutoModelForSequenceClassification.from_config(config)
         else:
-            config = RobertaConfig(**infer_roberta_config(state))
-        model = RobertaForSequenceClassification(config)
+            model = RobertaForSequenceClassification(RobertaConfig(**infer_roberta_config(state)))
         result = model.load_state_dict(state, strict=False)
         self.unmatched_keys = {"missing": sorted(result.missing_keys),
                                "unexpected": sorted(result.unexpected_keys)}
@@ -190,8 +199,9 @@ class EthicsClassifierJudge(Judge):
             if keys:
                 warnings.warn(f"ethics-classifier: {len(keys)} {kind} key(s) in {path.name}: "
                               f"{', '.join(keys)}", stacklevel=2)
-        if "classifier.out_proj.weight" in self.unmatched_keys["missing"]:
-            raise BenchError(f"{path} has no classifier head (classifier.out_proj); it is not "
+        head = [k for k in self.unmatched_keys["missing"] if k.startswith("classifier.")]
+        if head:
+            raise BenchError(f"{path} has no classifier head ({', '.join(head)}); it is not "
                              "a trained ETHICS classifier")
         return model
 

@@ -145,3 +145,14 @@ def test_hub_format_model_gives_the_same_verdicts(tokenizer_dir: Path, tiny_clas
         from_file = EthicsClassifierJudge(weights=str(weights), tokenizer=str(tokenizer_dir),
                                           max_length=20, device="cpu").judge(items)
     assert [v.score for v in from_hub.judge(items)] == pytest.approx([v.score for v in from_file])
+
+
+def test_weights_with_a_named_config(tokenizer_dir: Path, tiny_classifier, tmp_path: Path) -> None:
+    weights, model = tiny_classifier
+    model.config.save_pretrained(tmp_path / "config")
+    with pytest.warns(UserWarning, match="unexpected"):
+        judge = EthicsClassifierJudge(weights=str(weights), config=str(tmp_path / "config"),
+                                      tokenizer=str(tokenizer_dir), max_length=20, device="cpu")
+        verdict = judge.judge([_item("t/0/0", "", "yes")])[0]
+    assert judge.unmatched_keys["missing"] == [] and verdict.status == "ok"
+    assert judge.describe()["settings"]["config"] == str(tmp_path / "config")

@@ -162,3 +162,27 @@ def test_images_are_found_in_the_shipped_datasets(tmp_path: Path, write_run, mak
     run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image=identifier)])
     session = AnnotationSession(run_dir, "ann")
     assert session.images[identifier] == photo
+
+
+def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make_sample,
+                                                 monkeypatch, capsys) -> None:
+    import argparse
+
+    from harness.judges.human import server
+
+    run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image="img-missing")])
+    seen: list[str] = []
+
+    def stop_at_once(self) -> None:
+        seen.append(self.url)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server._AnnotationServer, "serve_forever", stop_at_once)
+    parser = argparse.ArgumentParser()
+    server.add_arguments(parser)
+    args = parser.parse_args([str(run_dir), "--annotator", "alice", "--no-browser"])
+    assert server.run(args) == 0
+    printed = capsys.readouterr().out
+    assert seen and seen[0] in printed and "/" + seen[0].split("/")[3] + "/" in seen[0]
+    assert len(seen[0].split("/")[3]) >= 32  # the token: 24 random bytes, URL-safe
+    assert "1 image(s) not found" in printed and "0/1 labelled by 'alice'" in printed

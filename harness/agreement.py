@@ -30,7 +30,12 @@ from harness.judges.human.annotations import (
     read_samples,
     response_hash,
 )
-from harness.kappa import cluster_bootstrap_kappa, confusion_matrix, fleiss_kappa, fleiss_table
+from harness.kappa import (
+    cluster_bootstrap_fleiss,
+    cluster_bootstrap_kappa,
+    confusion_matrix,
+    fleiss_table,
+)
 from harness.metrics import cluster_bootstrap_ci
 
 SCHEMA_VERSION = 1
@@ -148,8 +153,10 @@ def compare_annotators(items: Sequence[Item], *, n_resamples: int = 2000,
     elif len(names) > 2:
         complete = [item for item in items if all(a in item.by_annotator for a in names)]
         table, _ = fleiss_table([[item.by_annotator[a] for a in names] for item in complete])
-        result.update(method="fleiss", n=len(complete),
-                      kappa=fleiss_kappa(table) if complete else None)
+        estimate = cluster_bootstrap_fleiss(table, [item.cluster for item in complete],
+                                            n_resamples=n_resamples, seed=seed)
+        result.update(method="fleiss", n=estimate.n, kappa=estimate.value,
+                      ci_low=estimate.ci_low, ci_high=estimate.ci_high)
     return result
 
 

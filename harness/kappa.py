@@ -143,3 +143,36 @@ def cluster_bootstrap_kappa(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(np.asarray(kappas), [alpha, 1.0 - alpha])
     return KappaEstimate(value, float(low), float(high), n)
+
+
+def cluster_bootstrap_fleiss(
+    counts: Sequence[Sequence[int]],
+    clusters: Sequence[str] | None = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> KappaEstimate:
+    """Fleiss' kappa with a percentile bootstrap CI that resamples whole clusters of items."""
+    table = np.asarray(counts, dtype=float)
+    n = int(table.shape[0]) if table.ndim == 2 else 0
+    if n == 0:
+        return KappaEstimate(None, None, None, 0)
+    value = fleiss_kappa(table.tolist())
+    names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError("items and clusters differ in length")
+    _, cluster_index = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    members = [np.flatnonzero(cluster_index == c) for c in range(int(cluster_index.max()) + 1)]
+    rng = np.random.default_rng(seed)
+    kappas: list[float] = []
+    for _ in range(n_resamples):
+        drawn = rng.integers(0, len(members), size=len(members))
+        kappa = fleiss_kappa(table[np.concatenate([members[c] for c in drawn])].tolist())
+        if kappa is not None:
+            kappas.append(kappa)
+    if len(kappas) < n_resamples / 2:
+        return KappaEstimate(value, None, None, n)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(np.asarray(kappas), [alpha, 1.0 - alpha])
+    return KappaEstimate(value, float(low), float(high), n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.kappa import (
+    cluster_bootstrap_fleiss,
     cluster_bootstrap_kappa,
     cohen_kappa,
     confusion_matrix,
@@ -87,3 +88,15 @@ def test_bootstrap_resamples_clusters_not_items() -> None:
                                     [y for y in b for _ in range(3)], n_resamples=300, seed=3)
     assert naive.ci_high - naive.ci_low < plain.ci_high - plain.ci_low
     assert plain.ci_low <= plain.value <= plain.ci_high
+
+
+def test_fleiss_bootstrap_brackets_the_estimate_and_honours_clusters() -> None:
+    table = [[3, 0], [2, 1], [0, 3], [1, 2], [3, 0], [0, 3], [2, 1], [1, 2]]
+    plain = cluster_bootstrap_fleiss(table, n_resamples=300, seed=1)
+    assert plain.value == pytest.approx(fleiss_kappa(table))
+    assert plain.ci_low <= plain.value <= plain.ci_high and plain.n == 8
+    doubled = cluster_bootstrap_fleiss([row for row in table for _ in range(2)],
+                                       [str(i) for i in range(8) for _ in range(2)],
+                                       n_resamples=300, seed=1)
+    assert (doubled.ci_low, doubled.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))
+    assert cluster_bootstrap_fleiss([]).value is None

@@ -72,6 +72,7 @@ def test_three_annotators_use_fleiss(labelled_run: Path) -> None:
     # Items 0-3 by all three: tables [3,0] [2,1] [0,3] [1,2]; P-bar = 2/3, pe = 1/2 -> 1/3.
     assert annotators["method"] == "fleiss" and annotators["n"] == 4
     assert annotators["kappa"] == pytest.approx(1 / 3)
+    assert annotators["ci_low"] <= annotators["kappa"] <= annotators["ci_high"]
     assert len(annotators["pairwise"]) == 3
     only_ab = agreement.compute_agreement(labelled_run, annotators=["a", "b"], n_resamples=200)
     assert only_ab["annotators"]["method"] == "cohen"

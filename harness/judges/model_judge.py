@@ -165,13 +165,13 @@ class ModelJudge(Judge):
 
     def build_request(self, item: JudgeInput) -> Request:
         """The judge model's request for one sample: rubric text with the images in place."""
+        from jinja2 import UndefinedError
+        from jinja2.exceptions import SecurityError
+
         untrusted = [item.prompt, item.response or "", item.ideal_answer or "",
                      item.expected or "", json.dumps(dict(item.doc), sort_keys=True, default=str)]
         boundary = fence_marker("quote", untrusted)
         image_slot = fence_marker("image", [boundary, *untrusted])
-        from jinja2 import UndefinedError
-        from jinja2.exceptions import SecurityError
-
         rubric = self.rubric_for(item)
         try:
             text = rubric.template.render(

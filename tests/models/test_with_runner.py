@@ -1,6 +1,6 @@
 """The new adapters through the whole pipeline: task -> runner -> judges -> run folder.
 
-These need the runner (harness/runner.py, from the core branch); until it is merged they skip.
+The two adapters and a card each run real tasks with the runner, the way a user's command does.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import runner
 from tests.models.chat_server import Server
-
-runner = pytest.importorskip("harness.runner", reason="the runner arrives with the core branch")
 
 
 def _samples(run_dir: Path) -> list[dict]:

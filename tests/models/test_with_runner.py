@@ -50,3 +50,20 @@ def test_a_served_model_runs_a_task_and_records_failures(server: Server, tmp_pat
     answers = _samples(healthy.run_dir)
     assert [s["response"] for s in answers] == [f"seed={s['seed']} images=1 STOP tail"
                                                 for s in answers]
+
+
+def test_one_command_puts_a_served_model_and_a_local_one_on_one_leaderboard(
+        server: Server, tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from harness.cli import main
+    from tests.models.tiny_vlms import build_tiny_llava
+
+    folder = build_tiny_llava(tmp_path / "tiny-llava")
+    common = ["--tasks", "morality_0shot", "--limit", "2", "--batch-size", "2", "--no-progress",
+              "--output-dir", str(tmp_path / "out")]
+    assert main(["--model", "vllm", "--model-args", f"base_url={server.url}", *common]) == 0
+    assert main(["--model", "hf", "--model-args",
+                 f"pretrained={folder},dtype=float32,device=cpu", *common]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "leaderboard.jsonl").read_text().splitlines()]
+    assert {row["model"] for row in rows} == {"vllm", "hf"}
+    assert all(row["task"] == "morality_0shot" and row["n"] == 2 for row in rows)

@@ -70,6 +70,11 @@ def test_request_body_maps_settings_seed_and_images(model, server: Server) -> No
     assert body["stop"] == ["\n"]
     sampled = next(b for b in server.bodies if b["seed"] == 5)
     assert sampled["temperature"] == 0.7 and "top_k" not in sampled  # top_k 0 means off
+    nucleus = GenerationSettings(max_new_tokens=4, temperature=1.0, top_k=40, top_p=0.9)
+    model.generate([Request("t/nucleus/0", _request("none").parts, nucleus, seed=99)])
+    body = next(b for b in server.bodies if b["seed"] == 99)
+    assert (body["top_p"], body["top_k"], body["temperature"]) == (0.9, 40, 1.0)
+    body = next(b for b in server.bodies if b["seed"] == 1234)
     content = body["messages"][-1]["content"]
     assert [c["type"] for c in content] == ["image_url", "text", "image_url", "text"]
     header, encoded = content[0]["image_url"]["url"].split(",", 1)

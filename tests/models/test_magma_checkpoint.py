@@ -152,3 +152,20 @@ def test_offline_hub_says_how_to_pass_a_local_file(monkeypatch):
     assert "\n" not in str(info.value)
     with pytest.raises(BenchError, match="does not exist"):
         ckpt.resolve_checkpoint("/nowhere/model.pt", "x/y", "model.pt")
+
+
+def test_tiny_twin_is_cached_and_its_tokenizer_matches_gpt2_layout(tiny_files, tiny_cache):
+    from harness.models.magma.checkpoint import load_tokenizer
+    from harness.models.magma.tiny import ensure_tiny
+
+    built = tiny_files[0].stat().st_mtime_ns
+    assert ensure_tiny(0, tiny_cache) == tiny_files
+    assert tiny_files[0].stat().st_mtime_ns == built  # found, not rebuilt
+    tok = load_tokenizer(str(tiny_files[1]), vocab_rows=10_000)
+    # as in GPT-2 + MAGMA: <|endoftext|> then <|image|> are the last two ids
+    assert tok.eos_token_id == len(tok) - 2
+    assert tok.convert_tokens_to_ids(ckpt.IMAGE_TOKEN) == len(tok) - 1
+    text = "Q: Do I help her? A: Yes, café 🙂"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text  # byte-level: any text
+    with pytest.raises(BenchError, match="embeds only"):
+        load_tokenizer(str(tiny_files[1]), vocab_rows=100)

@@ -189,3 +189,14 @@ def test_hub_download_falls_back_to_the_mirror(tiny_files, monkeypatch):
     asked.clear()
     assert ckpt.resolve_checkpoint("hf://someone/magma-ft/ft.pt", "x/y", "model.pt") == tiny_files[0]
     assert asked == [("someone/magma-ft", "ft.pt")]
+
+
+def test_pickled_objects_besides_tensors_are_refused_with_a_remedy(tmp_path):
+    import argparse
+
+    path = tmp_path / "deepspeed.pt"
+    torch.save({"module": {"lm.transformer.wte.weight": torch.zeros(2, 2)},
+                "args": argparse.Namespace(lr=1e-4)}, path)
+    with pytest.raises(BenchError, match="besides tensors.*keep only its weights") as info:
+        ckpt.read_checkpoint(path)
+    assert "\n" not in str(info.value)

@@ -14,6 +14,7 @@ This module does no tokenisation or sampling.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import zipfile
 from collections.abc import Mapping
@@ -104,7 +105,15 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             raise BenchError(f"{path} uses torch's pre-1.6 format, which cannot be memory-mapped; "
                              "re-save it with torch.save(torch.load(path), path)") from None
         raise BenchError(f"{path} is damaged or truncated ({reason}); download it again") from None
-    except Exception as exc:  # pickle errors of files that are not torch checkpoints at all
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise BenchError(f"{path} is not a torch checkpoint ({str(exc)[:120]}); pass MAGMA's model.pt") from None
+        # e.g. a DeepSpeed file that also pickles its training arguments: never unpickle code
+        raise BenchError(f"{path} holds Python objects besides tensors, which are not loaded for safety; "
+                         "if you trust it, keep only its weights: python -c \"import torch; "
+                         "torch.save({'module': torch.load('IN', weights_only=False)['module']}, 'OUT')\""
+                         ) from None
+    except Exception as exc:  # files that are not torch checkpoints at all
         raise BenchError(f"{path} is not a torch checkpoint ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); pass MAGMA's model.pt") from None
     if not isinstance(raw, Mapping):

@@ -10,8 +10,10 @@ plumbing (devices, DDP over ``accelerate launch`` processes, mixed precision, gr
 accumulation); gradient checkpointing is the language model's own.
 
 Every result depends only on the settings and the seed, not on the process count or the
-micro-batch size: data order and dropout masks are seeded per (epoch, step, slot), and each
-optimizer step's loss is the mean over all caption tokens of its whole batch.
+micro-batch size (up to float rounding): the data order is seeded per epoch, the image
+prefix's dropout mask per (step, example), and each optimizer step's loss is the mean over all
+caption tokens of its whole batch. (This holds while the language model has no dropout of its
+own, as MAGMA's has none.)
 
 Output folder: ``trained.safetensors`` + ``finetune.json`` (see
 ``harness.models.magma.finetuned``), ``loss.jsonl`` (one line per optimizer step),
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -183,11 +186,11 @@ def _caption_loss_module(view: FinetuneView) -> nn.Module:
             super().__init__()
             self.model = model
 
-        def forward(self, batch: Sequence[EncodedExample]) -> torch.Tensor:
-            device = next(p for p in self.model.parameters() if p.requires_grad).device
+        def forward(self, batch: Sequence[EncodedExample],
+                    dropout_seeds: Sequence[int] | None = None) -> torch.Tensor:
+            device = self.model.lm.get_input_embeddings().weight.device
             embed = self.model.lm.get_input_embeddings()
-            pixels = [seg for ex in batch for kind, seg in ex.segments if kind == "image"]
-            image_embeds = iter(self.model.image_prefix(torch.stack(pixels).to(device)))
+            image_embeds = iter(self._image_embeds(batch, dropout_seeds, device))
             rows, row_labels = [], []
             for example in batch:
                 pieces, piece_labels = [], []
@@ -217,6 +220,21 @@ def _caption_loss_module(view: FinetuneView) -> nn.Module:
             return nn.functional.cross_entropy(
                 logits[:, :-1].float().reshape(-1, logits.shape[-1]), shifted.reshape(-1),
                 ignore_index=IGNORE_INDEX, reduction="sum")
+
+        def _image_embeds(self, batch: Sequence[EncodedExample],
+                          dropout_seeds: Sequence[int] | None,
+                          device: torch.device) -> list[torch.Tensor]:
+            pixels = [[seg for kind, seg in ex.segments if kind == "image"] for ex in batch]
+            if dropout_seeds is None or not self.training:
+                flat = torch.stack([p for group in pixels for p in group]).to(device)
+                return list(self.model.image_prefix(flat))
+            # The image prefix's dropout mask is drawn per example from its own seed, so an
+            # example's update does not depend on which micro-batch or process it lands in.
+            embeds = []
+            for group, seed in zip(pixels, dropout_seeds):
+                torch.manual_seed(seed)
+                embeds.extend(self.model.image_prefix(torch.stack(group).to(device)))
+            return embeds
 
     return CaptionLoss(view.module)
 
@@ -325,7 +343,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
     process runs this with the same arguments and only the main process writes.
     """
     import torch
-    from accelerate import Accelerator, PartialState
+    from accelerate import Accelerator
     from safetensors.torch import load_file, save_file
 
     from harness.models.magma import finetuned
@@ -334,11 +352,13 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         raise BenchError("no training examples; check --task and --limit")
     if config.batch_size < 1 or config.epochs < 1:
         raise BenchError("--batch-size and --epochs must be at least 1")
-    world = PartialState().num_processes
+    # The Accelerator first: it reads the launcher's environment (ACCELERATE_USE_CPU too),
+    # which a bare PartialState() would not, and would then pin a single-process state.
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    world = accelerator.num_processes
     micro = config.micro_batch_size or math.ceil(config.batch_size / world)
     accumulation = math.ceil(config.batch_size / (micro * world))
-    accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                              gradient_accumulation_steps=accumulation)
+    accelerator.gradient_accumulation_steps = accumulation
     module = view.module
     fingerprint = finetuned.base_fingerprint(module)  # before anything trains or loads
     data_hash = examples_hash(examples)
@@ -430,9 +450,10 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
             # A process with nothing in this slot still runs a zero-weighted forward, so
             # every process takes part in each gradient all-reduce.
             weight = 1.0 if members else 0.0
-            torch.manual_seed(derive_seed(config.seed, "dropout", step, slot))
+            members = members or batch[:1]
             with accelerator.accumulate(model):
-                token_loss = model([encoded[i] for i in (members or batch[:1])])
+                token_loss = model([encoded[i] for i in members],
+                                   [derive_seed(config.seed, "dropout", step, i) for i in members])
                 # DDP averages over processes and accelerate divides by the accumulation:
                 # undo both, so the gradient is that of the mean over the batch's tokens.
                 accelerator.backward(token_loss * (weight * slots / n_tokens))
@@ -577,7 +598,8 @@ def _load_view(model_name: str, model_args: dict[str, Any]) -> tuple[Any, Finetu
     if "finetuned" in model_args:
         raise BenchError("finetune starts from the base model; drop finetuned= from --model-args")
     # One whole copy per process (DDP), never sharded or offloaded by device_map="auto".
-    model_args.setdefault("device_map", str(PartialState().device))
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    model_args.setdefault("device_map", str(PartialState(cpu=cpu).device))
     model = load_model(model_name, model_args)
     make_view = getattr(model, "finetune_view", None)
     if make_view is None:

@@ -1,0 +1,305 @@
+"""Finetuning MAGMA (harness.finetune + harness.models.magma.finetuned) on magma-tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.errors import BenchError
+from harness.finetune import (
+    IGNORE_INDEX,
+    FinetuneConfig,
+    TrainingExample,
+    _caption_loss_module,
+    caption_delimiter,
+    encode_example,
+    examples_from_requests,
+    lr_factor,
+    select_trainable,
+    train,
+)
+from harness.models.magma import finetuned
+from harness.types import Request, TextPart
+from tests import finetune_fixtures as fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+# 12 examples, batch 4: 3 optimizer steps per epoch, 12 in 4 epochs.
+CONFIG = FinetuneConfig(batch_size=4, epochs=4, seed=7)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: threads only contend on the shared 2-core machine (50x slower there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().clone() for name, t in
+            [*module.named_parameters(), *module.named_buffers()]}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One full 4-epoch run: (view after training, snapshot before, result, output dir)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    view = fixtures.tiny_view(seed=0)
+    before = _snapshot(view.module)
+    output = tmp_path_factory.mktemp("ft") / "full"
+    result = train(view, fixtures.examples(), CONFIG, output,
+                   {"base_model": "magma-tiny", "variant": "aligned"}, log=lambda _: None)
+    return view, before, result, output
+
+
+def _loglikelihoods(view, examples) -> list[float]:
+    """Summed log-likelihood of each example's caption tokens, in eval mode."""
+    loss = _caption_loss_module(view).eval()
+    with torch.no_grad():
+        return [-float(loss([encode_example(ex, view, mask_prompt=False)])) for ex in examples]
+
+
+def test_caption_delimiter_adds_one_space_unless_one_is_there():
+    assert caption_delimiter("Q: Do I help her?\nA:", "Yes.") == " "
+    assert caption_delimiter("Q: Do I help her?\nA: ", "Yes.") == ""
+    assert caption_delimiter("Q: Do I help her?\nA:", " Yes.") == ""
+    assert caption_delimiter("Q: x\nA:", "Yes.", preferred="\n") == "\n"
+
+
+def test_labels_cover_the_caption_and_only_the_answer_with_mask_prompt():
+    view = fixtures.tiny_view()
+    example = fixtures.examples(1)[0]
+    full = encode_example(example, view, mask_prompt=False)
+    masked = encode_example(example, view, mask_prompt=True)
+    kinds = [kind for kind, _ in full.segments]
+    assert kinds == ["image", "text", "text"]
+    prompt_ids, answer_ids = full.segments[1][1], full.segments[2][1]
+    assert prompt_ids == view.encode_text("Q: Do I help her cross the street?\nA:")
+    assert answer_ids == [*view.encode_text(" Yes, it is kind."), view.eos_token_id]
+    assert full.labels[1] == tuple(prompt_ids)
+    assert masked.labels[1] == (IGNORE_INDEX,) * len(prompt_ids)
+    assert full.n_label_tokens == len(prompt_ids) + len(answer_ids)
+    assert masked.n_label_tokens == len(answer_ids)
+
+
+def test_examples_come_from_generate_requests_with_a_target():
+    request = Request("t/1/0", (TextPart("Q: a?\nA:"),), target="No.")
+    (example,) = examples_from_requests([request], delimiter=" ")
+    assert (example.example_id, example.answer) == ("t/1/0", "No.")
+    with pytest.raises(BenchError, match="no ideal answer"):
+        examples_from_requests([replace(request, target=None)])
+    with pytest.raises(BenchError, match="generate_until"):
+        examples_from_requests([replace(request, continuations=(" Yes", " No"))])
+
+
+def test_only_adapters_projection_and_layernorm_train():
+    view = fixtures.tiny_view()
+    main, encoder = select_trainable(view.module, train_image_encoder=False)
+    assert encoder == []
+    assert all(".adapter" in n or n.startswith(("image_prefix.proj.", "image_prefix.ln."))
+               for n in main)
+    assert any(".adapter" in n for n in main) and "image_prefix.ln.weight" in main
+    trainable = {n for n, p in view.module.named_parameters() if p.requires_grad}
+    assert trainable == set(main)
+    _, encoder = select_trainable(view.module, train_image_encoder=True)
+    assert encoder and all(n.startswith("image_prefix.enc.") for n in encoder)
+
+
+def test_warmup_is_linear_then_constant():
+    assert [lr_factor(s, 4) for s in range(6)] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    assert lr_factor(0, 0) == 1.0
+
+
+def test_loss_falls_over_four_epochs(trained):
+    _, _, result, output = trained
+    assert result.finished and result.steps_done == 12
+    losses = result.losses
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05
+    records = [json.loads(line) for line in (output / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert [r["epoch"] for r in records] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert records[0]["lr"] == pytest.approx(8e-4 / 4)  # warmup: one epoch = 3 steps
+    assert records[3]["lr"] == pytest.approx(8e-4)
+    assert (output / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (output / "resume").exists()
+
+
+def test_frozen_parameters_are_unchanged_bit_for_bit(trained):
+    view, before, _, output = trained
+    saved = set(load_file(str(output / finetuned.WEIGHTS_FILE)))
+    after = _snapshot(view.module)
+    frozen = [name for name in before if name not in saved]
+    assert any(name.startswith("lm.transformer.h.0.attn") for name in frozen)
+    assert any(name.endswith("running_mean") for name in frozen)  # BatchNorm stats kept
+    for name in frozen:
+        assert torch.equal(before[name], after[name]), name
+    assert all(not torch.equal(before[name], after[name]) for name in saved)
+
+
+def test_saves_only_trained_parameters_with_fingerprint_and_config(trained):
+    view, _, _, output = trained
+    manifest = json.loads((output / finetuned.MANIFEST_FILE).read_text())
+    saved = load_file(str(output / finetuned.WEIGHTS_FILE))
+    assert set(saved) == {n for n, p in view.module.named_parameters()
+                          if ".adapter" in n or n.startswith(("image_prefix.proj",
+                                                              "image_prefix.ln"))}
+    total = sum(p.numel() for p in view.module.parameters())
+    assert sum(t.numel() for t in saved.values()) < total / 4
+    assert manifest["base_fingerprint"] == finetuned.base_fingerprint(
+        fixtures.tiny_view(seed=0).module)
+    assert manifest["config"]["batch_size"] == 4 and manifest["config"]["betas"] == [0.9, 0.95]
+    assert manifest["variant"] == "aligned" and manifest["examples"]["count"] == 12
+
+
+def test_reloaded_finetuned_model_gives_the_same_loglikelihoods(trained):
+    view, _, _, output = trained
+    examples = fixtures.examples()
+    in_memory = _loglikelihoods(view, examples)
+    fresh = fixtures.tiny_view(seed=0)
+    base = _loglikelihoods(fresh, examples)
+    info = finetuned.apply_finetuned(fresh.module, output)
+    reloaded = _loglikelihoods(fresh, examples)
+    assert reloaded == in_memory
+    assert base != reloaded
+    assert info.variant.startswith("aligned@")
+
+
+def test_weights_for_another_base_are_refused(trained):
+    _, _, _, output = trained
+    other = fixtures.tiny_view(seed=1)
+    with pytest.raises(BenchError, match="trained on another base model"):
+        finetuned.apply_finetuned(other.module, output)
+
+
+def test_fingerprint_ignores_the_dtype_the_base_was_loaded_in():
+    view = fixtures.tiny_view(seed=0)
+    as_float32 = finetuned.base_fingerprint(view.module)
+    assert finetuned.base_fingerprint(view.module.to(torch.bfloat16)) == as_float32
+
+
+def test_damaged_or_unfinished_output_is_a_clear_error(trained, tmp_path):
+    _, _, _, output = trained
+    view = fixtures.tiny_view(seed=0)
+    with pytest.raises(BenchError, match="no finetune.json"):
+        finetuned.apply_finetuned(view.module, tmp_path)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in (finetuned.MANIFEST_FILE, finetuned.WEIGHTS_FILE):
+        (copy / name).write_bytes((output / name).read_bytes())
+    with open(copy / finetuned.WEIGHTS_FILE, "r+b") as handle:
+        handle.seek(-4, os.SEEK_END)
+        handle.write(b"\0\0\0\0")
+    with pytest.raises(BenchError, match="does not match its manifest"):
+        finetuned.apply_finetuned(view.module, copy)
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_weights(trained, tmp_path):
+    _, _, full, full_output = trained
+    output = tmp_path / "resumed"
+    stopped = train(fixtures.tiny_view(), fixtures.examples(), replace(CONFIG, max_steps=5),
+                    output, {"variant": "aligned"}, log=lambda _: None)
+    assert not stopped.finished and (output / "resume" / "progress.json").is_file()
+    assert not (output / finetuned.MANIFEST_FILE).exists()
+    with pytest.raises(BenchError, match="unfinished run with other settings"):
+        train(fixtures.tiny_view(), fixtures.examples(), replace(CONFIG, lr=1e-3), output,
+              log=lambda _: None)
+    resumed = train(fixtures.tiny_view(), fixtures.examples(), CONFIG, output,
+                    {"variant": "aligned"}, log=lambda _: None)
+    assert resumed.finished and resumed.losses == full.losses
+    expected = load_file(str(full_output / finetuned.WEIGHTS_FILE))
+    got = load_file(str(output / finetuned.WEIGHTS_FILE))
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    again = train(fixtures.tiny_view(), fixtures.examples(), CONFIG, output, log=lambda _: None)
+    assert again.finished and again.losses == ()  # already done: nothing retrained
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    output = tmp_path_factory.mktemp("ft") / "one-epoch"
+    train(fixtures.tiny_view(), fixtures.examples(), replace(CONFIG, epochs=1), output,
+          log=lambda _: None)
+    return load_file(str(output / finetuned.WEIGHTS_FILE))
+
+
+def _assert_close(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
+    assert set(expected) == set(got)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_gradient_accumulation_gives_the_same_update(one_epoch, tmp_path):
+    output = tmp_path / "accumulated"
+    train(fixtures.tiny_view(), fixtures.examples(),
+          replace(CONFIG, epochs=1, micro_batch_size=1), output, log=lambda _: None)
+    _assert_close(one_epoch, load_file(str(output / finetuned.WEIGHTS_FILE)))
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_launch_trains_and_writes_one_output(one_epoch, tmp_path):
+    output = tmp_path / "ddp"
+    script = tmp_path / "launch_finetune.py"
+    script.write_text(
+        "import sys\nfrom dataclasses import replace\nfrom pathlib import Path\n"
+        "from harness.finetune import train\nfrom tests import finetune_fixtures as f\n"
+        "from tests.test_finetune import CONFIG\n"
+        "train(f.tiny_view(), f.examples(), replace(CONFIG, epochs=1), Path(sys.argv[1]))\n")
+    # Without MPI, `accelerate launch --cpu` starts one process; --multi_gpu with
+    # ACCELERATE_USE_CPU=1 starts two through torch's launcher, talking over gloo.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "ACCELERATE_USE_CPU": "1"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+         "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(script), str(output)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "finetune.json", "loss.jsonl", "loss.png", "trained.safetensors"]
+    assert len((output / "loss.jsonl").read_text().splitlines()) == 3  # once, not per process
+    assert json.loads((output / "finetune.json").read_text())["num_processes"] == 2
+    _assert_close(one_epoch, load_file(str(output / finetuned.WEIGHTS_FILE)))
+
+
+def test_finished_output_with_other_settings_is_refused(trained):
+    _, _, _, output = trained
+    with pytest.raises(BenchError, match="already holds a finished finetune run"):
+        train(fixtures.tiny_view(), fixtures.examples(), replace(CONFIG, epochs=5), output,
+              log=lambda _: None)
+
+
+def test_a_model_in_half_precision_needs_mixed_precision(tmp_path):
+    view = fixtures.tiny_view()
+    view.module.to(torch.bfloat16)
+    with pytest.raises(BenchError, match="--mixed-precision bf16"):
+        train(view, fixtures.examples(2), CONFIG, tmp_path / "x", log=lambda _: None)
+
+
+def test_example_without_an_image_is_refused():
+    view = fixtures.tiny_view()
+    example = TrainingExample("t/0/0", (TextPart("Q: a?\nA:"),), "No.")
+    with pytest.raises(BenchError, match="no image"):
+        encode_example(example, view, mask_prompt=False)

@@ -215,15 +215,19 @@ def resolve_checkpoint(checkpoint: str | None, hub_repo: str, hub_file: str,
         owner_name, _, hub_file = checkpoint[len("hf://"):].rpartition("/")
         repos = [owner_name]
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     failures = []
     for repo in repos:
         try:
             return Path(hf_hub_download(repo_id=repo, filename=hub_file))
-        except Exception as exc:  # offline, gated, missing: try the next mirror, then explain
+        except LocalEntryNotFoundError:  # no connection and no cached copy: mirrors fail too
+            raise BenchError(f"cannot reach the Hugging Face hub to download {repo}/{hub_file} (offline?); "
+                             "download it elsewhere and pass --model-args checkpoint=/path/to/model.pt") from None
+        except Exception as exc:  # missing, gated, renamed: try the next mirror, then explain
             failures.append(f"{repo}: {type(exc).__name__}")
-    raise BenchError(f"could not download {hub_file} from the Hugging Face hub ({'; '.join(failures)}); "
-                     "download it where the hub is reachable and pass --model-args checkpoint=/path/to/model.pt")
+    raise BenchError(f"could not download {hub_file} ({'; '.join(failures)}); download it elsewhere and "
+                     "pass --model-args checkpoint=/path/to/model.pt")
 
 
 def load_tokenizer(tokenizer: str | None, vocab_rows: int):  # -> PreTrainedTokenizerBase

@@ -18,6 +18,7 @@ from harness.errors import BenchError
 
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.scoring",
+    "finetune": "harness.finetune",
 }
 
 

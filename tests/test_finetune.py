@@ -18,7 +18,6 @@ from harness.finetune import (
     IGNORE_INDEX,
     FinetuneConfig,
     TrainingExample,
-    _caption_loss_module,
     caption_delimiter,
     encode_example,
     examples_from_requests,
@@ -60,23 +59,23 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One full 4-epoch run: (view after training, snapshot before, result, output dir)."""
+    """One full 4-epoch run: (adapter after training, snapshot before, result, output dir)."""
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
-    view = fixtures.tiny_view(seed=0)
+    model = fixtures.tiny_model(seed=0)
+    view = model.finetune_view()
     before = _snapshot(view.module)
     output = tmp_path_factory.mktemp("ft") / "full"
     result = train(view, fixtures.examples(), CONFIG, output,
                    {"base_model": "magma-tiny", "variant": "aligned"}, log=lambda _: None)
-    return view, before, result, output
+    return model, before, result, output
 
 
-def _loglikelihoods(view, examples) -> list[float]:
-    """Summed log-likelihood of each example's caption tokens, in eval mode."""
-    loss = _caption_loss_module(view).eval()
-    with torch.no_grad():
-        return [-float(loss([encode_example(ex, view, mask_prompt=False)])) for ex in examples]
+def _scoring_requests() -> list[Request]:
+    return [Request(ex.example_id, ex.parts, continuations=(" Yes, it is kind.",
+                                                            " No, it is wrong."))
+            for ex in fixtures.examples()]
 
 
 def test_caption_delimiter_adds_one_space_unless_one_is_there():
@@ -145,7 +144,8 @@ def test_loss_falls_over_four_epochs(trained):
 
 
 def test_frozen_parameters_are_unchanged_bit_for_bit(trained):
-    view, before, _, output = trained
+    model, before, _, output = trained
+    view = model.finetune_view()
     saved = set(load_file(str(output / finetuned.WEIGHTS_FILE)))
     after = _snapshot(view.module)
     frozen = [name for name in before if name not in saved]
@@ -157,7 +157,8 @@ def test_frozen_parameters_are_unchanged_bit_for_bit(trained):
 
 
 def test_saves_only_trained_parameters_with_fingerprint_and_config(trained):
-    view, _, _, output = trained
+    model, _, _, output = trained
+    view = model.finetune_view()
     manifest = json.loads((output / finetuned.MANIFEST_FILE).read_text())
     saved = load_file(str(output / finetuned.WEIGHTS_FILE))
     assert set(saved) == {n for n, p in view.module.named_parameters()
@@ -172,16 +173,18 @@ def test_saves_only_trained_parameters_with_fingerprint_and_config(trained):
 
 
 def test_reloaded_finetuned_model_gives_the_same_loglikelihoods(trained):
-    view, _, _, output = trained
-    examples = fixtures.examples()
-    in_memory = _loglikelihoods(view, examples)
-    fresh = fixtures.tiny_view(seed=0)
-    base = _loglikelihoods(fresh, examples)
-    info = finetuned.apply_finetuned(fresh.module, output)
-    reloaded = _loglikelihoods(fresh, examples)
+    in_memory_model, _, _, output = trained
+    requests = _scoring_requests()
+    in_memory = [r.loglikelihoods for r in in_memory_model.loglikelihood(requests)]
+    reloaded_model = fixtures.tiny_model(seed=0, finetuned=str(output))
+    reloaded = [r.loglikelihoods for r in reloaded_model.loglikelihood(requests)]
+    base_model = fixtures.tiny_model(seed=0)
+    base = [r.loglikelihoods for r in base_model.loglikelihood(requests)]
     assert reloaded == in_memory
     assert base != reloaded
-    assert info.variant.startswith("aligned@")
+    assert reloaded_model.variant.startswith("aligned@")
+    assert reloaded_model.describe()["variant"] == reloaded_model.variant
+    assert reloaded_model.fingerprint() != base_model.fingerprint()
 
 
 def test_weights_for_another_base_are_refused(trained):
@@ -189,6 +192,8 @@ def test_weights_for_another_base_are_refused(trained):
     other = fixtures.tiny_view(seed=1)
     with pytest.raises(BenchError, match="trained on another base model"):
         finetuned.apply_finetuned(other.module, output)
+    with pytest.raises(BenchError, match="trained on another base model"):
+        fixtures.tiny_model(seed=1, finetuned=str(output))
 
 
 def test_fingerprint_ignores_the_dtype_the_base_was_loaded_in():
@@ -303,3 +308,23 @@ def test_example_without_an_image_is_refused():
     example = TrainingExample("t/0/0", (TextPart("Q: a?\nA:"),), "No.")
     with pytest.raises(BenchError, match="no image"):
         encode_example(example, view, mask_prompt=False)
+
+
+@pytest.mark.slow
+def test_protocol_from_the_command_line_puts_base_and_finetuned_rows_side_by_side(tmp_path):
+    from harness.cli import main
+    from harness.leaderboard import read_rows
+
+    output = tmp_path / "ft"
+    assert main(["finetune", "--model", "magma-tiny", "--task", "morality_0shot_train",
+                 "--limit", "6", "--epochs", "1", "--batch-size", "4",
+                 "--output", str(output)]) == 0
+    manifest = json.loads((output / "finetune.json").read_text())
+    assert manifest["task"] == "morality_0shot_train" and manifest["examples"]["count"] == 6
+    for model_args in ([], ["--model-args", f"finetuned={output}"]):
+        assert main(["--model", "magma-tiny", *model_args, "--tasks", "morality_0shot_mc",
+                     "--limit", "3", "--output-dir", str(tmp_path / "runs")]) == 0
+    rows = read_rows(tmp_path / "runs" / "leaderboard.jsonl")
+    assert [row["variant"] for row in rows] == [None, manifest["variant"] + "@"
+                                                + manifest["weights_sha256"][:8]]
+    assert rows[0]["model_fingerprint"] != rows[1]["model_fingerprint"]

@@ -409,8 +409,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         optimizer.load_state_dict(torch.load(resume_dir / "optimizer.pt", weights_only=True))
 
     if config.gradient_checkpointing:
-        module.lm.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        _set_checkpointing(module.lm, True)
     module.train()
     for submodule in module.modules():
         # BatchNorm statistics are buffers, not trained parameters, and batch 8 is too small
@@ -508,10 +507,24 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         shutil.rmtree(resume_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
     if config.gradient_checkpointing:
-        module.lm.gradient_checkpointing_disable()
+        _set_checkpointing(module.lm, False)
     module.eval()
     return FinetuneResult(output, stop_step, total_steps, finished,
                           tuple(r["loss"] for r in records))
+
+
+def _set_checkpointing(lm: nn.Module, enabled: bool) -> None:
+    """The LM's own activation checkpointing, non-reentrant: the adapters inside the blocks
+    train while the blocks' own weights do not."""
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x
+        if enabled:
+            lm.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            lm.activation_checkpointing_disable()
+    elif enabled:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        lm.gradient_checkpointing_disable()
 
 
 def _versions() -> dict[str, str]:

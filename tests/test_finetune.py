@@ -328,3 +328,28 @@ def test_protocol_from_the_command_line_puts_base_and_finetuned_rows_side_by_sid
     assert [row["variant"] for row in rows] == [None, manifest["variant"] + "@"
                                                 + manifest["weights_sha256"][:8]]
     assert rows[0]["model_fingerprint"] != rows[1]["model_fingerprint"]
+
+
+def test_gradient_checkpointing_gives_the_same_update(one_epoch, tmp_path):
+    output = tmp_path / "checkpointed"
+    view = fixtures.tiny_view()
+    train(view, fixtures.examples(), replace(CONFIG, epochs=1, gradient_checkpointing=True),
+          output, log=lambda _: None)
+    lm = view.module.lm
+    flag = getattr(lm, "is_activation_checkpointing", None)
+    assert not (lm.is_gradient_checkpointing if flag is None else flag)  # off again after
+    _assert_close(one_epoch, load_file(str(output / finetuned.WEIGHTS_FILE)))
+
+
+def test_bf16_base_trains_float32_weights_under_mixed_precision(tmp_path):
+    view = fixtures.tiny_view()
+    view.module.to(torch.bfloat16)
+    before = _snapshot(view.module)
+    train(view, fixtures.examples(4), replace(CONFIG, epochs=1, mixed_precision="bf16"),
+          tmp_path / "bf16", log=lambda _: None)
+    saved = load_file(str(tmp_path / "bf16" / finetuned.WEIGHTS_FILE))
+    assert all(tensor.dtype == torch.float32 for tensor in saved.values())
+    parameters = dict(view.module.named_parameters())
+    frozen = [name for name in parameters if name not in saved]
+    assert all(parameters[name].dtype == torch.bfloat16 for name in frozen)
+    assert all(torch.equal(before[name], parameters[name]) for name in frozen)

@@ -182,19 +182,19 @@ def _caption_loss_module(view: FinetuneView) -> nn.Module:
     from torch import nn
 
     class CaptionLoss(nn.Module):
-        def __init__(self, model: nn.Module) -> None:
+        def __init__(self, model: Any) -> None:  # MagmaForCausalLM-like, see FinetuneView
             super().__init__()
             self.model = model
 
         def forward(self, batch: Sequence[EncodedExample],
                     dropout_seeds: Sequence[int] | None = None) -> torch.Tensor:
-            device = self.model.lm.get_input_embeddings().weight.device
             embed = self.model.lm.get_input_embeddings()
+            device = embed.weight.device
             image_embeds = iter(self._image_embeds(batch, dropout_seeds, device))
             rows, row_labels = [], []
             for example in batch:
                 pieces, piece_labels = [], []
-                for (kind, value), labels in zip(example.segments, example.labels):
+                for (kind, value), segment_labels in zip(example.segments, example.labels):
                     if kind == "image":
                         tokens = next(image_embeds)
                         pieces.append(tokens)
@@ -202,7 +202,7 @@ def _caption_loss_module(view: FinetuneView) -> nn.Module:
                     else:
                         ids = torch.tensor(value, dtype=torch.long, device=device)
                         pieces.append(embed(ids))
-                        piece_labels.append(torch.tensor(labels, dtype=torch.long))
+                        piece_labels.append(torch.tensor(segment_labels, dtype=torch.long))
                 rows.append(torch.cat([p.to(pieces[-1].dtype) for p in pieces]))
                 row_labels.append(torch.cat(piece_labels))
             length = max(row.shape[0] for row in rows)
@@ -359,7 +359,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
     micro = config.micro_batch_size or math.ceil(config.batch_size / world)
     accumulation = math.ceil(config.batch_size / (micro * world))
     accelerator.gradient_accumulation_steps = accumulation
-    module = view.module
+    module: Any = view.module  # MagmaForCausalLM-like: .lm and .image_prefix
     fingerprint = finetuned.base_fingerprint(module)  # before anything trains or loads
     data_hash = examples_hash(examples)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
@@ -369,12 +369,13 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
                 "base_fingerprint": fingerprint}
 
     if (output / finetuned.MANIFEST_FILE).is_file():
-        done = finetuned.read_manifest(output)
-        if {key: done.get(key) for key in identity} != identity:
+        finished_manifest = finetuned.read_manifest(output)
+        if {key: finished_manifest.get(key) for key in identity} != identity:
             raise BenchError(f"{output} already holds a finished finetune run with other "
                              "settings, data or base model; choose another --output")
-        log(f"{output}: already finished ({done['steps']} steps); nothing to do")
-        return FinetuneResult(output, done["steps"], total_steps, True, ())
+        steps = int(finished_manifest["steps"])
+        log(f"{output}: already finished ({steps} steps); nothing to do")
+        return FinetuneResult(output, steps, total_steps, True, ())
 
     main_names, encoder_names = select_trainable(module, config.train_image_encoder)
     parameters = dict(module.named_parameters())
@@ -513,7 +514,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
                           tuple(r["loss"] for r in records))
 
 
-def _set_checkpointing(lm: nn.Module, enabled: bool) -> None:
+def _set_checkpointing(lm: Any, enabled: bool) -> None:
     """The LM's own activation checkpointing, non-reentrant: the adapters inside the blocks
     train while the blocks' own weights do not."""
     if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x

@@ -160,8 +160,11 @@ def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: An
     if accounting.missing:
         raise BenchError(f"{path}: {len(accounting.missing)} missing key(s) "
                          f"({_listing(accounting.missing)}); the file is incomplete")
-    # ``.to`` returns the mmap'd tensor itself when the dtype already matches: no copy.
-    renamed = {target: _cast(state[key], torch_dtype) for key, target in accounting.mapped.items()}
+    plan = plan_devices(model, device_map, torch_dtype)
+    # Each tensor goes straight from the memory-mapped file to its device and dtype; on the CPU
+    # in the file's dtype ``.to`` returns the mmap'd tensor itself, so nothing is copied.
+    renamed = {target: _place(state[key], torch_dtype, _device_of(target, plan))
+               for key, target in accounting.mapped.items()}
     try:
         model.load_state_dict(renamed, strict=True, assign=True)
     except RuntimeError as exc:
@@ -170,33 +173,66 @@ def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: An
         raise BenchError(f"{path}: tensor shapes do not fit one MAGMA model ({detail[:200]})") from None
     model.reset_rotary_table()
     model.eval()
-    return dispatch(model, device_map, torch_dtype)
+    devices = set(plan.values())
+    if len(devices) == 1:
+        return model.to(devices.pop())
+    from accelerate import dispatch_model
+
+    return dispatch_model(model, device_map={name: _accelerate_device(d) for name, d in plan.items()})
 
 
-def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return tensor.to(dtype) if tensor.is_floating_point() else tensor
+def _place(tensor: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if not tensor.is_floating_point():
+        return tensor.to(device)
+    return tensor.to(device=device, dtype=dtype)
 
 
-def dispatch(model: MagmaForCausalLM, device_map: Any, dtype: torch.dtype) -> MagmaForCausalLM:
-    """Place the model: one device directly, or across GPUs and CPU with accelerate."""
-    if device_map == "auto" and not torch.cuda.is_available():
+def _device_of(name: str, plan: Mapping[str, torch.device]) -> torch.device:
+    """The device of the longest module prefix of ``name`` in ``plan`` ("" matches all)."""
+    parts = name.split(".")
+    for cut in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in plan:
+            return plan[prefix]
+    raise RuntimeError(f"device plan does not cover {name}")
+
+
+def _accelerate_device(device: torch.device) -> int | str:
+    return device.index if device.type == "cuda" and device.index is not None else str(device)
+
+
+def plan_devices(model: MagmaForCausalLM, device_map: Any, dtype: torch.dtype) -> dict[str, torch.device]:
+    """Module name -> device, decided on the meta model before any weight is read.
+
+    ``cpu`` / ``cuda`` / ``cuda:N`` put everything on one device; ``auto`` / ``balanced`` spread
+    the model over all GPUs (then CPU) with accelerate; a dict is an accelerate device map.
+    """
+    if device_map in ("auto", "balanced", "sequential") and not torch.cuda.is_available():
         device_map = "cpu"
     if isinstance(device_map, str) and device_map not in ("auto", "balanced", "sequential"):
-        return model.to(torch.device(device_map))
-    from accelerate import dispatch_model, infer_auto_device_map
-    from accelerate.utils import get_balanced_memory
-
-    no_split = ["GPTJBlock", "ImagePrefix"]
+        try:
+            device = torch.device(device_map)
+        except RuntimeError:
+            raise BenchError(f"device_map {device_map!r} is not a device; use cpu, cuda, cuda:N, auto "
+                             "or balanced") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BenchError("device_map asks for CUDA but no GPU is visible; use device_map=cpu")
+        return {"": device}
     if isinstance(device_map, str):
+        from accelerate import infer_auto_device_map
+        from accelerate.utils import get_balanced_memory
+
+        no_split = ["GPTJBlock", "ImagePrefix"]
         max_memory = None
         if device_map != "sequential":
             max_memory = get_balanced_memory(model, dtype=dtype, no_split_module_classes=no_split,
                                              low_zero=False)
         device_map = infer_auto_device_map(model, max_memory=max_memory, dtype=dtype,
                                            no_split_module_classes=no_split)
-    if set(device_map.values()) & {"disk"}:
-        raise BenchError("the model does not fit in GPU and CPU memory; use a machine with more memory")
-    return dispatch_model(model, device_map=device_map)
+    if "disk" in set(device_map.values()):
+        raise BenchError("MAGMA does not fit in GPU and CPU memory here; use a machine with more memory")
+    return {name: torch.device("cuda", d) if isinstance(d, int) else torch.device(d)
+            for name, d in device_map.items()}
 
 
 # --------------------------------------------------------------------------- downloads

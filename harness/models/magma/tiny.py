@@ -71,14 +71,14 @@ def train_tokenizer(directory: Path, vocab_size: int = 510) -> Any:
     return tok
 
 
-def random_state_dict(config: MagmaConfig, seed: int, dtype: torch.dtype = torch.float32
-                      ) -> dict[str, torch.Tensor]:
-    """Deterministic random weights for ``config`` under our parameter names."""
+def random_state_dict(config: MagmaConfig, seed: int, dtype: torch.dtype = torch.float32,
+                      device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Deterministic random weights for ``config`` under our parameter names (per device)."""
     from harness.models.magma.modeling import MagmaForCausalLM
 
     with torch.device("meta"):
         skeleton = MagmaForCausalLM(config)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for name, meta in skeleton.state_dict().items():
         state[name] = _random_like(name, meta, generator, dtype)
@@ -89,8 +89,8 @@ def _random_like(name: str, meta: torch.Tensor, generator: torch.Generator, dtyp
                  ) -> torch.Tensor:
     shape = tuple(meta.shape)
     if name.endswith("num_batches_tracked"):
-        return torch.zeros((), dtype=torch.long)
-    noise = torch.randn(shape, generator=generator)
+        return torch.zeros((), dtype=torch.long, device=generator.device)
+    noise = torch.randn(shape, generator=generator, device=generator.device)
     if name.endswith("running_var"):
         return (1.0 + 0.1 * noise.abs()).to(dtype)
     if name.endswith("running_mean") or ".bn" in name and name.endswith("bias"):

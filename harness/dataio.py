@@ -104,11 +104,10 @@ def load_split(
             dataset = dataset.map(lambda row: {"image": str(folder / row["image"])
                                                if row["image"] else None})
             dataset = dataset.cast_column("image", datasets.Image(decode=False))
-    elif folder is not None and not (folder / "dataset_info.json").exists() and not any(
-            folder.glob("*.py")) and not any(folder.glob("*/*.parquet")) and not any(
-            folder.glob("*.parquet")) and not (folder / "data").is_dir():
-        present = sorted(p.name for p in folder.iterdir() if p.suffix in (".jsonl", ".json", ".csv"))
-        raise BenchError(f"{folder}: no {split}.jsonl or {split}.csv (found {present or 'none'}); "
+    elif folder is not None and (present := sorted(
+            p.name for p in folder.iterdir() if p.suffix in (".jsonl", ".csv"))):
+        # Our flat format, but not this split (a Hugging Face folder keeps its data deeper).
+        raise BenchError(f"{folder}: no {split}.jsonl or {split}.csv (found {', '.join(present)}); "
                          "check the task's split names")
     else:
         try:

@@ -208,7 +208,7 @@ def test_import_datasets_from_repo_root_gets_hugging_face() -> None:
         check=True,
     )
     module_file, has_loader = result.stdout.split()
-    assert module_file != "None" and not Path(module_file).is_relative_to(REPO_ROOT)
+    assert module_file != "None" and not Path(module_file).is_relative_to(REPO_ROOT / "datasets")
     assert has_loader == "True"
 
 

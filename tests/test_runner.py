@@ -179,3 +179,12 @@ def test_unregistered_judge_object_and_default_judge(mini_tasks: Path, tmp_path:
 def test_judge_args_for_an_unused_judge(mini_tasks: Path, tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="unknown judge in --judge-args 'refrence'"):
         run(mini_tasks, tmp_path / "out", judge_args={"refrence": {"x": 1}})
+
+
+def test_progress_bars_do_not_change_results(mini_tasks: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = run(mini_tasks, tmp_path / "a", "random", tasks="morality_0shot", use_cache=False)
+    shown = run(mini_tasks, tmp_path / "b", "random", tasks="morality_0shot", use_cache=False,
+                progress=True)
+    assert "random: generate" in capsys.readouterr().err
+    assert [s.response for s in quiet.samples] == [s.response for s in shown.samples]

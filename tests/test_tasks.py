@@ -184,3 +184,24 @@ def test_ethics_cm_on_a_local_csv(tmp_path: Path) -> None:
     assert first.request.continuations == (" No", " Yes")
     assert first.gold == 1 and first.expected == "yes"  # label 1: wrong, so "yes, it was wrong"
     assert first.doc_id == "cm-0"
+
+
+def test_hugging_face_format_folder_goes_to_load_dataset(tmp_path: Path) -> None:
+    """A folder laid out like a hub dataset repo (parquet with an Image feature) loads as is."""
+    import datasets
+
+    pictures = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(3)]
+    table = datasets.Dataset.from_dict({"id": ["a", "b", "c"], "image": pictures,
+                                        "question": ["Q1", "Q2", "Q3"]})
+    table = table.cast_column("image", datasets.Image())
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "hub" / "data" / "test-00000-of-00001.parquet"))
+    docs = load_split(str(tmp_path / "hub"), "test")
+    assert [d["id"] for d in docs] == ["a", "b", "c"]
+    assert docs[2]["image"].getpixel((0, 0)) == (80, 0, 0)
+
+    broken = table.cast_column("image", datasets.Image(decode=False)).map(
+        lambda row: {"image": {"bytes": b"garbage", "path": None}} if row["id"] == "b" else row)
+    broken.to_parquet(str(tmp_path / "hub" / "data" / "test-00000-of-00001.parquet"))
+    with pytest.raises(BenchError, match=r"item b: image file <embedded bytes> is not an image"):
+        load_split(str(tmp_path / "hub"), "test")

@@ -45,7 +45,8 @@ _NO_OPENERS = (
 _YES_OPENERS = (
     "of course", "by all means", "why not", "yes", "yeah", "yep", "yup", "yea", "sure",
     "certainly", "absolutely", "definitely", "indeed", "surely", "okay", "ok", "always",
-    "gladly", "naturally", "obviously", "affirmative", "i agree",
+    "gladly", "naturally", "obviously", "affirmative", "i agree", "i think so", "i believe so",
+    "i guess so", "i suppose so",
 )
 _SUBJECT_MODAL = re.compile(
     r"^(?:i|you|we|one|they|people|everyone|everybody)\s+"

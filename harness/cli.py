@@ -18,6 +18,8 @@ from harness.errors import BenchError
 
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.scoring",
+    "annotate": "harness.judges.human.server",
+    "agreement": "harness.agreement",
     "finetune": "harness.finetune",
 }
 

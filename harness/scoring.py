@@ -84,6 +84,10 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
     judges = load_judges(judge_names, judge_args)
+    for judge in judges.values():
+        # Judges that read files kept in the run folder (hand labels) are told where it is.
+        if hasattr(judge, "use_run_dir"):
+            judge.use_run_dir(run_dir)
     needs_images = [t for t in results["tasks"]
                     if results["tasks"][t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images) if needs_images else {}

@@ -68,3 +68,32 @@ def test_score_errors(saved_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert "Did you mean 'sees-images'" in capsys.readouterr().err
     assert main(["score", str(tmp_path), "--judges", "reference"]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_score_with_human_reads_the_run_folders_labels(saved_run: Path) -> None:
+    """Hand labels written into the run folder become the ``human`` judge's verdicts."""
+    from harness.hashing import stable_hash
+
+    samples = [json.loads(line) for line in (saved_run / "samples.jsonl").read_text().splitlines()]
+    chosen = [s for s in samples if s["task"] == "morality_0shot"]
+    with (saved_run / "annotations.jsonl").open("w") as handle:
+        for index, sample in enumerate(chosen):
+            label = "aligned" if index % 2 == 0 else "misaligned"
+            handle.write(json.dumps({
+                "schema": 1, "annotator": "ann", "task": sample["task"], "doc_id": sample["doc_id"],
+                "repeat": sample["repeat"], "sample_key": sample["request_id"],
+                "response_hash": stable_hash({"response": sample["response"]}),
+                "label": label, "time": 0.0}) + "\n")
+
+    assert main(["score", str(saved_run), "--judges", "human"]) == 0
+
+    rescored = {s["request_id"]: s for s in
+                (json.loads(line) for line in (saved_run / "samples.jsonl").read_text().splitlines())}
+    for index, sample in enumerate(chosen):
+        verdict = rescored[sample["request_id"]]["verdicts"]["human"]
+        assert verdict["status"] == "ok"
+        assert verdict["aligned"] is (index % 2 == 0)
+    results = json.loads((saved_run / "results.json").read_text())
+    human = results["scores"]["morality_0shot"]["human"]
+    assert human["n_scored"] == len(chosen)
+    assert human["accuracy"] == pytest.approx(sum(1 for i in range(len(chosen)) if i % 2 == 0) / len(chosen))

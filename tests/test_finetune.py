@@ -353,3 +353,22 @@ def test_bf16_base_trains_float32_weights_under_mixed_precision(tmp_path):
     frozen = [name for name in parameters if name not in saved]
     assert all(parameters[name].dtype == torch.bfloat16 for name in frozen)
     assert all(torch.equal(before[name], parameters[name]) for name in frozen)
+
+
+def test_image_encoder_trains_at_its_own_learning_rate(tmp_path):
+    view = fixtures.tiny_view()
+    before = _snapshot(view.module)
+    config = replace(CONFIG, epochs=1, train_image_encoder=True)
+    train(view, fixtures.examples(4), config, tmp_path / "enc", log=lambda _: None)
+    saved = load_file(str(tmp_path / "enc" / finetuned.WEIGHTS_FILE))
+    after = dict(view.module.named_parameters())
+
+    def largest_change(prefix: str) -> float:
+        return max(float((after[n].detach() - before[n]).abs().max())
+                   for n in saved if n.startswith(prefix))
+
+    # One AdamW step moves each weight by about lr x the warmup factor (1/2 here), give or
+    # take float32 rounding (an ulp of a BatchNorm weight near 1 is 1.2e-7).
+    assert 0 < largest_change("image_prefix.enc.") <= 2e-6 / 2 * 1.5
+    assert largest_change("image_prefix.proj.") == pytest.approx(8e-4 / 2, rel=0.01)
+    assert all(torch.equal(before[n], t) for n, t in view.module.named_buffers())

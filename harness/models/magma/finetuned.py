@@ -185,7 +185,7 @@ def magma_view(model: nn.Module, tokenizer: Any, image_pixels: Any) -> Any:
 
     Text is tokenised as the adapter does for prompts: no BOS or EOS added.
     """
-    from harness.finetune import FinetuneView
+    from harness.finetune_data import FinetuneView
 
     def encode_text(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -493,6 +493,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = {"base_model": args.model, "base_model_args": model_args, "task": args.task,
                 "variant": args.variant}
     result = train(view, examples, config, args.output, manifest)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0 if result.finished else 3
     if not result.finished:
         print(f"stopped after step {result.steps_done} of {result.total_steps}; rerun the same "
               "command without --max-steps to finish", file=sys.stderr)

@@ -264,29 +264,30 @@ def test_gradient_accumulation_gives_the_same_update(one_epoch, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_launch_trains_and_writes_one_output(one_epoch, tmp_path):
-    output = tmp_path / "ddp"
-    script = tmp_path / "launch_finetune.py"
-    script.write_text(
-        "import sys\nfrom dataclasses import replace\nfrom pathlib import Path\n"
-        "from harness.finetune import train\nfrom tests import finetune_fixtures as f\n"
-        "from tests.test_finetune import CONFIG\n"
-        "train(f.tiny_view(), f.examples(), replace(CONFIG, epochs=1), Path(sys.argv[1]))\n")
+def test_two_process_accelerate_launch_trains_and_writes_one_output(tmp_path):
+    from harness.cli import main
+
+    flags = ["finetune", "--model", "magma-tiny", "--task", "morality_0shot_train", "--limit",
+             "8", "--epochs", "1", "--batch-size", "4", "--output"]
+    assert main([*flags, str(tmp_path / "one")]) == 0
     # Without MPI, `accelerate launch --cpu` starts one process; --multi_gpu with
     # ACCELERATE_USE_CPU=1 starts two through torch's launcher, talking over gloo.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
            "ACCELERATE_USE_CPU": "1"}
+    output = tmp_path / "ddp"
     launched = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
          "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(script), str(output)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+         str(ROOT / "run_bench.py"), *flags, str(output)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert sorted(p.name for p in output.iterdir()) == [
         "finetune.json", "loss.jsonl", "loss.png", "trained.safetensors"]
-    assert len((output / "loss.jsonl").read_text().splitlines()) == 3  # once, not per process
+    assert len((output / "loss.jsonl").read_text().splitlines()) == 2  # once, not per process
+    assert launched.stdout.count("finetuned weights in") == 1
     assert json.loads((output / "finetune.json").read_text())["num_processes"] == 2
-    _assert_close(one_epoch, load_file(str(output / finetuned.WEIGHTS_FILE)))
+    _assert_close(load_file(str(tmp_path / "one" / finetuned.WEIGHTS_FILE)),
+                  load_file(str(output / finetuned.WEIGHTS_FILE)))
 
 
 def test_finished_output_with_other_settings_is_refused(trained):

@@ -150,6 +150,12 @@ def caption_loss_module(view: FinetuneView) -> nn.Module:
                 rows.append(torch.cat([p.to(pieces[-1].dtype) for p in pieces]))
                 row_labels.append(torch.cat(piece_labels))
             length = max(row.shape[0] for row in rows)
+            limit = getattr(self.model.lm.config, "n_positions", None)
+            if limit is not None and length > limit:
+                too_long = [ex.example_id for ex, row in zip(batch, rows) if row.shape[0] > limit]
+                raise BenchError(f"{', '.join(too_long)}: longer than the model's {limit} "
+                                 "positions (image tokens included); shorten the prompt or "
+                                 "answer, or leave the item out")
             # Right padding: causal attention never lets a real token see the pads after it.
             inputs = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype,
                                  device=device)

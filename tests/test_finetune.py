@@ -373,3 +373,23 @@ def test_image_encoder_trains_at_its_own_learning_rate(tmp_path):
     assert 0 < largest_change("image_prefix.enc.") <= 2e-6 / 2 * 1.5
     assert largest_change("image_prefix.proj.") == pytest.approx(8e-4 / 2, rel=0.01)
     assert all(torch.equal(before[n], t) for n, t in view.module.named_buffers())
+
+
+def test_prompts_with_several_images_and_overlong_examples():
+    from harness.finetune_data import caption_loss_module
+
+    view = fixtures.tiny_view()
+    first, second = fixtures.examples(2)
+    demo = TrainingExample("t/2/0", (*first.parts, TextPart(" Yes, it is kind.\n"),
+                                     *second.parts), second.answer)
+    encoded = encode_example(demo, view, mask_prompt=True)
+    assert [kind for kind, _ in encoded.segments] == [
+        "image", "text", "text", "image", "text", "text"]
+    assert encoded.n_label_tokens == len(encoded.segments[-1][1])  # answer + EOS only
+    loss = caption_loss_module(view).eval()
+    with torch.no_grad():
+        assert float(loss([encoded])) > 0
+    limit = view.module.lm.config.n_positions
+    long = TrainingExample("t/3/0", first.parts, "no " * limit)
+    with pytest.raises(BenchError, match="t/3/0: longer than the model's"):
+        loss([encode_example(long, view, mask_prompt=False)])

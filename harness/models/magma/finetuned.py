@@ -64,8 +64,10 @@ def base_fingerprint(module: nn.Module) -> str:
         flat = tensor.detach().reshape(-1)
         count = flat.numel()
         if count > _SAMPLES_PER_TENSOR:
-            index = torch.linspace(0, count - 1, _SAMPLES_PER_TENSOR, device=flat.device).long()
-            flat = flat[index]
+            # Integer positions computed on the CPU: the same on every device (a float
+            # linspace over 67 M elements rounds differently on CPU and GPU).
+            index = torch.arange(_SAMPLES_PER_TENSOR) * (count - 1) // (_SAMPLES_PER_TENSOR - 1)
+            flat = flat[index.to(flat.device)]
         sample = flat.to(torch.bfloat16).to(torch.float32).cpu()
         digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
         digest.update(sample.numpy().tobytes())

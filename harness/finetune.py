@@ -236,6 +236,11 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         parameters[name].data = parameters[name].data.float()
 
     resume_dir = output / RESUME_DIR
+    staging = output / (RESUME_DIR + ".tmp")
+    if accelerator.is_main_process and not resume_dir.exists() and (
+            staging / "progress.json").is_file():
+        staging.replace(resume_dir)  # interrupted between dropping the old state and the rename
+    accelerator.wait_for_everyone()
     start_step = 0
     if (resume_dir / "progress.json").is_file():
         progress = json.loads((resume_dir / "progress.json").read_text())
@@ -324,7 +329,6 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         done = step + 1
         if done < total_steps and (done % save_every == 0 or done == stop_step):
             if accelerator.is_main_process:
-                staging = output / (RESUME_DIR + ".tmp")
                 shutil.rmtree(staging, ignore_errors=True)
                 staging.mkdir()
                 save_file({n: parameters[n].detach().cpu().contiguous()

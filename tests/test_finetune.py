@@ -226,6 +226,8 @@ def test_interrupted_run_resumes_to_the_same_weights(trained, tmp_path):
                     output, {"variant": "aligned"}, log=lambda _: None)
     assert not stopped.finished and (output / "resume" / "progress.json").is_file()
     assert not (output / finetuned.MANIFEST_FILE).exists()
+    # As if killed between removing the old resume state and renaming the new one into place.
+    (output / "resume").rename(output / "resume.tmp")
     with pytest.raises(BenchError, match="unfinished run with other settings"):
         train(fixtures.tiny_view(), fixtures.examples(), replace(CONFIG, lr=1e-3), output,
               log=lambda _: None)

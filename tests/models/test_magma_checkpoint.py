@@ -152,3 +152,40 @@ def test_offline_hub_says_how_to_pass_a_local_file(monkeypatch):
     assert "\n" not in str(info.value)
     with pytest.raises(BenchError, match="does not exist"):
         ckpt.resolve_checkpoint("/nowhere/model.pt", "x/y", "model.pt")
+
+
+def test_tiny_twin_is_cached_and_its_tokenizer_matches_gpt2_layout(tiny_files, tiny_cache):
+    from harness.models.magma.checkpoint import load_tokenizer
+    from harness.models.magma.tiny import ensure_tiny
+
+    built = tiny_files[0].stat().st_mtime_ns
+    assert ensure_tiny(0, tiny_cache) == tiny_files
+    assert tiny_files[0].stat().st_mtime_ns == built  # found, not rebuilt
+    tok = load_tokenizer(str(tiny_files[1]), vocab_rows=10_000)
+    # as in GPT-2 + MAGMA: <|endoftext|> then <|image|> are the last two ids
+    assert tok.eos_token_id == len(tok) - 2
+    assert tok.convert_tokens_to_ids(ckpt.IMAGE_TOKEN) == len(tok) - 1
+    text = "Q: Do I help her? A: Yes, café 🙂"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text  # byte-level: any text
+    with pytest.raises(BenchError, match="embeds only"):
+        load_tokenizer(str(tiny_files[1]), vocab_rows=100)
+
+
+def test_hub_download_falls_back_to_the_mirror(tiny_files, monkeypatch):
+    import huggingface_hub
+
+    asked = []
+
+    def fake_download(repo_id: str, filename: str) -> str:
+        asked.append((repo_id, filename))
+        if repo_id == "Aleph-Alpha/magma-research":
+            raise huggingface_hub.errors.GatedRepoError("gated")
+        return str(tiny_files[0])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    path = ckpt.resolve_checkpoint(None, "Aleph-Alpha/magma-research", "model.pt", ("osanseviero/magma",))
+    assert path == tiny_files[0]
+    assert asked == [("Aleph-Alpha/magma-research", "model.pt"), ("osanseviero/magma", "model.pt")]
+    asked.clear()
+    assert ckpt.resolve_checkpoint("hf://someone/magma-ft/ft.pt", "x/y", "model.pt") == tiny_files[0]
+    assert asked == [("someone/magma-ft", "ft.pt")]

@@ -19,6 +19,7 @@ This module builds modules only: no file reading, tokenisation or sampling here.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
@@ -153,8 +154,8 @@ class MagmaForCausalLM(nn.Module):
         self.lm.transformer.wte = nn.Embedding(config.vocab_rows, config.hidden_size)
         if config.adapter_bottleneck:
             for block in self.lm.transformer.h:
-                block.mlp = nn.Sequential(block.mlp,
-                                          BottleneckAdapter(config.hidden_size, config.adapter_bottleneck))
+                mlp = cast(nn.Module, block.mlp)
+                block.mlp = nn.Sequential(mlp, BottleneckAdapter(config.hidden_size, config.adapter_bottleneck))
         self.image_prefix = ImagePrefix(config)
 
     @property
@@ -184,4 +185,5 @@ class MagmaForCausalLM(nn.Module):
 
         rotary = self.lm.transformer.rotary_emb
         table = create_sinusoidal_positions(rotary.max_positions, rotary.pos_embd_dim)
-        rotary.embed_positions = table.to(self.word_embedding.weight.device)
+        rotary.register_buffer("embed_positions", table.to(self.word_embedding.weight.device),
+                               persistent=False)

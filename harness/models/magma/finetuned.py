@@ -44,15 +44,15 @@ class FinetunedInfo:
 def base_fingerprint(module: nn.Module) -> str:
     """A fingerprint of a model's weights that ignores the dtype it was loaded in.
 
-    Hashes every parameter's and buffer's name and shape and a strided sample of its values
+    Hashes every state-dict entry's name and shape (parameters and persistent buffers such
+    as BatchNorm statistics; not tables the code recomputes) and a strided sample of its values
     rounded to bfloat16, so the same checkpoint loaded in float16, bfloat16 or float32 gives
     the same fingerprint, and another checkpoint (or a model that was already finetuned) a
     different one. Call it on the base model *before* any training or loading of trained
     weights.
     """
     digest = hashlib.sha256()
-    tensors = [*module.named_parameters(), *module.named_buffers()]
-    for name, tensor in sorted(tensors, key=lambda item: item[0]):
+    for name, tensor in sorted(module.state_dict(keep_vars=True).items()):
         if not tensor.is_floating_point():
             continue  # integer buffers (e.g. BatchNorm's batch counter) are not weights
         if tensor.device.type == "meta":

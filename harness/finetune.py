@@ -203,6 +203,12 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
     # The Accelerator first: it reads the launcher's environment (ACCELERATE_USE_CPU too),
     # which a bare PartialState() would not, and would then pin a single-process state.
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    kind = accelerator.distributed_type.value
+    if kind in ("DEEPSPEED", "FSDP", "XLA", "MEGATRON_LM"):
+        # DeepSpeed / FSDP scale losses and shard parameters their own way; the per-token
+        # loss normalisation below assumes plain data parallelism.
+        raise BenchError(f"finetune runs on one device or with data parallelism (DDP), not "
+                         f"{kind}; launch with --multi_gpu or a single process")
     world = accelerator.num_processes
     micro = config.micro_batch_size or math.ceil(config.batch_size / world)
     accumulation = math.ceil(config.batch_size / (micro * world))

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "harness.scoring",
     "annotate": "harness.judges.human.server",
     "agreement": "harness.agreement",
+    "finetune": "harness.finetune",
 }
 
 

@@ -109,6 +109,14 @@ def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]
     return judges
 
 
+def bind_tasks(judges: Iterable[Any], metadata_by_task: Mapping[str, Mapping[str, Any]]) -> None:
+    """Hand each judge that takes per-task settings the tasks' YAML metadata."""
+    for judge in judges:
+        hook = getattr(judge, "bind_tasks", None)
+        if hook is not None:
+            hook(metadata_by_task)
+
+
 def _run_name(model: Any, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
               limit: int | float | None) -> str:
     identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
@@ -232,6 +240,7 @@ def evaluate(
     given_objs = {j.registry_name: j for j in judge_list or () if not isinstance(j, str)}
     wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
+    bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
 
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}

@@ -73,7 +73,7 @@ def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
             output_dir: Path | None = None, leaderboard: bool = True) -> dict[str, Any]:
     """Add ``judge_names``' verdicts to a saved run; returns the new results."""
-    from harness.runner import load_judges
+    from harness.runner import bind_tasks, load_judges
 
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
@@ -88,6 +88,8 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
         # Judges that read files kept in the run folder (hand labels) are told where it is.
         if hasattr(judge, "use_run_dir"):
             judge.use_run_dir(run_dir)
+    bind_tasks(judges.values(), {name: info["config"].get("metadata") or {}
+                                 for name, info in results["tasks"].items()})
     needs_images = [t for t in results["tasks"]
                     if results["tasks"][t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images) if needs_images else {}

@@ -6,7 +6,7 @@ A judge turns ``JudgeInput``s into ``Verdict``s. It never knows how a response w
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.hashing import stable_hash
@@ -23,6 +23,13 @@ class Judge(ABC):
     @abstractmethod
     def judge(self, inputs: Sequence[JudgeInput]) -> list[Verdict]:
         """One verdict per input, in order."""
+
+    def bind_tasks(self, metadata_by_task: Mapping[str, Mapping[str, Any]]) -> None:
+        """Called once per run, before judging, with each task's YAML ``metadata``.
+
+        Lets a judge take per-task settings that a task declares (e.g. its rubric). The
+        default takes none.
+        """
 
     def settings(self) -> dict[str, Any]:
         return dict(self.init_args)

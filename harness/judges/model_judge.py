@@ -128,6 +128,7 @@ class ModelJudge(Judge):
         named = dict(rubric) if isinstance(rubric, Mapping) else {"default": rubric}
         named.setdefault("default", "default")
         self.rubrics = {task: self._compile(str(name)) for task, name in named.items()}
+        self._named_by_user = set(named) - {"default"}
         try:
             self.pattern = re.compile(pattern)
         except re.error as exc:
@@ -156,6 +157,13 @@ class ModelJudge(Judge):
             raise BenchError(f"{path}: the rubric must fence quoted text between "
                              "lines carrying {{ boundary }}, so the text cannot forge them")
         return Rubric(name, path, source, template)
+
+    def bind_tasks(self, metadata_by_task: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take each task's ``metadata.rubric`` unless the judge's arguments named one for it."""
+        for task, metadata in metadata_by_task.items():
+            name = metadata.get("rubric")
+            if name and task not in self._named_by_user:
+                self.rubrics[task] = self._compile(str(name))
 
     def rubric_for(self, item: JudgeInput) -> Rubric:
         task = item.sample_key.split("/", 1)[0]

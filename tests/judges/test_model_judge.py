@@ -131,3 +131,31 @@ def test_rubric_files_and_their_checks(tmp_path: Path) -> None:
     strict.write_text("{{ boundary }} {{ no_such_variable }}")
     with pytest.raises(BenchError, match="no_such_variable"):
         _judge(rubric=str(strict)).build_request(_item("t/0/0", "x"))
+
+
+def test_a_task_names_its_rubric_in_its_yaml_metadata(tmp_path: Path) -> None:
+    """``metadata.rubric`` in a task YAML reaches the vlm-judge through the runner."""
+    from harness import evaluate
+
+    rubric = tmp_path / "strict.jinja"
+    rubric.write_text("{{ images }}STRICT RUBRIC\n{{ boundary }} ANSWER\n{{ response }}\n"
+                      "{{ boundary }} END\nGRADE:")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "strict.yaml").write_text(
+        "task: morality_strict\ninclude: " + str(Path("tasks/morality/morality_0shot.yaml").resolve())
+        + f"\nmetadata:\n  version: 1\n  rubric: {rubric}\n")
+    ScriptedJudgeModel.seen.clear()
+    result = evaluate("always-yes", "morality_strict,morality_0shot", ["vlm-judge"],
+                      judge_args={"vlm-judge": {"model": "scripted-judge"}},
+                      include_paths=[str(tasks)], output_dir=tmp_path / "out", limit=2)
+    by_task: dict[str, set[bool]] = {}
+    for request in ScriptedJudgeModel.seen:
+        by_task.setdefault(request.request_id.split("/")[1], set()).add("STRICT RUBRIC" in request.text)
+    assert by_task == {"morality_strict": {True}, "morality_0shot": {False}}
+    # An explicit per-task rubric in the judge's arguments wins over the YAML's.
+    judge = load_judge("vlm-judge", {"model": "scripted-judge",
+                                     "rubric": {"morality_strict": "default"}})
+    judge.bind_tasks({"morality_strict": {"rubric": str(rubric)}})
+    assert judge.rubric_for(_item("morality_strict/0/0", "Yes.")).name == "default"
+    assert result.scores["morality_strict"]["vlm-judge"]["n"] == 2

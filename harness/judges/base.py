@@ -30,6 +30,7 @@ class Judge(ABC):
         Lets a judge take per-task settings that a task declares (e.g. its rubric). The
         default takes none.
         """
+        return None
 
     def settings(self) -> dict[str, Any]:
         return dict(self.init_args)

@@ -86,9 +86,12 @@ def test_small_difference_is_not_significant(tmp_path: Path,
     # 4 pairs favour B, 1 favours A: p = 2 * P(X <= 1 | n=5) = 12/32.
     a = write_run(tmp_path, "a", lambda i, q: (i, q) == (0, 0) or q == 2)
     b = write_run(tmp_path, "b", lambda i, q: (q == 0 and i in (1, 2, 3, 4)) or q == 2)
-    c = compare_json(capsys, str(a), str(b))["comparisons"][0]
+    result = compare_json(capsys, str(a), str(b))
+    c = result["comparisons"][0]
     assert (c["only_a"], c["only_b"]) == (1, 4)
     assert c["p_value"] == pytest.approx(12 / 32)
+    assert c["difference"] == pytest.approx(-3 / 36)
+    assert "no significant difference at 95%" in result["verdicts"][0]
 
 
 def test_unscored_items_are_left_out_and_counted(tmp_path: Path,

@@ -22,7 +22,7 @@ from typing import Any
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.metrics import mcnemar_exact, paired_bootstrap_diff
 
-DEFAULT_OUTPUT_DIR = "results"
+DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.cli)
 ALL_TASKS = "(all tasks)"
 SampleKey = tuple[str, str, int]
 
@@ -197,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_b", metavar="RUN_B", help="the run to compare against")
     parser.add_argument("--judge", "--judges", action="append", metavar="J",
                         help="compare under these judges only (default: every shared judge)")
-    parser.add_argument("--output-dir", "--output_dir", default=DEFAULT_OUTPUT_DIR,
+    parser.add_argument("--output-dir", "--output_dir", "--output-path", "--output_path",
+                        dest="output_dir", default=DEFAULT_OUTPUT_DIR,
                         help="where run names are looked up (default: %(default)s)")
     parser.add_argument("--n-resamples", type=int, default=2000,
                         help="bootstrap resamples (default: %(default)s)")

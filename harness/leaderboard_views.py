@@ -29,7 +29,7 @@ from typing import Any
 from harness.errors import BenchError, unknown
 from harness.leaderboard import DamagedLine, read_rows_checked
 
-DEFAULT_OUTPUT_DIR = "results"
+DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.cli)
 FORMATS = ("table", "markdown", "csv", "html")
 VIEWS = ("rows", "paper")
 ENTRY_KEY = ("model", "variant", "task", "shots", "split", "judge", "seed")
@@ -374,7 +374,8 @@ def render_html(views: Sequence[TableView], rows: Sequence[Mapping[str, Any]], *
 # -- the sub-command ------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", "--output_dir", default=DEFAULT_OUTPUT_DIR,
+    parser.add_argument("--output-dir", "--output_dir", "--output-path", "--output_path",
+                        dest="output_dir", default=DEFAULT_OUTPUT_DIR,
                         help="folder holding leaderboard.jsonl (default: %(default)s)")
     parser.add_argument("--task", "--tasks", action="append", metavar="T",
                         help="only these tasks (repeat or comma-separate)")

@@ -295,11 +295,10 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
             shots = sorted(by_shots)
             # Dodge each line a little so that CI bars at the same shot count do not overlap.
             xs = [s + 0.06 * (index - (len(lines) - 1) / 2) for s in shots]
-            ys = [100 * by_shots[s]["accuracy"] for s in shots]
-            low = [y - 100 * (by_shots[s].get("ci_low") if by_shots[s].get("ci_low") is not None
-                              else by_shots[s]["accuracy"]) for s, y in zip(shots, ys)]
-            high = [100 * (by_shots[s].get("ci_high") if by_shots[s].get("ci_high") is not None
-                           else by_shots[s]["accuracy"]) - y for s, y in zip(shots, ys)]
+            ys = [100 * float(by_shots[s]["accuracy"]) for s in shots]
+            # Bars never go negative, even for a row whose CI does not contain its value.
+            low = [max(0.0, y - 100 * _bound(by_shots[s], "ci_low")) for s, y in zip(shots, ys)]
+            high = [max(0.0, 100 * _bound(by_shots[s], "ci_high") - y) for s, y in zip(shots, ys)]
             # "$" would switch matplotlib into mathtext, which can fail on a model's name.
             axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4,
                           label=label.replace("$", r"\$"))
@@ -315,6 +314,12 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _bound(row: Mapping[str, Any], key: str) -> float:
+    """A CI bound of ``row``, or its accuracy where the bound is missing."""
+    value = row.get(key)
+    return float(value if isinstance(value, (int, float)) else row["accuracy"])
 
 
 PAGE_TEMPLATE = """<!DOCTYPE html>

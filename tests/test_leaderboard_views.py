@@ -171,3 +171,10 @@ def test_rows_missing_fields_survive_every_format(tmp_path: Path,
     for fmt in ("table", "markdown", "csv"):
         assert run_leaderboard("--output-dir", str(tmp_path), "--format", fmt) == 0
         assert "bare" in capsys.readouterr().out
+
+
+def test_plot_survives_missing_or_inconsistent_ci() -> None:
+    rows = [make_row("m", "", "t", 0, "train", "j", 0.5, ci_low=None, ci_high=None),
+            make_row("m", "", "t", 1, "train", "j", 0.5, ci_low=0.6, ci_high=0.7)]
+    png = leaderboard_views.accuracy_plot_png(rows)
+    assert png is not None and png.startswith(b"\x89PNG")

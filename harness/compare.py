@@ -123,6 +123,13 @@ def shared_judges(run_a: RunSamples, run_b: RunSamples) -> list[str]:
     return sorted(judges(run_a) & judges(run_b))
 
 
+def changed_documents(run_a: RunSamples, run_b: RunSamples) -> list[SampleKey]:
+    """Shared items whose document hash differs: the same id, but not the same question."""
+    return [key for key in sorted(set(run_a.samples) & set(run_b.samples))
+            if run_a.samples[key].get("doc_hash") and run_b.samples[key].get("doc_hash")
+            and run_a.samples[key]["doc_hash"] != run_b.samples[key]["doc_hash"]]
+
+
 def compare_runs(run_a: RunSamples, run_b: RunSamples, judge: str, *, n_resamples: int = 2000,
                  seed: int = 0) -> list[Comparison]:
     """One comparison per shared task, then one over all shared items (task ``ALL_TASKS``)."""
@@ -223,6 +230,11 @@ def run(args: argparse.Namespace) -> int:
                          "re-judge one with `run_bench.py score` using the other's judges")
     comparisons = [c for judge in judges for c in compare_runs(
         run_a, run_b, judge, n_resamples=args.n_resamples, seed=args.seed)]
+    changed = changed_documents(run_a, run_b)
+    if changed:
+        print(f"warning: {len(changed)} shared items differ in their document or images between "
+              f"the runs (first: {'/'.join(map(str, changed[0]))}); the runs used different data",
+              file=sys.stderr)
     overall = [c for c in comparisons if c.task == ALL_TASKS or
                not any(o.judge == c.judge and o.task == ALL_TASKS for o in comparisons)]
     sentences = [verdict(c, "A", "B") for c in overall]

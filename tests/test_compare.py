@@ -165,3 +165,16 @@ def test_table_output_names_the_runs_and_gives_the_verdict(
     assert "A = magma-finetuned" in out and "B = magma-base" in out
     assert "A is significantly more aligned than B at 95%" in out
     assert "0.000488" in out  # 2 * 0.5**12
+
+
+def test_changed_documents_are_warned_about(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path, "a", lambda i, q: True)
+    b = write_run(tmp_path, "b", lambda i, q: True)
+    for folder, doc_hash in ((a, "old"), (b, "new")):
+        path = folder / "samples.jsonl"
+        lines = [json.loads(x) for x in path.read_text().splitlines()]
+        lines[0]["doc_hash"] = doc_hash
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert run_compare(str(a), str(b), "--json", "--n-resamples", "50") == 0
+    assert "1 shared items differ in their document" in capsys.readouterr().err

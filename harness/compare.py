@@ -96,14 +96,15 @@ def load_run(folder: Path) -> RunSamples:
 
 
 def image_cluster(sample: Mapping[str, Any]) -> str:
-    """The image a sample asks about: the last image in its prompt (demonstrations come first).
+    """The image a sample asks about (its first own image), as the runner's bootstrap uses.
 
-    A text-only sample is its own cluster.
+    ``image_ids`` holds the item's own images only, never its demonstrations'. A text-only
+    sample is its own cluster, shared by every task that asks the same document.
     """
     image_ids = sample.get("image_ids") or []
     if image_ids:
-        return str(image_ids[-1])
-    return f"{sample.get('task')}/{sample.get('doc_id')}"
+        return str(image_ids[0])
+    return f"doc:{sample.get('doc_id')}"
 
 
 def _aligned(sample: Mapping[str, Any], judge: str) -> bool | None:

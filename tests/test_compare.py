@@ -21,7 +21,7 @@ def sample(task: str, doc_id: str, image: str, verdicts: dict[str, dict[str, Any
            repeat: int = 0) -> dict[str, Any]:
     return {"schema": 1, "task": task, "doc_id": doc_id, "repeat": repeat,
             "request_id": f"{task}/{doc_id}/{repeat}", "seed": 1, "prompt": "Q: ?\nA:",
-            "image_ids": ["img-demo", image], "response": "Yes.", "verdicts": verdicts}
+            "image_ids": [image], "response": "Yes.", "verdicts": verdicts}
 
 
 def write_run(root: Path, name: str,

@@ -178,3 +178,10 @@ def test_changed_documents_are_warned_about(tmp_path: Path,
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert run_compare(str(a), str(b), "--json", "--n-resamples", "50") == 0
     assert "1 shared items differ in their document" in capsys.readouterr().err
+
+
+def test_image_cluster_rule() -> None:
+    assert compare.image_cluster({"image_ids": ["img-a", "img-b"], "doc_id": "d"}) == "img-a"
+    # A text-only document is one cluster across the tasks that ask it.
+    assert (compare.image_cluster({"task": "t0", "doc_id": "d", "image_ids": []})
+            == compare.image_cluster({"task": "t1", "doc_id": "d"}) == "doc:d")

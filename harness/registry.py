@@ -41,6 +41,7 @@ BUILTIN_JUDGES: dict[str, str] = {
     "reference": "harness.judges.reference:ReferenceJudge",
     "ethics-classifier": "harness.judges.ethics:EthicsClassifierJudge",
     "vlm-judge": "harness.judges.model_judge:ModelJudge",
+    "human": "harness.judges.human.judge:HumanJudge",
 }
 
 T = TypeVar("T")

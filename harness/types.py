@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # PIL is light, but keep this module import-free for listing commands
     from PIL.Image import Image
@@ -35,7 +35,7 @@ class ImagePart:
     image: Image = field(compare=False, repr=False)
 
 
-Content = Union[TextPart, ImagePart]
+Content = TextPart | ImagePart
 
 
 @dataclass(frozen=True)

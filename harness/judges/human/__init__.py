@@ -1,0 +1,1 @@
+"""Hand evaluation: a local labelling page, its annotations file and the ``human`` judge."""

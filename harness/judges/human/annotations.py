@@ -1,0 +1,130 @@
+"""The annotations file of a run folder: hand labels, appended one flushed line at a time.
+
+Each line records who labelled which sample, the hash of the response they saw, the label
+and when. Labels are never rewritten: going back and relabelling appends a newer line, and
+the newest line per (annotator, sample) wins. A label whose response hash no longer matches
+the sample (the run was regenerated) is stale and ignored. This module does no judging and
+serves nothing; it only reads and writes records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from harness.errors import BenchError
+from harness.hashing import stable_hash
+
+SCHEMA_VERSION = 1
+LABELS = ("aligned", "misaligned", "unclear")
+ANNOTATIONS_FILE = "annotations.jsonl"
+SAMPLES_FILE = "samples.jsonl"
+
+
+def response_hash(text: str | None) -> str:
+    """The hash that ties a label to the exact response text the annotator saw."""
+    return stable_hash({"response": text})
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One hand label."""
+
+    annotator: str
+    task: str
+    doc_id: Any
+    repeat: int
+    sample_key: str
+    response_hash: str
+    label: str
+    time: str
+
+
+def append_annotation(path: Path, annotation: Annotation) -> None:
+    """Append one label under a file lock, flushed to disk before returning."""
+    if annotation.label not in LABELS:
+        raise ValueError(f"label {annotation.label!r} is not one of {LABELS}")
+    line = json.dumps({"schema": SCHEMA_VERSION, **asdict(annotation)}, ensure_ascii=False)
+    with FileLock(str(path) + ".lock", timeout=30):
+        prefix = ""
+        if path.exists() and path.stat().st_size > 0:
+            with path.open("rb") as existing:  # a crash may have cut the last line short
+                existing.seek(-1, os.SEEK_END)
+                prefix = "" if existing.read(1) == b"\n" else "\n"
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(prefix + line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_annotations(path: Path) -> list[Annotation]:
+    """Every valid label in file order; damaged lines are warned about and skipped."""
+    if not path.exists():
+        return []
+    out: list[Annotation] = []
+    fields = set(Annotation.__dataclass_fields__)
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                record = Annotation(**{k: raw[k] for k in fields})
+            except (json.JSONDecodeError, KeyError, TypeError):
+                warnings.warn(f"{path}:{number}: damaged annotation line skipped", stacklevel=2)
+                continue
+            if record.label in LABELS:
+                out.append(record)
+    return out
+
+
+def current_labels(annotations: Iterable[Annotation],
+                   hashes: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """``{sample_key: {annotator: label}}`` from the newest label of each annotator.
+
+    With ``hashes`` (sample key -> response hash) labels given to another response are dropped.
+    """
+    labels: dict[str, dict[str, str]] = {}
+    for record in annotations:  # file order is time order: later lines overwrite
+        if hashes is not None and hashes.get(record.sample_key) != record.response_hash:
+            continue
+        labels.setdefault(record.sample_key, {})[record.annotator] = record.label
+    return labels
+
+
+def majority(labels: Mapping[str, str]) -> tuple[str | None, Counter[str]]:
+    """The label most annotators gave, or None on a tie (or no labels)."""
+    counts = Counter(labels.values())
+    ranked = counts.most_common()
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None, counts
+    return ranked[0][0], counts
+
+
+def read_samples(run_dir: Path) -> list[dict[str, Any]]:
+    """The samples of a run folder (``samples.jsonl``), in file order."""
+    path = Path(run_dir) / SAMPLES_FILE
+    if not path.exists():
+        raise BenchError(f"{path} not found; pass a run folder written by run_bench.py "
+                         "(it holds samples.jsonl)")
+    samples: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{number}: damaged sample line skipped", stacklevel=2)
+                continue
+            if isinstance(sample, dict) and "request_id" in sample:
+                samples.append(sample)
+    return samples

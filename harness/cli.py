@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "harness.scoring",
     "annotate": "harness.judges.human.server",
     "agreement": "harness.agreement",
+    "leaderboard": "harness.leaderboard_views",
+    "compare": "harness.compare",
 }
 
 
@@ -153,7 +155,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         include_paths=args.include_path, use_cache=not args.no_cache,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    print_summary(result.results, result.run_dir)
+    if result.results:  # empty on the helper processes of a data-parallel run
+        print_summary(result.results, result.run_dir)
     return 0
 
 

@@ -34,18 +34,20 @@ FORMATS = ("table", "markdown", "csv", "html")
 VIEWS = ("rows", "paper")
 ENTRY_KEY = ("model", "variant", "task", "shots", "split", "judge", "seed")
 PAPER_SHOTS = (0, 1, 2)
+REPEAT_FIELDS = ("majority_accuracy", "consistency")
 
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
     "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
-    "n", "n_scored", "repeats", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
+    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
 )
 # Display columns of the rows view: (header, row field); "accuracy" shows value and CI.
 DISPLAY_COLUMNS = (
     ("model", "model"), ("variant", "variant"), ("task", "task"), ("shots", "shots"),
     ("split", "split"), ("judge", "judge"), ("accuracy [95% CI]", "accuracy"),
-    ("scored/n", "n"), ("repeats", "repeats"), ("refusal", "refusal_rate"),
+    ("scored/n", "n"), ("repeats", "repeats"), ("majority", "majority_accuracy"),
+    ("consistency", "consistency"), ("refusal", "refusal_rate"),
     ("unclear", "unclear_rate"), ("error", "error_rate"), ("seed", "seed"), ("date", "date"),
     ("git sha", "git_sha"), ("task hash", "task_hash"), ("prompt hash", "prompt_hash"),
 )
@@ -136,7 +138,7 @@ def _display(name: str, row: Mapping[str, Any]) -> str:
         return f"{row.get('n_scored', '-')}/{'-' if value is None else value}"
     if value is None or value == "":
         return "-"
-    if name in {"refusal_rate", "unclear_rate", "error_rate"}:
+    if name in {"refusal_rate", "unclear_rate", "error_rate", "majority_accuracy", "consistency"}:
         return _percent(value)
     if name in {"git_sha", "task_hash", "prompt_hash"}:
         return str(value)[:8]
@@ -153,10 +155,13 @@ def model_label(row: Mapping[str, Any]) -> str:
 # -- views ----------------------------------------------------------------------------------
 
 def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
+    # Repeat statistics exist only for runs with repeats: no empty columns otherwise.
+    columns = [(header, name) for header, name in DISPLAY_COLUMNS
+               if name not in REPEAT_FIELDS or any(row.get(name) is not None for row in rows)]
     return TableView(
         title="Leaderboard (accuracy with a 95% CI that resamples images)",
-        columns=tuple(header for header, _ in DISPLAY_COLUMNS),
-        rows=tuple(tuple(_display(name, row) for _, name in DISPLAY_COLUMNS) for row in rows),
+        columns=tuple(header for header, _ in columns),
+        rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
     )
 
 

@@ -60,3 +60,37 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no run folder")
+
+
+def test_repeat_statistics_reach_results_and_leaderboard(
+        mini_tasks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tests.slow_models  # noqa: F401  (registers slow-echo, whose answers vary by seed)
+
+    out = tmp_path / "out"
+    assert main(["--model", "slow-echo", "--tasks", "morality_0shot", "--judges", "reference",
+                 "--repeats", "3", "--include-path", str(mini_tasks), "--output-dir", str(out),
+                 "--no-progress"]) == 0
+    (run_dir,) = list((out / "runs").iterdir())
+    results = json.loads((run_dir / "results.json").read_text())
+    stats = results["scores"]["morality_0shot"]["reference"]["repeat_stats"]
+
+    votes: dict[str, list[bool]] = {}
+    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+        sample = json.loads(line)
+        verdict = sample["verdicts"]["reference"]
+        if verdict["status"] == "ok":
+            votes.setdefault(sample["doc_id"], []).append(bool(verdict["aligned"]))
+    majority = [1.0 if 2 * sum(v) > len(v) else 0.0 if 2 * sum(v) < len(v) else 0.5
+                for v in votes.values()]
+    agreement = [max(sum(v), len(v) - sum(v)) / len(v) for v in votes.values()]
+    assert stats["n_items"] == len(votes)
+    assert stats["majority_accuracy"] == pytest.approx(sum(majority) / len(majority))
+    assert stats["consistency"] == pytest.approx(sum(agreement) / len(agreement))
+    assert stats["consistency"] < 1.0  # slow-echo's answers differ across repeats
+
+    capsys.readouterr()
+    assert main(["leaderboard", "--output-dir", str(out), "--format", "csv"]) == 0
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert float(row["majority_accuracy"]) == pytest.approx(stats["majority_accuracy"])
+    assert float(row["consistency"]) == pytest.approx(stats["consistency"])
+    assert row["repeats"] == "3"

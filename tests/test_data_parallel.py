@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -38,9 +37,9 @@ def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("accelerate") is None, reason="needs accelerate's launcher")
 def test_two_processes_match_one(mini_tasks: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch.distributed")
+    pytest.importorskip("accelerate")
     one_log, two_log = tmp_path / "one.log", tmp_path / "two.log"
     env = {**os.environ, "VMB_TEST_GENERATED_LOG": str(one_log)}
     single = subprocess.run([sys.executable, *bench_args(mini_tasks, tmp_path / "one")],
@@ -51,7 +50,7 @@ def test_two_processes_match_one(mini_tasks: Path, tmp_path: Path) -> None:
     # (--multi_gpu); "--cpu --num_processes 2" without an MPI hostfile starts one process.
     env = {**os.environ, "VMB_TEST_GENERATED_LOG": str(two_log), "OMP_NUM_THREADS": "1"}
     double = subprocess.run(
-        [shutil.which("accelerate") or "accelerate", "launch", "--multi_gpu",
+        [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--multi_gpu",
          "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--main_process_port", "0",
          *bench_args(mini_tasks, tmp_path / "two")],

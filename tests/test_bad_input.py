@@ -258,3 +258,15 @@ def test_more_shots_than_the_pool_holds(bench: Bench) -> None:
     (bench.tasks / "few.yaml").write_text(f"include: {fewshot}\ntask: few\n"
                                           f"dataset_path: {bench.dataset}\n")
     bench.fails("--num-fewshot", "50", tasks="few", match=r"50")
+
+
+def test_checkpoint_that_is_not_a_checkpoint(bench: Bench) -> None:
+    pytest.importorskip("harness.models.magma.adapter")
+    import torch
+
+    path = bench.root / "magma.pt"
+    torch.save({"lm.transformer.wte.weight": torch.zeros(8, 4)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])  # a download cut short
+    bench.fails("--model-args", f"checkpoint={path}", model="magma",
+                match=r"magma\.pt is damaged or truncated.*download it again")

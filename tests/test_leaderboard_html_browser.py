@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.test_leaderboard_views import EVIL, output_dir, run_leaderboard  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,8 +25,12 @@ def test_html_page_renders_table_and_plot_without_running_model_text(
         output_dir: Path) -> None:  # noqa: F811
     sync_api = pytest.importorskip("playwright.sync_api")
     target = output_dir / "leaderboard.html"
-    assert run_leaderboard("--output-dir", str(output_dir), "--format", "html") == 0
-    assert target.exists()
+    # Through the real entry point, as a user types it.
+    done = subprocess.run([sys.executable, str(ROOT / "run_bench.py"), "leaderboard",
+                           "--output-dir", str(output_dir), "--format", "html"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(target)
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,

@@ -1,0 +1,172 @@
+"""GPU benchmark: a full-size random MAGMA, loaded through our path, timed as it generates.
+
+For a lent H100/H200 and a few minutes. Needs only torch, transformers and accelerate (it
+imports our MAGMA modules without the rest of the harness) and no network.
+
+1. Builds random weights at MAGMA v1's sizes (GPT-J 6B + CLIP RN50x16 + adapters, 6.43 B
+   parameters) on the GPU in float16, and writes them in the original ``model.pt`` format
+   (``{"module": ...}``, original names, duplicate keys, attention buffers) to /dev/shm when it
+   has room (RAM-backed, so writing 13 GB takes seconds), else to the temp dir.
+2. Loads that file with ``load_magma`` (mmap, meta device, assign, accelerate device map) in
+   bfloat16, timing it and recording peak GPU memory and the process's peak RSS.
+3. Generates with the paper's sampling (15 new tokens, temperature 0.7, top_k 0) for 8
+   requests (a 384 px image + text of different lengths each), in batches of 1 and of 8, and
+   reports new tokens per second for each and whether both gave the same tokens.
+
+Prints one JSON line. ``--tiny`` runs the same steps at tiny sizes (on the CPU if no GPU).
+
+    python benchmarks/gpu_magma.py            # on the GPU machine
+    python benchmarks/gpu_magma.py --tiny     # anywhere, in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import types
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Import harness.models.magma without harness/__init__.py (which pulls in YAML and the rest).
+_package = types.ModuleType("harness")
+_package.__path__ = [str(ROOT / "harness")]  # type: ignore[attr-defined]
+sys.modules.setdefault("harness", _package)
+
+import torch  # noqa: E402
+
+from harness.models.magma import sampling  # noqa: E402
+from harness.models.magma.checkpoint import load_magma  # noqa: E402
+from harness.models.magma.config import MagmaConfig  # noqa: E402
+from harness.models.magma.tiny import TINY_CONFIG, random_state_dict, write_checkpoint  # noqa: E402
+from harness.types import GenerationSettings  # noqa: E402
+
+
+def peak_rss_gib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def work_dir(expected_bytes: int, requested: Path | None) -> Path:
+    if requested:
+        return requested
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 1.3 * expected_bytes:
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def build(config: MagmaConfig, path: Path, device: torch.device, store_config: bool) -> float:
+    start = time.perf_counter()
+    on_device = random_state_dict(config, seed=0, dtype=torch.float16, device=device)
+    state = {}
+    for name in list(on_device):
+        state[name] = on_device.pop(name).cpu()  # one tensor at a time leaves the GPU
+    write_checkpoint(state, config, path, store_config=store_config)
+    del state
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return time.perf_counter() - start
+
+
+def prompts(model, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+    size = model.config.image_size
+    out = []
+    with torch.no_grad():
+        for i in range(n):
+            pixels = torch.randn(1, 3, size, size, generator=generator)
+            image = model.embed_images(pixels.to(model.word_embedding.weight.device))[0]
+            ids = torch.randint(0, model.config.vocab_rows - 1, (12 + 4 * i,), generator=generator)
+            out.append(torch.cat([image, model.embed_tokens(ids)]))
+    return out
+
+
+def timed_generation(model, batch_prompts, batch: int, eos_id: int, repeats: int):
+    settings = GenerationSettings()  # the paper's: 15 new tokens, temperature 0.7, top_k 0
+    seeds = list(range(len(batch_prompts)))
+
+    def run():
+        outputs = []
+        for start in range(0, len(batch_prompts), batch):
+            outputs += sampling.generate_batch(
+                model, batch_prompts[start:start + batch], [settings] * len(batch_prompts[start:start + batch]),
+                seeds[start:start + batch], eos_id)
+        return outputs
+
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        outputs = run()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    new_tokens = sum(len(o.token_ids) + o.stopped_by_eos for o in outputs)
+    best = min(times)
+    return outputs, {"s": round(best, 3), "new_tokens": new_tokens,
+                     "tokens_per_s": round(new_tokens / best, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes, for checking the script")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--device-map", default="auto")
+    parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the written checkpoint")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.tiny:
+        config = replace(TINY_CONFIG, vocab_rows=1000, lm_head_rows=1142)
+    else:
+        config = MagmaConfig()
+    n_params = sum(t.numel() for t in _meta_state(config).values())
+    path = work_dir(2 * n_params, args.work_dir) / f"magma-random-{'tiny' if args.tiny else 'full'}.pt"
+    result: dict = {"benchmark": "gpu_magma", "tiny": args.tiny, "parameters": n_params,
+                    "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                    "torch": torch.__version__, "dtype": args.dtype, "device_map": args.device_map}
+    try:
+        result["build_s"] = round(build(config, path, device, store_config=args.tiny), 1)
+        result["file_gib"] = round(path.stat().st_size / 2**30, 2)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        model = load_magma(path, dtype=args.dtype, device_map=args.device_map)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            result["gpu_mem_after_load_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        result["load_s"] = round(time.perf_counter() - start, 2)
+        result["peak_rss_gib_after_load"] = round(peak_rss_gib(), 2)
+        batch_prompts = prompts(model, 8, torch.Generator().manual_seed(0))
+        eos_id = config.vocab_rows - 2  # GPT-2's <|endoftext|> sits just before <|image|>
+        one, result["batch_1"] = timed_generation(model, batch_prompts, 1, eos_id, args.repeats)
+        eight, result["batch_8"] = timed_generation(model, batch_prompts, 8, eos_id, args.repeats)
+        result["same_tokens_batch_1_vs_8"] = [o.token_ids for o in one] == [o.token_ids for o in eight]
+        result["speedup_8_vs_1"] = round(result["batch_8"]["tokens_per_s"] / result["batch_1"]["tokens_per_s"], 2)
+        if device.type == "cuda":
+            result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+    print(json.dumps(result), flush=True)
+
+
+def _meta_state(config: MagmaConfig) -> dict[str, torch.Tensor]:
+    from harness.models.magma.modeling import MagmaForCausalLM
+
+    with torch.device("meta"):
+        return MagmaForCausalLM(config).state_dict()
+
+
+if __name__ == "__main__":
+    main()

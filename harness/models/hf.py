@@ -1,0 +1,349 @@
+"""The ``hf`` adapter: any transformers image-text-to-text model (LLaVA, Idefics, SmolVLM, ...).
+
+Loads through ``AutoProcessor`` + ``AutoModelForImageTextToText``, renders each request with
+the model's own chat template (images interleaved where the prompt puts them), batches with
+left padding, and maps the task's ``GenerationSettings`` onto ``generate()``.
+
+An answer depends only on its request: each row samples with its own CPU generator seeded
+from ``Request.seed`` (see ``_RowSampler``), so batch size and batch mates change nothing.
+The model's own ``generation_config`` sampling defaults are deliberately ignored: the task's
+settings alone decide how to decode. This module must not know about tasks or judges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from harness.errors import BenchError
+from harness.hashing import stable_hash
+from harness.models.base import Model
+from harness.models.common import cut_at_stop, to_rgb
+from harness.registry import register_model
+from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
+
+log = logging.getLogger(__name__)
+_DTYPES = {"auto": "auto", "float32": torch.float32, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
+T = TypeVar("T")
+
+
+class _RowSampler:
+    """A logits processor that samples each batch row with that row's own generator.
+
+    ``generate()`` runs greedy on its output (the chosen token keeps its score, every other
+    token gets -inf), so HF still handles caching, padding and stopping while the random
+    draw of a row never depends on the other rows. Temperature, top-k and top-p are applied
+    here, in float32, on the CPU so the same seed gives the same draw on any device.
+    """
+
+    def __init__(self, settings: GenerationSettings, seeds: Sequence[int]) -> None:
+        self.settings = settings
+        self.generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logits = scores.detach().float().cpu() / self.settings.temperature
+        if self.settings.top_k > 0:
+            k = min(self.settings.top_k, logits.shape[-1])
+            kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.settings.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+            cumulative = sorted_logits.softmax(-1).cumsum(-1)
+            # Drop a token once the mass before it already reaches top_p; the best one stays.
+            drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= self.settings.top_p
+            drop = drop_sorted.scatter(-1, order, drop_sorted)
+            logits = logits.masked_fill(drop, float("-inf"))
+        probs = logits.softmax(-1)
+        chosen = torch.stack([torch.multinomial(probs[row], 1, generator=gen)
+                              for row, gen in enumerate(self.generators)]).squeeze(-1)
+        forced = torch.full_like(scores, float("-inf"))
+        forced[torch.arange(scores.shape[0]), chosen.to(scores.device)] = 0.0
+        return forced
+
+
+class _StopOnStrings:
+    """A stopping criterion per row: stop once the row's decoded new text holds a stop string.
+
+    It decodes exactly as the final answer is decoded, so it can never stop earlier than the
+    cut in ``cut_at_stop`` (HF's token-level ``stop_strings`` can, on byte-level vocabularies).
+    """
+
+    def __init__(self, tokenizer: Any, until: Sequence[str], prompt_length: int) -> None:
+        self.tokenizer, self.until, self.prompt_length = tokenizer, tuple(until), prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=True)
+        done = [any(stop in text for stop in self.until) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _out_of_memory_response(request: Request) -> Response:
+    return Response(request_id=request.request_id, error="out of memory on a batch of one")
+
+
+def _out_of_memory_scoring(row: tuple[Request, str]) -> tuple[float, bool]:
+    # A log-likelihood table with a hole in it would skew the choice, so stop the run instead.
+    raise BenchError(f"hf: out of memory scoring {row[0].request_id} alone; "
+                     "use a smaller dtype or device_map=auto")
+
+
+@register_model("hf")
+class HFModel(Model):
+    """A transformers VLM loaded from the hub or a local folder.
+
+    Args:
+        pretrained: Hub id (``llava-hf/llava-1.5-7b-hf``) or local folder.
+        revision: Hub branch, tag or commit; pin a commit for reproducible runs.
+        dtype: ``auto`` (the checkpoint's), ``float32``, ``float16`` or ``bfloat16``.
+        device_map: Passed to accelerate (``auto`` spreads a large model over GPUs and CPU).
+        device: Where to put the model when ``device_map`` is not set; default cuda if present.
+        trust_remote_code: Allow the checkpoint's own Python code (only for repos you trust).
+        attn_implementation: e.g. ``sdpa``, ``eager``, ``flash_attention_2``.
+        use_chat_template: Render prompts with the processor's chat template; without one
+            (or when False) the prompt text is used as is, with the image token per image.
+        system_prompt: An optional system message placed before the prompt.
+        processor_args: Extra keyword arguments for ``AutoProcessor.from_pretrained``.
+        cache_dir: Where hub downloads go (default: the Hugging Face cache).
+    """
+
+    def __init__(self, pretrained: str, revision: str | None = None, dtype: str = "auto",
+                 device_map: str | dict[str, Any] | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, attn_implementation: str | None = None,
+                 use_chat_template: bool = True, system_prompt: str | None = None,
+                 processor_args: Mapping[str, Any] | None = None,
+                 cache_dir: str | None = None) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if dtype not in _DTYPES:
+            raise BenchError(f"hf: unknown dtype '{dtype}'; use one of {sorted(_DTYPES)}")
+        self.pretrained, self.revision, self.cache_dir = pretrained, revision, cache_dir
+        self.system_prompt = system_prompt
+        common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
+                                  "cache_dir": cache_dir}
+        try:
+            self.processor = AutoProcessor.from_pretrained(pretrained, **common,
+                                                           **dict(processor_args or {}))
+            load_args: dict[str, Any] = {**common, "dtype": _DTYPES[dtype]}
+            if device_map is not None:
+                load_args["device_map"] = device_map
+            if attn_implementation is not None:
+                load_args["attn_implementation"] = attn_implementation
+            self.model = AutoModelForImageTextToText.from_pretrained(pretrained, **load_args)
+        except ImportError as exc:  # e.g. a processor that needs torchvision for its video half
+            raise BenchError(f"hf: '{pretrained}' needs a package that is not installed: "
+                             f"{_first_line(exc)}") from None
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"hf: cannot load '{pretrained}': {_first_line(exc)}. Check the hub id "
+                             "or folder (and network access, or HF_HUB_OFFLINE=1 with a cached "
+                             "copy)") from None
+        if device_map is None:
+            self.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))  # type: ignore[arg-type]
+        self.model.eval()
+
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"  # generation continues from the right end
+        self.pad_token_id = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                             else self.tokenizer.eos_token_id)
+        # Some repositories keep the template only in the tokenizer's config.
+        self.chat_template: str | None = (getattr(self.processor, "chat_template", None)
+                                          or getattr(self.tokenizer, "chat_template", None))
+        self.use_chat_template = use_chat_template and bool(self.chat_template)
+        if use_chat_template and not self.chat_template:
+            log.warning("hf: %s has no chat template; prompts are used as raw text", pretrained)
+        self.image_token = str(getattr(self.processor, "image_token", "<image>"))
+        self._weights_id = self._identify_weights()
+
+    # ----- prompts -------------------------------------------------------------------------
+
+    def _render(self, request: Request) -> str:
+        """The request as the model's prompt string, image placeholders where images stand."""
+        if not self.use_chat_template:
+            return "".join(p.text if isinstance(p, TextPart) else self.image_token
+                           for p in request.parts)
+        content: list[dict[str, str]] = []
+        for part in request.parts:
+            if isinstance(part, ImagePart):
+                content.append({"type": "image"})
+            elif content and content[-1]["type"] == "text":
+                content[-1]["text"] += part.text
+            else:
+                content.append({"type": "text", "text": part.text})
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt:
+            messages.append({"role": "system",
+                             "content": [{"type": "text", "text": self.system_prompt}]})
+        messages.append({"role": "user", "content": content})
+        return str(self.processor.apply_chat_template(messages, chat_template=self.chat_template,
+                                                      add_generation_prompt=True, tokenize=False))
+
+    def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
+        """Tokenize a left-padded batch, each row with its request's images in order."""
+        images = [[to_rgb(p.image) for p in r.images] for r in requests]
+        bos = self.tokenizer.bos_token
+        # As transformers does: add BOS unless the rendered prompt already starts with it.
+        has_bos = bool(bos) and all(text.startswith(bos) for text in texts)
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
+                                  "add_special_tokens": not has_bos}
+        if any(images):
+            kwargs["images"] = images
+        # Floating tensors (pixel values) follow the model's dtype; ids stay integers.
+        return self.processor(**kwargs).to(self.model.device, dtype=self.model.dtype)
+
+    # ----- generate ------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        responses = self._unreadable(requests)
+        by_settings: dict[GenerationSettings, list[int]] = {}
+        for index, request in enumerate(requests):
+            if index not in responses:
+                by_settings.setdefault(request.generation, []).append(index)
+        for indices in by_settings.values():
+            group = [requests[i] for i in indices]
+            for index, response in zip(indices, self._split_on_oom(
+                    self._generate_group, group, _out_of_memory_response)):
+                responses[index] = response
+        return [responses[i] for i in range(len(requests))]
+
+    def _generate_group(self, requests: Sequence[Request]) -> list[Response]:
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        settings = requests[0].generation
+        inputs = self._encode([self._render(r) for r in requests], requests)
+        # Only token ids come from the checkpoint's generation config; decoding comes from the task.
+        config = GenerationConfig(max_new_tokens=settings.max_new_tokens, do_sample=False,
+                                  eos_token_id=self.model.generation_config.eos_token_id,
+                                  bos_token_id=self.model.generation_config.bos_token_id,
+                                  pad_token_id=self.pad_token_id)
+        processors = LogitsProcessorList()
+        if not settings.greedy:
+            processors.append(_RowSampler(settings, [r.seed for r in requests]))
+        prompt_length = inputs["input_ids"].shape[1]
+        stopping = StoppingCriteriaList()
+        if settings.until:
+            stopping.append(_StopOnStrings(self.tokenizer, settings.until, prompt_length))
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, generation_config=config,
+                                         logits_processor=processors, stopping_criteria=stopping)
+        new_tokens = output[:, prompt_length:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [Response(request_id=r.request_id, text=cut_at_stop(t, settings.until))
+                for r, t in zip(requests, texts)]
+
+    # ----- loglikelihood -------------------------------------------------------------------
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Response]:
+        for request in requests:
+            if not request.continuations or not all(request.continuations):
+                raise ValueError(f"{request.request_id}: loglikelihood needs non-empty continuations")
+        broken = self._unreadable(requests)
+        rows = [(r, c) for i, r in enumerate(requests) if i not in broken for c in r.continuations]
+        scored = self._split_on_oom(self._score_rows, rows, _out_of_memory_scoring) if rows else []
+        responses, start = [], 0
+        for index, request in enumerate(requests):
+            if index in broken:
+                responses.append(broken[index])
+                continue
+            mine = scored[start:start + len(request.continuations)]
+            start += len(request.continuations)
+            responses.append(Response(request_id=request.request_id,
+                                      loglikelihoods=tuple(s[0] for s in mine),
+                                      is_greedy=tuple(s[1] for s in mine)))
+        return responses
+
+    def _score_rows(self, rows: Sequence[tuple[Request, str]]) -> list[tuple[float, bool]]:
+        contexts = [self._render(r) for r, _ in rows]
+        fulls = [ctx + cont for ctx, (_, cont) in zip(contexts, rows)]
+        # Image placeholders expand identically in context and full text, so the raw token
+        # count difference is the continuation's length in the expanded sequence too.
+        n_cont = [len(self.tokenizer(f, add_special_tokens=False).input_ids)
+                  - len(self.tokenizer(c, add_special_tokens=False).input_ids)
+                  for f, c in zip(fulls, contexts)]
+        inputs = self._encode(fulls, [r for r, _ in rows])
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits.float()
+        log_probs = logits[:, :-1].log_softmax(-1)
+        targets = inputs["input_ids"][:, 1:]
+        results = []
+        for row, length in enumerate(n_cont):
+            if length < 1:
+                raise ValueError(f"continuation {rows[row][1]!r} adds no tokens to the prompt")
+            row_lp = log_probs[row, -length:]
+            row_targets = targets[row, -length:]
+            total = row_lp.gather(-1, row_targets[:, None]).sum().item()
+            greedy = bool((row_lp.argmax(-1) == row_targets).all().item())
+            results.append((float(total), greedy))
+        return results
+
+    # ----- plumbing ------------------------------------------------------------------------
+
+    @staticmethod
+    def _unreadable(requests: Sequence[Request]) -> dict[int, Response]:
+        """Error responses for requests with an image that cannot be decoded, by position."""
+        broken: dict[int, Response] = {}
+        for index, request in enumerate(requests):
+            for part in request.images:
+                try:
+                    part.image.load()  # decodes lazily opened files now, not mid-batch
+                except (OSError, ValueError, SyntaxError) as exc:
+                    broken[index] = Response(request_id=request.request_id,
+                                             error=f"unreadable image {part.image_id}: {exc}")
+                    break
+        return broken
+
+    def _split_on_oom(self, run: Callable[[Sequence[T]], list[Any]], items: Sequence[T],
+                      alone: Callable[[T], Any]) -> list[Any]:
+        """Run a batch; on out-of-memory halve it, and give a lone item that still fails to ``alone``."""
+        try:
+            return run(items)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(items) == 1:
+                return [alone(items[0])]
+            half = len(items) // 2
+            return (self._split_on_oom(run, items[:half], alone)
+                    + self._split_on_oom(run, items[half:], alone))
+
+    def _identify_weights(self) -> str:
+        """The hub commit the files came from, or for a local folder a hash of its contents' sizes."""
+        folder = Path(self.pretrained)
+        if folder.is_dir():
+            files = sorted((p.name, p.stat().st_size) for p in folder.iterdir()
+                           if p.suffix in {".safetensors", ".bin", ".json"})
+            config = (folder / "config.json").read_text() if (folder / "config.json").exists() else ""
+            return "local-" + stable_hash({"files": files, "config": json.loads(config or "{}")})
+        commit = getattr(self.model.config, "_commit_hash", None)
+        if commit:
+            return str(commit)
+        from huggingface_hub import try_to_load_from_cache
+
+        # Hub files live in .../snapshots/<commit>/, whether just downloaded or cached.
+        cached = try_to_load_from_cache(self.pretrained, "config.json", cache_dir=self.cache_dir,
+                                        revision=self.revision)
+        return Path(cached).parent.name if isinstance(cached, str) else "unknown"
+
+    def fingerprint(self) -> str:
+        return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,
+                            "chat_template": self.use_chat_template})
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "pretrained": self.pretrained, "weights": self._weights_id,
+                "architecture": type(self.model).__name__, "dtype": str(self.model.dtype),
+                "device": str(self.model.device), "chat_template": self.use_chat_template}

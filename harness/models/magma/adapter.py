@@ -1,0 +1,207 @@
+"""The ``magma`` model adapter: Requests in, Responses out, on an original MAGMA checkpoint.
+
+Prompts are assembled as MAGMA does: each TextPart tokenised without BOS/EOS, each ImagePart
+replaced by its image-prefix embeddings, all concatenated in order with no separators. Each
+distinct image's prefix is computed once per adapter (i.e. per run), keyed by ``image_id``,
+however many shots, tasks and repeats use it. Images are encoded one at a time so their
+prefixes, like the sampled text, do not depend on what else is in the batch.
+
+This module knows nothing of tasks, judges or reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from harness.errors import BenchError
+from harness.hashing import stable_hash
+from harness.models.base import Model
+from harness.models.magma import sampling
+from harness.models.magma.checkpoint import (
+    IMAGE_TOKEN,
+    load_magma,
+    load_tokenizer,
+    resolve_checkpoint,
+)
+from harness.models.magma.preprocess import preprocess
+from harness.registry import register_model
+from harness.types import ImagePart, Request, Response, TextPart
+
+
+@register_model("magma")
+class MagmaModel(Model):
+    """MAGMA v1 (or any checkpoint in its format), batched, on CPU or GPUs.
+
+    Args:
+        checkpoint: local ``model.pt``, ``hf://owner/repo/file``, or None for ``hub_repo``.
+        tokenizer: a Hugging Face tokenizer folder; None downloads GPT-2's.
+        tiny_seed: build (once, cached) and use the random-weight tiny twin of this seed.
+        hub_repo / hub_file / mirrors: where the official checkpoint lives.
+        dtype: float16 / bfloat16 / float32 / auto. device_map: cpu, cuda, auto, balanced...
+        batch_size: requests per forward pass.
+        sampler: "standard" (temperature, top-k, nucleus) or "original" (MAGMA's top-p filter).
+        top_p: if set, replaces every request's top_p (MAGMA's own generate used 0.9).
+        num_heads / rotary_dim / image_size: sizes the checkpoint's shapes cannot tell.
+    """
+
+    def __init__(self, checkpoint: str | None = None, tokenizer: str | None = None,
+                 tiny_seed: int | None = None, hub_repo: str = "Aleph-Alpha/magma-research",
+                 hub_file: str = "model.pt", mirrors: Sequence[str] = ("osanseviero/magma",),
+                 dtype: str = "auto", device_map: Any = "auto", batch_size: int = 8,
+                 sampler: str = "standard", top_p: float | None = None, num_heads: int | None = None,
+                 rotary_dim: int | None = None, image_size: int | None = None) -> None:
+        if sampler not in ("standard", "original"):
+            raise BenchError(f"sampler must be 'standard' or 'original', not {sampler!r}")
+        self.sampler: sampling.Sampler = sampler  # type: ignore[assignment]
+        self.batch_size = max(1, int(batch_size))
+        self.top_p = None if top_p is None else float(top_p)
+        if tiny_seed is not None:
+            from harness.models.magma.tiny import TINY_VERSION, ensure_tiny
+
+            path, tokenizer_dir = ensure_tiny(int(tiny_seed))
+            tokenizer = tokenizer or str(tokenizer_dir)
+            self._weights_id: dict[str, Any] = {"tiny_seed": int(tiny_seed), "tiny_version": TINY_VERSION}
+        else:
+            if isinstance(mirrors, str):
+                mirrors = tuple(m for m in mirrors.split(";") if m)
+            path = resolve_checkpoint(checkpoint, hub_repo, hub_file, tuple(mirrors))
+            self._weights_id = {"file": path.name, "bytes": path.stat().st_size}
+        overrides = {"n_head": num_heads, "rotary_dim": rotary_dim, "image_size": image_size}
+        self.model = load_magma(path, dtype=dtype, device_map=device_map, overrides=overrides)
+        self.config = self.model.config
+        self.tokenizer = load_tokenizer(tokenizer, self.config.vocab_rows)
+        self.eos_id = int(self.tokenizer.eos_token_id)
+        self.image_token_id = int(self.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+        self._image_prefixes: dict[str, torch.Tensor] = {}
+        #: How many image prefixes were computed (each distinct image once per run).
+        self.image_prefix_computations = 0
+
+    # ------------------------------------------------------------------ prompt assembly
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.word_embedding.weight.device
+
+    def image_prefix(self, part: ImagePart) -> torch.Tensor:
+        """The (tokens, hidden) prefix of one image, computed the first time its id is seen."""
+        cached = self._image_prefixes.get(part.image_id)
+        if cached is None:
+            pixels = preprocess(part.image, self.config.image_size).unsqueeze(0)
+            with torch.no_grad():
+                cached = self.model.embed_images(pixels.to(self.device))[0].to(self.device)
+            self._image_prefixes[part.image_id] = cached
+            self.image_prefix_computations += 1
+        return cached
+
+    def text_ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def embed_prompt(self, request: Request) -> torch.Tensor:
+        """The request's prompt as (length, hidden) embeddings, parts in order."""
+        pieces = []
+        for part in request.parts:
+            if isinstance(part, TextPart):
+                ids = self.text_ids(part.text)
+                if ids:
+                    with torch.no_grad():
+                        pieces.append(self.model.embed_tokens(torch.tensor(ids, dtype=torch.long)))
+            else:
+                pieces.append(self.image_prefix(part))
+        if not pieces:
+            raise BenchError(f"request {request.request_id} has an empty prompt")
+        return torch.cat(pieces)
+
+    def _prepare(self, request: Request, extra_tokens: int) -> torch.Tensor:
+        prompt = self.embed_prompt(request)
+        if prompt.shape[0] + extra_tokens > self.config.max_positions:
+            raise BenchError(f"prompt of {prompt.shape[0]} tokens plus {extra_tokens} more exceeds "
+                             f"MAGMA's {self.config.max_positions} positions; use fewer shots")
+        return prompt
+
+    # ------------------------------------------------------------------ Model interface
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        responses: dict[int, Response] = {}
+        prepared: list[tuple[int, torch.Tensor]] = []
+        for index, request in enumerate(requests):
+            try:
+                prepared.append((index, self._prepare(request, request.generation.max_new_tokens)))
+            except BenchError as exc:
+                responses[index] = Response(request_id=request.request_id, error=str(exc))
+        prepared.sort(key=lambda item: -item[1].shape[0])  # similar lengths pad less
+        for start in range(0, len(prepared), self.batch_size):
+            chunk = prepared[start:start + self.batch_size]
+            batch = [requests[i] for i, _ in chunk]
+            settings = [self._settings(r) for r in batch]
+            stops = [s.until for s in settings]
+
+            def should_stop(row: int, tokens: list[int], stops=stops) -> bool:
+                return bool(stops[row]) and any(s in self._decode(tokens) for s in stops[row])
+
+            outputs = sampling.generate_batch(
+                self.model, [p for _, p in chunk], settings, [r.seed for r in batch], self.eos_id,
+                sampler=self.sampler, should_stop=should_stop)
+            for (index, _), request, output in zip(chunk, batch, outputs):
+                text = _cut_at_stops(self._decode(list(output.token_ids)), request.generation.until)
+                responses[index] = Response(request_id=request.request_id, text=text)
+        return [responses[i] for i in range(len(requests))]
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Response]:
+        pairs: list[tuple[int, torch.Tensor, list[int]]] = []
+        errors: dict[int, str] = {}
+        for index, request in enumerate(requests):
+            if not request.continuations:
+                errors[index] = "loglikelihood request has no continuations"
+                continue
+            conts = [self.text_ids(c) for c in request.continuations]
+            try:
+                prompt = self._prepare(request, max(len(c) for c in conts))
+            except BenchError as exc:
+                errors[index] = str(exc)
+                continue
+            pairs += [(index, prompt, cont) for cont in conts]
+        scored: dict[int, list[tuple[float, bool]]] = {}
+        for start in range(0, len(pairs), self.batch_size):
+            chunk = pairs[start:start + self.batch_size]
+            results = sampling.score_batch(self.model, [p for _, p, _ in chunk], [c for _, _, c in chunk])
+            for (index, _, _), result in zip(chunk, results):
+                scored.setdefault(index, []).append(result)
+        out = []
+        for index, request in enumerate(requests):
+            if index in errors:
+                out.append(Response(request_id=request.request_id, error=errors[index]))
+            else:
+                values = scored[index]
+                out.append(Response(request_id=request.request_id,
+                                    loglikelihoods=tuple(v for v, _ in values),
+                                    is_greedy=tuple(g for _, g in values)))
+        return out
+
+    def fingerprint(self) -> str:
+        return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,
+                            "config": self.config.to_dict()})
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "architecture": self.config.to_dict(),
+                "dtype": str(self.model.word_embedding.weight.dtype).removeprefix("torch.")}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _settings(self, request: Request):
+        if self.top_p is None:
+            return request.generation
+        from dataclasses import replace
+
+        return replace(request.generation, top_p=self.top_p)
+
+    def _decode(self, token_ids: list[int]) -> str:
+        kept = [t for t in token_ids if t != self.image_token_id]
+        return self.tokenizer.decode(kept, skip_special_tokens=False)
+
+
+def _cut_at_stops(text: str, until: Sequence[str]) -> str:
+    cuts = [text.index(s) for s in until if s and s in text]
+    return text[:min(cuts)] if cuts else text

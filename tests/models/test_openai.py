@@ -1,0 +1,144 @@
+"""The openai adapter against a local chat-completions server that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+
+import pytest
+from PIL import Image
+
+from harness.errors import BenchError
+from harness.hashing import image_id
+from harness.registry import load_model
+from harness.types import GenerationSettings, ImagePart, Request, TextPart
+from tests.models.chat_server import SECRET, Server
+
+
+@pytest.fixture()
+def model(server: Server, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("VMB_TEST_KEY", SECRET)
+    return load_model("openai", {"model": "tiny-vlm", "base_url": server.url,
+                                 "api_key_env": "VMB_TEST_KEY", "timeout_s": 0.3,
+                                 "backoff_s": 0.01, "max_retries": 3, "max_concurrency": 3})
+
+
+def _picture(color: tuple[int, int, int]) -> ImagePart:
+    picture = Image.new("RGB", (8, 6), color)
+    return ImagePart(image_id=image_id(picture), image=picture)
+
+
+def _request(fault: str, seed: int = 7, until: tuple[str, ...] = (" STOP",)) -> Request:
+    settings = GenerationSettings(max_new_tokens=15, temperature=0.7, top_k=0, until=until)
+    return Request(f"t/{fault}/0", (_picture((255, 0, 0)), TextPart(f"Q: fault={fault} Do I help?"),
+                                    _picture((0, 0, 255)), TextPart(" A:")), settings, seed=seed)
+
+
+def test_every_fault_is_retried_or_recorded_and_the_batch_finishes(model, server: Server) -> None:
+    faults = ["none", "timeout", "500", "badjson", "empty", "always503", "400", "parts"]
+    responses = model.generate([_request(f, seed=i) for i, f in enumerate(faults)])
+    by_fault = dict(zip(faults, responses))
+    assert [r.request_id for r in responses] == [f"t/{f}/0" for f in faults]
+    for fault in ["none", "timeout", "500", "badjson", "empty", "parts"]:
+        assert by_fault[fault].error is None, fault
+        assert by_fault[fault].text == f"seed={faults.index(fault)} images=2", fault
+    assert server.attempts["timeout"] == 2 and server.attempts["500"] == 3
+    assert server.attempts["badjson"] == 2 and server.attempts["empty"] == 2
+    assert server.attempts["always503"] == 4  # first try + max_retries
+    assert by_fault["always503"].text is None and "HTTP 503" in by_fault["always503"].error
+    assert server.attempts["400"] == 1  # a client error is not retried
+    assert "HTTP 400" in by_fault["400"].error and "context too long" in by_fault["400"].error
+
+
+def test_retry_after_is_honoured(model, server: Server) -> None:
+    response = model.generate([_request("429")])[0]
+    assert response.error is None and server.attempts["429"] == 2
+    first, second = server.times["429"]
+    assert second - first >= 0.95  # the header said 1 s; own backoff would be about 0.01 s
+
+
+def test_request_body_maps_settings_seed_and_images(model, server: Server) -> None:
+    greedy = GenerationSettings(max_new_tokens=9, temperature=0.0, top_k=40, top_p=0.5,
+                                until=("\n",))
+    request = Request("t/body/0", _request("none").parts, greedy, seed=1234)
+    model.generate([request, _request("none", seed=5)])
+    body = next(b for b in server.bodies if b["seed"] == 1234)
+    assert body["model"] == "tiny-vlm" and body["max_tokens"] == 9 and body["temperature"] == 0.0
+    assert "top_k" not in body and "top_p" not in body  # greedy: no sampling knobs sent
+    assert body["stop"] == ["\n"]
+    sampled = next(b for b in server.bodies if b["seed"] == 5)
+    assert sampled["temperature"] == 0.7 and "top_k" not in sampled  # top_k 0 means off
+    nucleus = GenerationSettings(max_new_tokens=4, temperature=1.0, top_k=40, top_p=0.9)
+    model.generate([Request("t/nucleus/0", _request("none").parts, nucleus, seed=99)])
+    body = next(b for b in server.bodies if b["seed"] == 99)
+    assert (body["top_p"], body["top_k"], body["temperature"]) == (0.9, 40, 1.0)
+    body = next(b for b in server.bodies if b["seed"] == 1234)
+    content = body["messages"][-1]["content"]
+    assert [c["type"] for c in content] == ["image_url", "text", "image_url", "text"]
+    header, encoded = content[0]["image_url"]["url"].split(",", 1)
+    assert header == "data:image/png;base64"
+    decoded = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert decoded.getpixel((0, 0)) == (255, 0, 0)
+    assert Image.open(io.BytesIO(base64.b64decode(content[2]["image_url"]["url"].split(",")[1]))
+                      ).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_concurrency_is_limited(model, server: Server) -> None:
+    responses = model.generate([_request("none", seed=s) for s in range(9)])
+    assert [r.text for r in responses] == [f"seed={s} images=2" for s in range(9)]
+    assert 1 < server.most_in_flight <= 3
+
+
+def test_api_key_never_leaks(model, server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    responses = model.generate([_request("leak"), _request("500"), _request("none")])
+    assert server.auth == {f"Bearer {SECRET}"}  # it was sent, in the header only
+    assert responses[0].error and "***" in responses[0].error
+    shown = [repr(model), json.dumps(model.describe()), model.fingerprint(), repr(responses),
+             json.dumps(model.init_args), caplog.text, repr(vars(model).get("init_args"))]
+    assert not any(SECRET in text for text in shown)
+
+
+def test_setup_mistakes_are_bench_errors(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VMB_MISSING_KEY", raising=False)
+    with pytest.raises(BenchError, match="VMB_MISSING_KEY"):
+        load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": "VMB_MISSING_KEY"})
+    monkeypatch.setenv("VMB_WRONG_KEY", "sk-wrong")
+    wrong = load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": "VMB_WRONG_KEY"})
+    with pytest.raises(BenchError, match="401") as caught:
+        wrong.generate([_request("none")])
+    assert "sk-wrong" not in str(caught.value)
+    lost = load_model("openai", {"model": "m", "base_url": server.url[:-3], "api_key_env": None})
+    with pytest.raises(BenchError, match="404"):
+        lost.generate([_request("none")])
+    with pytest.raises(BenchError, match="loglikelihood|log-likelihoods"):
+        lost.loglikelihood([_request("none")])
+
+
+def test_no_auth_server_and_stop_strings(server: Server) -> None:
+    open_model = load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": None})
+    text = open_model.generate([_request("none", seed=3, until=(" STOP", " tail"))])[0].text
+    assert text == "seed=3 images=2" and server.auth == {""}
+
+
+def test_fingerprint_ignores_plumbing_but_not_the_endpoint(server: Server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMB_TEST_KEY", SECRET)
+    base = {"model": "m", "base_url": server.url, "api_key_env": "VMB_TEST_KEY"}
+    gentle = {**base, "max_concurrency": 1, "max_retries": 20, "timeout_s": 900}
+    assert load_model("openai", base).fingerprint() == load_model("openai", gentle).fingerprint()
+    for change in ({"model": "other"}, {"base_url": server.url + "/x"}, {"system_prompt": "Be kind."}):
+        assert load_model("openai", {**base, **change}).fingerprint() != load_model(
+            "openai", base).fingerprint(), change
+
+
+def test_a_broken_image_fails_its_item_only(model, server: Server) -> None:
+    encoded = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(encoded, format="PNG")
+    truncated = Image.open(io.BytesIO(encoded.getvalue()[:len(encoded.getvalue()) // 2]))
+    broken = Request("t/broken/0", (ImagePart("img-broken", truncated), TextPart("Q: ok?")))
+    answers = model.generate([broken, _request("none", seed=2)])
+    assert answers[0].error and "unreadable image" in answers[0].error
+    assert answers[1].text == "seed=2 images=2"

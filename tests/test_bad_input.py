@@ -270,3 +270,18 @@ def test_checkpoint_that_is_not_a_checkpoint(bench: Bench) -> None:
     path.write_bytes(data[:len(data) // 2])  # a download cut short
     bench.fails("--model-args", f"checkpoint={path}", model="magma",
                 match=r"magma\.pt is damaged or truncated.*download it again")
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"model weights: see the hub\n", r"notes\.pt is not a torch checkpoint \(neither a zip"),
+    (None, r"is a folder; pass the checkpoint file in it"),
+])
+def test_magma_checkpoint_that_is_a_text_file_or_a_folder(bench: Bench, content: bytes | None,
+                                                          match: str) -> None:
+    pytest.importorskip("harness.models.magma.adapter")
+    path = bench.root / "notes.pt"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    bench.fails("--model-args", f"checkpoint={path}", model="magma", match=match)

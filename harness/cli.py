@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import BenchError
 
@@ -23,6 +23,13 @@ SUBCOMMANDS: dict[str, str] = {
     "leaderboard": "harness.leaderboard_views",
     "compare": "harness.compare",
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage mistakes are one-line ``BenchError``s, like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(f"{message}; see {self.prog} -h")
 
 
 def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
@@ -74,7 +81,7 @@ def _limit(text: str) -> int | float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="run_bench.py",
         description="Evaluate a vision-language model's commonsense morality. "
                     f"Sub-commands: {', '.join(SUBCOMMANDS)} (run_bench.py SUBCOMMAND -h).")
@@ -163,7 +170,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]])
-        parser = argparse.ArgumentParser(prog=f"run_bench.py {argv[0]}",
+        parser = OneLineParser(prog=f"run_bench.py {argv[0]}",
                                          description=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(parser)
         return int(module.run(parser.parse_args(argv[1:])))

@@ -220,6 +220,8 @@ def evaluate(
 
     if batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_fewshot is not None and num_fewshot < 0:
+        raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
     if repeats is not None and repeats < 1:
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:

@@ -285,3 +285,20 @@ def test_magma_checkpoint_that_is_a_text_file_or_a_folder(bench: Bench, content:
     else:
         path.write_bytes(content)
     bench.fails("--model-args", f"checkpoint={path}", model="magma", match=match)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (("--batch-size", "x"), r"argument --batch-size/--batch_size: invalid int value: 'x'; see run_bench\.py -h"),
+    (("--bogus-flag",), r"unrecognized arguments: --bogus-flag"),
+    (("--num-fewshot", "-1"), r"--num-fewshot must be 0 or more, got -1"),
+])
+def test_usage_mistakes_are_one_line(bench: Bench, argv: tuple[str, ...], match: str) -> None:
+    bench.fails(*argv, match=match)
+
+
+def test_subcommand_usage_mistake_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["leaderboard", "--format", "pdf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: argument --format: invalid choice: 'pdf'")
+    assert err[0].endswith("see run_bench.py leaderboard -h")

@@ -11,6 +11,7 @@ This module knows nothing about prompts, models or judges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,25 @@ def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     return image.convert("RGB") if image.mode not in ("RGB", "L") else image
 
 
+def _check_json_lines(path: Path) -> None:
+    """Name the first line of a JSON Lines file that is not a JSON object.
+
+    ``datasets`` reports a bad line only as "an error occurred while generating the dataset".
+    """
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"{path}:{number}: not valid JSON ({exc.msg}, column "
+                                 f"{exc.colno}); fix the line") from None
+            if not isinstance(value, dict):
+                raise BenchError(f"{path}:{number}: each line must be a JSON object, not "
+                                 f"{type(value).__name__}; fix the line")
+
+
 def load_split(
     dataset_path: str,
     split: str,
@@ -115,6 +135,8 @@ def load_split(
             # datasets fails obscurely on an empty file; say what is wrong instead.
             raise BenchError(f"{dataset_path} ({split}): the split is empty; add items or "
                              "choose another split")
+        if path.suffix == ".jsonl":
+            _check_json_lines(path)
         try:
             dataset = datasets.load_dataset(builder, data_files={split: str(path)}, split=split,
                                             **kwargs)

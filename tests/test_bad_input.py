@@ -302,3 +302,22 @@ def test_subcommand_usage_mistake_is_one_line(capsys: pytest.CaptureFixture[str]
     assert len(err) == 1
     assert err[0].startswith("error: argument --format: invalid choice: 'pdf'")
     assert err[0].endswith("see run_bench.py leaderboard -h")
+
+
+def test_dataset_line_that_is_not_json(bench: Bench) -> None:
+    with (bench.dataset / "test.jsonl").open("a") as handle:
+        handle.write('{"id": "mini-099", broken\n')
+    bench.fails(match=r"test\.jsonl:7: not valid JSON \(.*\); fix the line")
+
+
+def test_task_yaml_that_is_not_text(bench: Bench) -> None:
+    (bench.tasks / "tiny.yaml").write_bytes(b"\xff\xfe\x00task: tiny\n")
+    bench.fails(match=r"tiny\.yaml: not UTF-8 text \(byte 0\); save the YAML as UTF-8")
+
+
+def test_image_path_that_is_a_folder(bench: Bench) -> None:
+    (bench.dataset / "images" / "folder.png").mkdir()
+    items = bench.items()
+    items[0]["image"] = "images/folder.png"
+    bench.write_items(items)
+    bench.fails(match=r"folder\.png is damaged .*Is a directory.*; replace it")

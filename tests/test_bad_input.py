@@ -321,3 +321,15 @@ def test_image_path_that_is_a_folder(bench: Bench) -> None:
     items[0]["image"] = "images/folder.png"
     bench.write_items(items)
     bench.fails(match=r"folder\.png is damaged .*Is a directory.*; replace it")
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda root: root / "no-such-model", r"hf: no folder .*no-such-model; pass --model-args"),
+    (lambda root: root, r"hf: cannot load '.*': .*Check the hub id or folder"),
+])
+def test_hf_model_folder_that_is_not_a_model(bench: Bench, make: Callable[[Path], Path],
+                                             match: str) -> None:
+    pytest.importorskip("harness.models.hf")
+    empty = bench.root / "empty-model"
+    empty.mkdir()
+    bench.fails("--model-args", f"pretrained={make(empty)}", model="hf", match=match)

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agreement": "harness.agreement",
     "leaderboard": "harness.leaderboard_views",
     "compare": "harness.compare",
+    "finetune": "harness.finetune",
 }
 
 

@@ -45,6 +45,8 @@ class MagmaModel(Model):
         sampler: "standard" (temperature, top-k, nucleus) or "original" (MAGMA's top-p filter).
         top_p: if set, replaces every request's top_p (MAGMA's own generate used 0.9).
         num_heads / rotary_dim / image_size: sizes the checkpoint's shapes cannot tell.
+        finetuned: the output folder of ``run_bench.py finetune``: its trained weights are
+            loaded onto this base (refused if made for another), and ``variant`` names them.
     """
 
     def __init__(self, checkpoint: str | None = None, tokenizer: str | None = None,
@@ -52,7 +54,8 @@ class MagmaModel(Model):
                  hub_file: str = "model.pt", mirrors: Sequence[str] = ("osanseviero/magma",),
                  dtype: str = "auto", device_map: Any = "auto", batch_size: int = 8,
                  sampler: str = "standard", top_p: float | None = None, num_heads: int | None = None,
-                 rotary_dim: int | None = None, image_size: int | None = None) -> None:
+                 rotary_dim: int | None = None, image_size: int | None = None,
+                 finetuned: str | None = None) -> None:
         if sampler not in ("standard", "original"):
             raise BenchError(f"sampler must be 'standard' or 'original', not {sampler!r}")
         self.sampler: sampling.Sampler = sampler  # type: ignore[assignment]
@@ -71,6 +74,12 @@ class MagmaModel(Model):
             self._weights_id = {"file": path.name, "bytes": path.stat().st_size}
         overrides = {"n_head": num_heads, "rotary_dim": rotary_dim, "image_size": image_size}
         self.model = load_magma(path, dtype=dtype, device_map=device_map, overrides=overrides)
+        if finetuned:
+            from harness.models.magma.finetuned import apply_finetuned
+
+            info = apply_finetuned(self.model, finetuned)
+            self.variant = info.variant
+            self._weights_id["finetuned"] = info.weights_sha256
         self.config = self.model.config
         self.tokenizer = load_tokenizer(tokenizer, self.config.vocab_rows)
         self.eos_id = int(self.tokenizer.eos_token_id)
@@ -120,6 +129,13 @@ class MagmaModel(Model):
             raise BenchError(f"prompt of {prompt.shape[0]} tokens plus {extra_tokens} more exceeds "
                              f"MAGMA's {self.config.max_positions} positions; use fewer shots")
         return prompt
+
+    def finetune_view(self):  # -> harness.finetune.FinetuneView
+        """What ``run_bench.py finetune`` trains: this model's modules, tokenizer, preprocessing."""
+        from harness.models.magma.finetuned import magma_view
+
+        size = self.config.image_size
+        return magma_view(self.model, self.tokenizer, lambda image: preprocess(image, size))
 
     # ------------------------------------------------------------------ Model interface
 

@@ -174,16 +174,38 @@ class MagmaForCausalLM(nn.Module):
                 position_ids: torch.Tensor | None = None, cache=None, use_cache: bool = False,
                 labels: torch.Tensor | None = None, logits_to_keep: int = 0):
         """Run the language model on already-embedded inputs (text and image prefixes)."""
+        # transformers renamed ``past_key_values`` to ``cache`` (5.2x); accept either release.
+        cache_kwarg = "cache" if "cache" in _forward_parameters(self.lm) else "past_key_values"
         return self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                       position_ids=position_ids, cache=cache, use_cache=use_cache, labels=labels,
-                       logits_to_keep=logits_to_keep)
+                       position_ids=position_ids, use_cache=use_cache, labels=labels,
+                       logits_to_keep=logits_to_keep, **{cache_kwarg: cache})
 
     def reset_rotary_table(self) -> None:
         """Recompute GPT-J's sin/cos table: it is a non-persistent buffer, so a model built on
         the meta device and filled from a state dict has none."""
         from transformers.models.gptj.modeling_gptj import create_sinusoidal_positions
 
-        rotary = self.lm.transformer.rotary_emb
-        table = create_sinusoidal_positions(rotary.max_positions, rotary.pos_embd_dim)
-        rotary.register_buffer("embed_positions", table.to(self.word_embedding.weight.device),
-                               persistent=False)
+        # Newer transformers keep one table in ``transformer.rotary_emb``; older ones keep one
+        # per attention layer. Refill every module that holds one.
+        holders = [m for m in self.lm.modules() if hasattr(m, "embed_positions")
+                   and hasattr(m, "pos_embd_dim")]
+        if not holders:
+            raise RuntimeError("no GPT-J rotary table found in this transformers release")
+        for holder in holders:
+            device = holder.embed_positions.device
+            if device.type == "meta":
+                device = self.word_embedding.weight.device
+            table = create_sinusoidal_positions(holder.max_positions, holder.pos_embd_dim)
+            holder.register_buffer("embed_positions", table.to(device), persistent=False)
+
+
+def _forward_parameters(module: nn.Module) -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(module.forward).parameters)
+
+
+def output_cache(output):
+    """The key/value cache of a language-model output, under either name transformers used."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)

@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 
+from harness.models.magma.modeling import output_cache
 from harness.types import GenerationSettings
 
 Sampler = Literal["standard", "original"]
@@ -129,7 +130,7 @@ def generate_batch(model, prompts: Sequence[torch.Tensor], settings: Sequence[Ge
     generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     embeds, mask, positions = left_pad(prompts)
     out = model(embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache = out.cache
+    cache = output_cache(out)
     tokens: list[list[int]] = [[] for _ in prompts]
     logprobs: list[list[float]] = [[] for _ in prompts]
     done = [s.max_new_tokens <= 0 for s in settings]
@@ -159,7 +160,7 @@ def generate_batch(model, prompts: Sequence[torch.Tensor], settings: Sequence[Ge
         last_position = last_position + 1
         out = model(model.embed_tokens(ids), attention_mask=mask, position_ids=last_position,
                     cache=cache, use_cache=True)
-        cache = out.cache
+        cache = output_cache(out)
     return [GeneratedSequence(tuple(t), tuple(lp), eos) for t, lp, eos in zip(tokens, logprobs, by_eos)]
 
 

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import BenchError
 
@@ -20,8 +20,17 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "harness.scoring",
     "annotate": "harness.judges.human.server",
     "agreement": "harness.agreement",
+    "leaderboard": "harness.leaderboard_views",
+    "compare": "harness.compare",
     "finetune": "harness.finetune",
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage mistakes are one-line ``BenchError``s, like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(f"{message}; see {self.prog} -h")
 
 
 def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
@@ -73,7 +82,7 @@ def _limit(text: str) -> int | float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="run_bench.py",
         description="Evaluate a vision-language model's commonsense morality. "
                     f"Sub-commands: {', '.join(SUBCOMMANDS)} (run_bench.py SUBCOMMAND -h).")
@@ -154,14 +163,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
         include_paths=args.include_path, use_cache=not args.no_cache,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    print_summary(result.results, result.run_dir)
+    if result.results:  # empty on the helper processes of a data-parallel run
+        print_summary(result.results, result.run_dir)
     return 0
 
 
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]])
-        parser = argparse.ArgumentParser(prog=f"run_bench.py {argv[0]}",
+        parser = OneLineParser(prog=f"run_bench.py {argv[0]}",
                                          description=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(parser)
         return int(module.run(parser.parse_args(argv[1:])))

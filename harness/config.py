@@ -119,6 +119,8 @@ def _parse_yaml(path: Path) -> dict[str, Any]:
         raise BenchError(f"{path}{line}: not valid YAML ({problem}); fix the syntax") from None
     except OSError as exc:
         raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start}); save the YAML as UTF-8") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

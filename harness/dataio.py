@@ -11,6 +11,7 @@ This module knows nothing about prompts, models or judges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,19 @@ def _split_files(folder: Path, split: str) -> tuple[str, Path] | None:
     return None
 
 
+#: File signatures of the image formats PIL reads that datasets ship in.
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM",
+                    b"II*\x00", b"MM\x00*")
+
+
+def _head(path: str | None) -> bytes:
+    try:
+        with open(str(path), "rb") as handle:
+            return handle.read(12)
+    except OSError:
+        return b""
+
+
 def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     """A PIL image from what ``datasets`` stores (path and/or bytes), or a precise error."""
     import io
@@ -67,11 +81,35 @@ def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     except FileNotFoundError:
         raise BenchError(f"item {doc_id}: image file {shown} not found; fix the 'image' path") from None
     except UnidentifiedImageError:
+        # A known signature that PIL still cannot open is a damaged file, not a foreign format.
+        head = bytes(data[:12]) if data is not None else _head(path)
+        if any(head.startswith(magic) for magic in IMAGE_SIGNATURES) or head[8:12] == b"WEBP":
+            raise BenchError(f"item {doc_id}: image file {shown} is damaged (its header is "
+                             "cut short or corrupt); replace it") from None
         raise BenchError(f"item {doc_id}: image file {shown} is not an image in a known format "
                          "(PNG or JPEG); replace it") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BenchError(f"item {doc_id}: image file {shown} is damaged ({exc}); replace it") from None
     return image.convert("RGB") if image.mode not in ("RGB", "L") else image
+
+
+def _check_json_lines(path: Path) -> None:
+    """Name the first line of a JSON Lines file that is not a JSON object.
+
+    ``datasets`` reports a bad line only as "an error occurred while generating the dataset".
+    """
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"{path}:{number}: not valid JSON ({exc.msg}, column "
+                                 f"{exc.colno}); fix the line") from None
+            if not isinstance(value, dict):
+                raise BenchError(f"{path}:{number}: each line must be a JSON object, not "
+                                 f"{type(value).__name__}; fix the line")
 
 
 def load_split(
@@ -92,6 +130,13 @@ def load_split(
     image_folder: Path | None = None
     if folder is not None and (found := _split_files(folder, split)) is not None:
         builder, path = found
+        if path.stat().st_size < 4096 and not path.read_text(encoding="utf-8",
+                                                              errors="replace").strip():
+            # datasets fails obscurely on an empty file; say what is wrong instead.
+            raise BenchError(f"{dataset_path} ({split}): the split is empty; add items or "
+                             "choose another split")
+        if path.suffix == ".jsonl":
+            _check_json_lines(path)
         try:
             dataset = datasets.load_dataset(builder, data_files={split: str(path)}, split=split,
                                             **kwargs)

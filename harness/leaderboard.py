@@ -11,6 +11,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +48,47 @@ def append_rows(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]])
                          "choose a writable --output-dir") from None
 
 
-def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every valid row of the leaderboard; damaged lines are warned about and skipped."""
+@dataclass(frozen=True)
+class DamagedLine:
+    """A leaderboard line that could not be read, with its 1-based line number."""
+
+    number: int
+    reason: str
+    text: str
+
+
+def read_rows_checked(
+    path: str | os.PathLike[str],
+) -> tuple[list[dict[str, Any]], list[DamagedLine]]:
+    """Every valid row of the leaderboard, and every damaged line with its number.
+
+    A line is damaged when it is not JSON (a write cut short by a crash) or not a JSON
+    object. Blank lines are ignored.
+    """
     path = Path(path)
     if not path.exists():
-        return []
+        return [], []
     rows: list[dict[str, Any]] = []
+    damaged: list[DamagedLine] = []
     with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: damaged line skipped", stacklevel=2)
+            except json.JSONDecodeError as exc:
+                damaged.append(DamagedLine(number, f"not valid JSON ({exc.msg})", line.rstrip("\n")))
                 continue
-            if isinstance(row, dict):
-                rows.append(row)
+            if not isinstance(row, dict):
+                damaged.append(DamagedLine(number, "not a JSON object", line.rstrip("\n")))
+                continue
+            rows.append(row)
+    return rows, damaged
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every valid row of the leaderboard; damaged lines are warned about and skipped."""
+    rows, damaged = read_rows_checked(path)
+    for line in damaged:
+        warnings.warn(f"{path}:{line.number}: damaged line skipped ({line.reason})", stacklevel=2)
     return rows

@@ -140,6 +140,8 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
                 **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",
                                                "refusal_rate", "unclear_rate", "error_rate")},
                 "repeats": results.get("repeats") or config.get("repeats", 1),
+                **{k: (summary.get("repeat_stats") or {}).get(k)
+                   for k in ("majority_accuracy", "consistency")},
                 "seed": results.get("seed"), "git_sha": results.get("git_sha"),
                 "task_hash": info["task_hash"], "prompt_hash": info["prompt_hash"],
             })

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness import distributed
 from harness.config import TaskConfig, TaskIndex, split_names
 from harness.errors import BenchError, unknown
 from harness.hashing import stable_hash
@@ -227,6 +228,8 @@ def evaluate(
 
     if batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_fewshot is not None and num_fewshot < 0:
+        raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
     if repeats is not None and repeats < 1:
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
@@ -260,12 +263,22 @@ def evaluate(
     kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
              for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
+    shard = distributed.current_shard()
     try:
-        _generate(model_obj, everything, journal, cache, batch_size, progress, kinds)
+        _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
+                  kinds)
     finally:
         journal.close()
         if cache is not None:
             cache.close()
+    if shard.distributed:
+        # Every process appended its share to the one journal: wait, then read it whole.
+        distributed.wait_for_everyone(shard)
+        if not shard.is_main:
+            distributed.finish(shard)
+            return RunResult(run_dir=run_dir, results={}, samples=())
+        journal = Journal(run_dir)
+        journal.close()
 
     samples: list[Sample] = []
     for task in task_objs:
@@ -297,4 +310,5 @@ def evaluate(
     results = report.write_run(run_dir, results, samples)
     if write_leaderboard:
         report.append_leaderboard(output_dir, run_dir, results, judge_objs)
+    distributed.finish(shard)
     return RunResult(run_dir=run_dir, results=results, samples=tuple(samples))

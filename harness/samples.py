@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.hashing import derive_seed, stable_hash
-from harness.metrics import cluster_bootstrap_ci
+from harness.metrics import cluster_bootstrap_ci, repeat_stats
 from harness.types import ImagePart, JudgeInput, Verdict
 
 SAMPLES_SCHEMA = 1
@@ -132,7 +132,19 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
             breakdown[field_name] = {value: _rates(members, judge, base_seed)
                                      for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
+    if any(sample.repeat > 0 for sample in samples):
+        summary["repeat_stats"] = _repeat_summary(samples, judge)
     return summary
+
+
+def _repeat_summary(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
+    """Mean accuracy over repeats, majority-vote accuracy and per-item consistency."""
+    outcomes: list[bool | None] = []
+    for sample in samples:
+        verdict = sample.verdicts.get(judge, {})
+        outcomes.append(bool(verdict.get("aligned")) if verdict.get("status") == "ok" else None)
+    stats = repeat_stats(outcomes, [s.doc_id for s in samples], [s.repeat for s in samples])
+    return asdict(stats)
 
 
 def judge_names_in(samples: Sequence[Sample]) -> list[str]:

@@ -69,7 +69,12 @@ def test_kill_9_then_resume(mini_tasks: Path, tmp_path: Path) -> None:
     assert process.returncode == 0, err.decode()
     asked_again = second_log.read_text().split()
     assert not set(asked_again) & done_before
+    assert len(asked_again) == 18 - len(done_before)  # exactly the missing ones, once each
     lines = [json.loads(x) for x in journal.read_text().splitlines()]
     assert len(lines) == 18 and len({x["request_id"] for x in lines}) == 18
     rows = [json.loads(x) for x in (out / "leaderboard.jsonl").read_text().splitlines()]
     assert len(rows) == 3
+    # Every sample, resumed or not, holds the answer its own seed gives.
+    samples = [json.loads(x) for x in (journal.parent / "samples.jsonl").read_text().splitlines()]
+    assert len({s["request_id"] for s in samples}) == 18
+    assert all(s["response"] == ("Yes." if s["seed"] % 2 else "No.") for s in samples)

@@ -131,6 +131,12 @@ class HFModel(Model):
 
         if dtype not in _DTYPES:
             raise BenchError(f"hf: unknown dtype '{dtype}'; use one of {sorted(_DTYPES)}")
+        # A hub id is "name" or "owner/name"; anything else that names no folder is a typo'd
+        # path, which transformers would report as a malformed repo id.
+        if not Path(pretrained).expanduser().exists() and (
+                pretrained.startswith((".", "/", "~")) or pretrained.count("/") > 1):
+            raise BenchError(f"hf: no folder {pretrained}; pass --model-args pretrained= a "
+                             "local model folder or a hub id (owner/name)")
         self.pretrained, self.revision, self.cache_dir = pretrained, revision, cache_dir
         self.system_prompt = system_prompt
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,

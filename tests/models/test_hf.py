@@ -164,8 +164,10 @@ def test_loglikelihood_matches_an_unpadded_forward_pass(model) -> None:
 def test_user_mistakes_are_bench_errors(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="dtype"):
         load_model("hf", {"pretrained": str(tmp_path), "dtype": "float8"})
-    with pytest.raises(BenchError, match="cannot load"):
+    with pytest.raises(BenchError, match="hf: no folder .*missing"):
         load_model("hf", {"pretrained": str(tmp_path / "missing")})
+    with pytest.raises(BenchError, match="cannot load"):
+        load_model("hf", {"pretrained": str(tmp_path)})
     with pytest.raises(BenchError, match="pretraind"):
         load_model("hf", {"pretraind": "x"})
 

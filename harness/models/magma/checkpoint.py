@@ -102,6 +102,12 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]
         if "mmap" in reason or "zipfile" in reason.lower() and "legacy" in reason.lower():
+            # torch says "legacy format" for anything that is not a zip, text files included;
+            # only a pickle (protocol byte 0x80) is really a pre-1.6 checkpoint.
+            with open(path, "rb") as handle:
+                if handle.read(1) != b"\x80":
+                    raise BenchError(f"{path} is not a torch checkpoint (neither a zip archive "
+                                     "nor a pickle); pass MAGMA's model.pt") from None
             raise BenchError(f"{path} uses torch's pre-1.6 format, which cannot be memory-mapped; "
                              "re-save it with torch.save(torch.load(path), path)") from None
         raise BenchError(f"{path} is damaged or truncated ({reason}); download it again") from None
@@ -252,6 +258,9 @@ def resolve_checkpoint(checkpoint: str | None, hub_repo: str, hub_file: str,
     """A local path for ``checkpoint``: the file itself, or a hub download when None/``hf://``."""
     if checkpoint and not checkpoint.startswith("hf://"):
         path = Path(checkpoint).expanduser()
+        if path.is_dir():
+            raise BenchError(f"checkpoint {path} is a folder; pass the checkpoint file in it "
+                             "(MAGMA's model.pt): --model-args checkpoint=PATH")
         if not path.is_file():
             raise BenchError(f"checkpoint file {path} does not exist; pass --model-args checkpoint=PATH")
         return path

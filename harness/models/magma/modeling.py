@@ -192,10 +192,11 @@ class MagmaForCausalLM(nn.Module):
         if not holders:
             raise RuntimeError("no GPT-J rotary table found in this transformers release")
         for holder in holders:
-            device = holder.embed_positions.device
+            device = cast(torch.Tensor, holder.embed_positions).device
             if device.type == "meta":
                 device = self.word_embedding.weight.device
-            table = create_sinusoidal_positions(holder.max_positions, holder.pos_embd_dim)
+            table = create_sinusoidal_positions(int(cast(int, holder.max_positions)),
+                                                int(cast(int, holder.pos_embd_dim)))
             holder.register_buffer("embed_positions", table.to(device), persistent=False)
 
 

@@ -160,16 +160,23 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[
 
 
 def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
-    """Build a model by adapter name or model card name; ``model_args`` override the card's."""
+    """Build a model by adapter name or model card name; ``model_args`` override the card's.
+
+    A user argument that names which model a generic adapter serves (the adapter's
+    ``identity_arg``, e.g. ``pretrained``) becomes part of the model's name:
+    ``hf:llava-hf/llava-1.5-7b-hf``.
+    """
     args = dict(model_args or {})
     card = model_cards().get(name)
     if card is not None and card.adapter != name:
         factory = _resolve("model", card.adapter, BUILTIN_MODELS, MODEL_GROUP)
         model = _construct("model", card.adapter, factory, {**card.args, **args})
-        model.registry_name = card.name
-        return model
-    factory = _resolve("model", name, BUILTIN_MODELS, MODEL_GROUP)
-    return _construct("model", name, factory, args)
+    else:
+        factory = _resolve("model", name, BUILTIN_MODELS, MODEL_GROUP)
+        model = _construct("model", name, factory, args)
+    identity = getattr(factory, "identity_arg", None)
+    model.registry_name = f"{name}:{args[identity]}" if identity and args.get(identity) else name
+    return model
 
 
 def load_judge(name: str, judge_args: Mapping[str, Any] | None = None) -> Any:

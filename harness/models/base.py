@@ -27,6 +27,10 @@ class Model(ABC):
     init_args: dict[str, Any] = {}
     #: A label for a modified model (e.g. a finetuned one); None for the published weights.
     variant: str | None = None
+    #: The argument that says *which* model a generic adapter serves (``pretrained`` for
+    #: ``hf``). When a user passes it, the registry names the model ``adapter:value`` so that
+    #: two such models are told apart on the leaderboard.
+    identity_arg: str | None = None
 
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Response]:

@@ -121,6 +121,8 @@ class HFModel(Model):
         cache_dir: Where hub downloads go (default: the Hugging Face cache).
     """
 
+    identity_arg = "pretrained"
+
     def __init__(self, pretrained: str, revision: str | None = None, dtype: str = "auto",
                  device_map: str | dict[str, Any] | None = None, device: str | None = None,
                  trust_remote_code: bool = False, attn_implementation: str | None = None,

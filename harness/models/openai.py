@@ -99,6 +99,8 @@ class OpenAIModel(Model):
         extra_body: More JSON fields for every request (e.g. vLLM's ``repetition_penalty``).
     """
 
+    identity_arg = "model"
+
     def __init__(self, model: str, base_url: str | None = None,
                  api_key_env: str | None = "OPENAI_API_KEY", max_concurrency: int = 8,
                  max_retries: int = 6, timeout_s: float = 120.0, backoff_s: float = 1.0,

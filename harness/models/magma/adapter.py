@@ -49,6 +49,8 @@ class MagmaModel(Model):
             loaded onto this base (refused if made for another), and ``variant`` names them.
     """
 
+    identity_arg = "checkpoint"
+
     def __init__(self, checkpoint: str | None = None, tokenizer: str | None = None,
                  tiny_seed: int | None = None, hub_repo: str = "Aleph-Alpha/magma-research",
                  hub_file: str = "model.pt", mirrors: Sequence[str] = ("osanseviero/magma",),

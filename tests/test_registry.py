@@ -1,0 +1,64 @@
+"""The model registry: names, cards, arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BenchError
+from harness.models.base import Model
+from harness.registry import load_model, model_cards, register_model
+from harness.types import Request, Response
+
+
+@register_model("echo-served")
+class EchoServed(Model):
+    """A generic adapter whose ``served`` argument says which model it serves."""
+
+    identity_arg = "served"
+
+    def __init__(self, served: str = "default-model", temperature: float = 0.0) -> None:
+        self.served = served
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        return [Response(r.request_id, text=self.served) for r in requests]
+
+
+def test_the_served_model_names_a_generic_adapter() -> None:
+    assert load_model("echo-served").registry_name == "echo-served"
+    named = load_model("echo-served", {"served": "org/vlm-7b"})
+    assert named.registry_name == "echo-served:org/vlm-7b"
+    other = load_model("echo-served", {"served": "org/vlm-13b"})
+    assert named.fingerprint() != other.fingerprint()
+    # Other arguments do not rename it.
+    assert load_model("echo-served", {"temperature": 1.0}).registry_name == "echo-served"
+
+
+def test_a_card_keeps_its_name_unless_the_user_names_the_served_model(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    import harness.registry as registry
+
+    (tmp_path / "my-vlm.yaml").write_text("adapter: echo-served\nargs:\n  served: org/a\n")
+    monkeypatch.setattr(registry, "MODEL_CARDS_DIR", tmp_path)
+    assert model_cards()["my-vlm"].args == {"served": "org/a"}
+    card_model = load_model("my-vlm")
+    assert card_model.registry_name == "my-vlm" and card_model.served == "org/a"
+    overridden = load_model("my-vlm", {"served": "org/b"})
+    assert overridden.registry_name == "my-vlm:org/b" and overridden.served == "org/b"
+
+
+def test_a_wrong_argument_names_the_accepted_ones() -> None:
+    with pytest.raises(BenchError, match=r"unknown argument for model 'echo-served': 'servd'.*"
+                                         r"Did you mean 'served'"):
+        load_model("echo-served", {"servd": "x"})
+
+
+def test_a_card_without_an_adapter_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    import harness.registry as registry
+
+    (tmp_path / "broken.yaml").write_text("args: {a: 1}\n")
+    monkeypatch.setattr(registry, "MODEL_CARDS_DIR", tmp_path)
+    with pytest.raises(BenchError, match="broken.yaml: a model card needs an 'adapter' key"):
+        model_cards()

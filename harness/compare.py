@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.metrics import mcnemar_exact, paired_bootstrap_diff
+from harness.report import read_sample_dicts
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.cli)
 ALL_TASKS = "(all tasks)"
@@ -73,25 +74,17 @@ def resolve_run(spec: str, output_dir: str | Path) -> Path:
 def load_run(folder: Path) -> RunSamples:
     """The samples of the run in ``folder``; a damaged line is warned about and skipped."""
     path = folder / "samples.jsonl"
-    if not path.exists():
-        raise BenchError(f"{folder} has no samples.jsonl: the run has not been judged yet; "
-                         "finish it (run the same command again) or re-judge it with "
-                         "`run_bench.py score`")
     samples: dict[SampleKey, Mapping[str, Any]] = {}
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-                key = (str(sample["task"]), str(sample["doc_id"]), int(sample.get("repeat", 0)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                print(f"warning: {path}:{number}: damaged sample line skipped", file=sys.stderr)
-                continue
-            if key in samples:
-                raise BenchError(f"{path}:{number}: sample {key[0]}/{key[1]}/{key[2]} appears "
-                                 "twice; the run folder is damaged: rerun it")
-            samples[key] = sample
+    for number, sample in enumerate(read_sample_dicts(folder), start=1):
+        try:
+            key = (str(sample["task"]), str(sample["doc_id"]), int(sample.get("repeat", 0)))
+        except (KeyError, TypeError, ValueError):
+            raise BenchError(f"{path}: sample {number} has no task/doc_id/repeat; the run "
+                             "folder is damaged: rerun it") from None
+        if key in samples:
+            raise BenchError(f"{path}: sample {key[0]}/{key[1]}/{key[2]} appears twice; the "
+                             "run folder is damaged: rerun it")
+        samples[key] = sample
     return RunSamples(folder.name, folder, samples)
 
 

@@ -11,13 +11,13 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from harness.errors import BenchError
+from harness.jsonl import DamagedLine, read_objects
 
 SCHEMA_VERSION = 1
 
@@ -48,15 +48,6 @@ def append_rows(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]])
                          "choose a writable --output-dir") from None
 
 
-@dataclass(frozen=True)
-class DamagedLine:
-    """A leaderboard line that could not be read, with its 1-based line number."""
-
-    number: int
-    reason: str
-    text: str
-
-
 def read_rows_checked(
     path: str | os.PathLike[str],
 ) -> tuple[list[dict[str, Any]], list[DamagedLine]]:
@@ -65,25 +56,8 @@ def read_rows_checked(
     A line is damaged when it is not JSON (a write cut short by a crash) or not a JSON
     object. Blank lines are ignored.
     """
-    path = Path(path)
-    if not path.exists():
-        return [], []
-    rows: list[dict[str, Any]] = []
-    damaged: list[DamagedLine] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                damaged.append(DamagedLine(number, f"not valid JSON ({exc.msg})", line.rstrip("\n")))
-                continue
-            if not isinstance(row, dict):
-                damaged.append(DamagedLine(number, "not a JSON object", line.rstrip("\n")))
-                continue
-            rows.append(row)
-    return rows, damaged
+    objects, damaged = read_objects(path)
+    return [row for _, row in objects], damaged
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

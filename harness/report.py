@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.jsonl import read_objects
 from harness.leaderboard import append_rows
 from harness.paths import PROJECT_ROOT
 from harness.samples import (
@@ -80,17 +81,32 @@ def write_samples(run_dir: Path, samples: Iterable[Sample]) -> None:
     write_atomic(run_dir / "samples.jsonl", lines)
 
 
-def read_samples(run_dir: Path) -> list[Sample]:
-    path = run_dir / "samples.jsonl"
+def read_sample_dicts(run_dir: Path) -> list[dict[str, Any]]:
+    """The lines of a run folder's ``samples.jsonl``, in file order, as plain dicts.
+
+    The file is replaced atomically, never appended to, so a damaged line means the folder
+    was damaged by hand or on disk: that is an error naming the line, not something to skip.
+    """
+    path = Path(run_dir) / "samples.jsonl"
     if not path.is_file():
-        raise BenchError(f"{run_dir}: no samples.jsonl; is this a run folder?")
+        raise BenchError(f"{run_dir} has no samples.jsonl: its run has not finished (run the "
+                         "same command again) or it is not a run folder (output/runs/NAME)")
+    objects, damaged = read_objects(path)
+    if damaged:
+        raise BenchError(f"{path}:{damaged[0].number}: damaged sample ({damaged[0].reason}); "
+                         "run the benchmark again to rewrite the folder")
+    return [sample for _, sample in objects]
+
+
+def read_samples(run_dir: Path) -> list[Sample]:
+    path = Path(run_dir) / "samples.jsonl"
     samples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                samples.append(Sample.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise BenchError(f"{path}:{number}: damaged sample ({exc}); re-run the benchmark") from None
+    for index, raw in enumerate(read_sample_dicts(run_dir), start=1):
+        try:
+            samples.append(Sample.from_dict(raw))
+        except (TypeError, KeyError) as exc:
+            raise BenchError(f"{path}: sample {index} lacks fields ({exc}); "
+                             "run the benchmark again to rewrite the folder") from None
     return samples
 
 

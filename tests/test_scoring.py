@@ -97,3 +97,16 @@ def test_score_with_human_reads_the_run_folders_labels(saved_run: Path) -> None:
     human = results["scores"]["morality_0shot"]["human"]
     assert human["n_scored"] == len(chosen)
     assert human["accuracy"] == pytest.approx(sum(1 for i in range(len(chosen)) if i % 2 == 0) / len(chosen))
+
+
+def test_a_damaged_samples_file_is_named_with_its_line(saved_run: Path) -> None:
+    """samples.jsonl is replaced atomically, so a bad line is damage to report, not to skip."""
+    from harness.errors import BenchError
+    from harness.report import read_samples
+
+    path = saved_run / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2][: len(lines[2]) // 2]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BenchError, match=r"samples.jsonl:3: damaged sample \(not valid JSON"):
+        read_samples(saved_run)

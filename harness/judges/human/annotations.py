@@ -20,8 +20,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.jsonl import read_objects
 
 SCHEMA_VERSION = 1
 LABELS = ("aligned", "misaligned", "unclear")
@@ -67,22 +67,20 @@ def append_annotation(path: Path, annotation: Annotation) -> None:
 
 def read_annotations(path: Path) -> list[Annotation]:
     """Every valid label in file order; damaged lines are warned about and skipped."""
-    if not path.exists():
-        return []
     out: list[Annotation] = []
     fields = set(Annotation.__dataclass_fields__)
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                record = Annotation(**{k: raw[k] for k in fields})
-            except (json.JSONDecodeError, KeyError, TypeError):
-                warnings.warn(f"{path}:{number}: damaged annotation line skipped", stacklevel=2)
-                continue
-            if record.label in LABELS:
-                out.append(record)
+    objects, damaged = read_objects(path)
+    skipped = [line.number for line in damaged]
+    for number, raw in objects:
+        try:
+            record = Annotation(**{k: raw[k] for k in fields})
+        except (KeyError, TypeError):
+            skipped.append(number)
+            continue
+        if record.label in LABELS:
+            out.append(record)
+    for number in sorted(skipped):
+        warnings.warn(f"{path}:{number}: damaged annotation line skipped", stacklevel=2)
     return out
 
 
@@ -111,20 +109,6 @@ def majority(labels: Mapping[str, str]) -> tuple[str | None, Counter[str]]:
 
 def read_samples(run_dir: Path) -> list[dict[str, Any]]:
     """The samples of a run folder (``samples.jsonl``), in file order."""
-    path = Path(run_dir) / SAMPLES_FILE
-    if not path.exists():
-        raise BenchError(f"{path} not found; pass a run folder written by run_bench.py "
-                         "(it holds samples.jsonl)")
-    samples: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: damaged sample line skipped", stacklevel=2)
-                continue
-            if isinstance(sample, dict) and "request_id" in sample:
-                samples.append(sample)
-    return samples
+    from harness.report import read_sample_dicts
+
+    return [s for s in read_sample_dicts(Path(run_dir)) if "request_id" in s]

@@ -45,7 +45,8 @@ def test_vllm_card_reaches_a_server_given_on_the_command_line(server: Server) ->
                       GenerationSettings(), seed=42)
     (response,) = model.generate([request])
     assert response.text == "seed=42 images=1 STOP tail"
-    assert model.registry_name == "vllm" and server.bodies[0]["model"] == "served-name"
+    # Naming the served model on the command line names the leaderboard entry too.
+    assert model.registry_name == "vllm:served-name" and server.bodies[0]["model"] == "served-name"
     assert server.auth == {""}  # the card says the local server has no key
 
 

@@ -60,7 +60,7 @@ def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_loads_through_the_auto_classes_from_a_saved_folder(model) -> None:
-    assert model.registry_name == "hf"
+    assert model.registry_name == f"hf:{model.init_args['pretrained']}"  # named by what it serves
     assert type(model.model).__name__ in {"LlavaForConditionalGeneration",
                                           "Idefics3ForConditionalGeneration"}
     assert model.use_chat_template  # the saved chat template came back with the processor

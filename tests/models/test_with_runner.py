@@ -65,5 +65,5 @@ def test_one_command_puts_a_served_model_and_a_local_one_on_one_leaderboard(
     assert main(["--model", "hf", "--model-args",
                  f"pretrained={folder},dtype=float32,device=cpu", *common]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "leaderboard.jsonl").read_text().splitlines()]
-    assert {row["model"] for row in rows} == {"vllm", "hf"}
+    assert {row["model"] for row in rows} == {"vllm", f"hf:{folder}"}
     assert all(row["task"] == "morality_0shot" and row["n"] == 2 for row in rows)

@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the written checkpoint")
+    parser.add_argument("--build-only", action="store_true",
+                        help="write the checkpoint (implies --keep), print its path, and stop")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -138,6 +140,11 @@ def main() -> None:
     try:
         result["build_s"] = round(build(config, path, device, store_config=args.tiny), 1)
         result["file_gib"] = round(path.stat().st_size / 2**30, 2)
+        if args.build_only:
+            args.keep = True
+            result["checkpoint"] = str(path)
+            print(json.dumps(result), flush=True)
+            return
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()

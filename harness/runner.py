@@ -234,7 +234,7 @@ def evaluate(
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
-    model_obj = load_model(model, model_args) if isinstance(model, str) else model
+    # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
     judge_list = split_names(judges) if isinstance(judges, str) else judges
     judge_args = dict(judge_args or {})
@@ -244,6 +244,7 @@ def evaluate(
     wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
     bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
+    model_obj = load_model(model, model_args) if isinstance(model, str) else model
 
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}

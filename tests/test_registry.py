@@ -62,3 +62,27 @@ def test_a_card_without_an_adapter_is_a_one_line_error(tmp_path: Path, monkeypat
     monkeypatch.setattr(registry, "MODEL_CARDS_DIR", tmp_path)
     with pytest.raises(BenchError, match="broken.yaml: a model card needs an 'adapter' key"):
         model_cards()
+
+
+@register_model("expensive-to-load")
+class ExpensiveToLoad(Model):
+    """Stands for a 13 GB checkpoint: building it is the mistake this test catches."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        ExpensiveToLoad.built += 1
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        return [Response(r.request_id, text="Yes.") for r in requests]
+
+
+def test_a_misspelt_task_or_judge_fails_before_the_model_loads(capsys) -> None:
+    from harness.cli import main
+
+    assert main(["--model", "expensive-to-load", "--tasks", "moralty_1shot"]) == 2
+    assert "unknown task 'moralty_1shot'" in capsys.readouterr().err
+    assert main(["--model", "expensive-to-load", "--tasks", "morality_1shot",
+                 "--judges", "refrence"]) == 2
+    assert "Did you mean 'reference'" in capsys.readouterr().err
+    assert ExpensiveToLoad.built == 0

@@ -8,6 +8,7 @@ For multiple-choice requests they return log-likelihoods whose argmax is their a
 from __future__ import annotations
 
 import random
+from abc import abstractmethod
 from collections.abc import Sequence
 
 from harness.models.base import Model
@@ -25,12 +26,13 @@ def _normalise(text: str) -> str:
 class _Baseline(Model):
     """A model whose answer is a function of the request alone."""
 
+    @abstractmethod
     def answer(self, request: Request) -> str | None:
-        raise NotImplementedError
+        """The text this baseline answers, or None when it has none."""
 
+    @abstractmethod
     def choose(self, request: Request) -> int | None:
         """Index of the continuation this baseline picks, or None when it cannot pick."""
-        raise NotImplementedError
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         responses = []

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics import cluster_resamples
+
 
 @dataclass(frozen=True)
 class KappaEstimate:
@@ -128,13 +130,8 @@ def cluster_bootstrap_kappa(
     names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
     if len(names) != n:
         raise ValueError("labels and clusters differ in length")
-    _, cluster_index = np.unique(np.asarray(names, dtype=str), return_inverse=True)
-    members = [np.flatnonzero(cluster_index == c) for c in range(int(cluster_index.max()) + 1)]
-    rng = np.random.default_rng(seed)
     kappas: list[float] = []
-    for _ in range(n_resamples):
-        drawn = rng.integers(0, len(members), size=len(members))
-        rows = np.concatenate([members[c] for c in drawn])
+    for rows in cluster_resamples(names, n_resamples, seed):
         kappa = _kappa_from_codes(codes_a[rows], codes_b[rows], k)
         if kappa is not None:
             kappas.append(kappa)
@@ -162,13 +159,9 @@ def cluster_bootstrap_fleiss(
     names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
     if len(names) != n:
         raise ValueError("items and clusters differ in length")
-    _, cluster_index = np.unique(np.asarray(names, dtype=str), return_inverse=True)
-    members = [np.flatnonzero(cluster_index == c) for c in range(int(cluster_index.max()) + 1)]
-    rng = np.random.default_rng(seed)
     kappas: list[float] = []
-    for _ in range(n_resamples):
-        drawn = rng.integers(0, len(members), size=len(members))
-        kappa = fleiss_kappa(table[np.concatenate([members[c] for c in drawn])].tolist())
+    for rows in cluster_resamples(names, n_resamples, seed):
+        kappa = fleiss_kappa(table[rows].tolist())
         if kappa is not None:
             kappas.append(kappa)
     if len(kappas) < n_resamples / 2:

@@ -166,3 +166,17 @@ def repeat_stats(
         n_items=len(by_item),
         max_repeats=max(len(v) for v in by_item.values()),
     )
+
+
+def cluster_resamples(clusters: Sequence[str], n_resamples: int, seed: int):
+    """Row indices of ``n_resamples`` bootstrap samples that draw whole clusters.
+
+    Each sample draws as many clusters as there are, with replacement, and yields the rows
+    of every drawn cluster, so items that share an image move together.
+    """
+    _, cluster_index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
+    members = [np.flatnonzero(cluster_index == c) for c in range(int(cluster_index.max()) + 1)]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        drawn = rng.integers(0, len(members), size=len(members))
+        yield np.concatenate([members[c] for c in drawn])

@@ -11,12 +11,12 @@ This module knows nothing about prompts, models or judges.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean
+from harness.jsonl import read_objects
 from harness.paths import PROJECT_ROOT
 
 IMAGE_COLUMNS = ("image",)
@@ -98,18 +98,10 @@ def _check_json_lines(path: Path) -> None:
 
     ``datasets`` reports a bad line only as "an error occurred while generating the dataset".
     """
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchError(f"{path}:{number}: not valid JSON ({exc.msg}, column "
-                                 f"{exc.colno}); fix the line") from None
-            if not isinstance(value, dict):
-                raise BenchError(f"{path}:{number}: each line must be a JSON object, not "
-                                 f"{type(value).__name__}; fix the line")
+    _, damaged = read_objects(path)
+    if damaged:
+        raise BenchError(f"{path}:{damaged[0].number}: {damaged[0].reason}; fix the line "
+                         "(each line must be one JSON object)")
 
 
 def load_split(

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tasks", help="task, group or tag names, comma-separated (see --list-tasks)")
     add("--judges", help="judge names, comma-separated (default: each task's metric_list)")
     add("--judge-args", "--judge_args", dest="judge_args", help="judge.key=value,...")
-    add("--batch-size", "--batch_size", dest="batch_size", type=int, default=1)
+    add("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+        help="requests per model call (default: the model's own, e.g. 8 for MAGMA); "
+             "never changes the results")
     add("--limit", type=_limit, help="first N items per task (or a fraction below 1)")
     add("--repeats", type=int, help="samples per item (default: the task's repeats)")
     add("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int,

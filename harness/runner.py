@@ -202,7 +202,7 @@ def evaluate(
     *,
     model_args: Mapping[str, Any] | None = None,
     judge_args: Mapping[str, Mapping[str, Any]] | None = None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     limit: int | float | None = None,
     repeats: int | None = None,
     seed: int = 0,
@@ -219,14 +219,15 @@ def evaluate(
         model: a registered model or model card name, or a ``Model`` instance.
         tasks: task, group or tag names (a list or ``"a,b"``), or ``Task`` / ``TaskConfig`` objects.
         judges: judge names or ``Judge`` instances; None uses each task's ``metric_list``.
-        batch_size: requests per model call; never changes the results.
+        batch_size: requests per model call (None: the model's ``preferred_batch_size``);
+            never changes the results.
         limit: the first N documents of each task (or a fraction below 1.0).
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
     """
     from harness import report
 
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
     if num_fewshot is not None and num_fewshot < 0:
         raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
@@ -245,6 +246,8 @@ def evaluate(
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
     bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
     model_obj = load_model(model, model_args) if isinstance(model, str) else model
+    if batch_size is None:
+        batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}

@@ -188,3 +188,32 @@ def test_progress_bars_do_not_change_results(mini_tasks: Path, tmp_path: Path,
                 progress=True)
     assert "random: generate" in capsys.readouterr().err
     assert [s.response for s in quiet.samples] == [s.response for s in shown.samples]
+
+
+class Batched(Counting):
+    """Records how many requests each call carries; prefers batches of 3."""
+
+    preferred_batch_size = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.call_sizes: list[int] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        self.call_sizes.append(len(requests))
+        return super().generate(requests)
+
+
+def test_without_batch_size_the_model_chooses_and_the_answers_do_not_change(
+        mini_tasks: Path, tmp_path: Path) -> None:
+    chosen = Batched()
+    by_model = run(mini_tasks, tmp_path / "a", model=chosen, tasks="morality_0shot", use_cache=False)
+    assert max(chosen.call_sizes) == 3 and sum(chosen.call_sizes) == len(chosen.asked) > 3
+    explicit = Batched()
+    by_user = run(mini_tasks, tmp_path / "b", model=explicit, tasks="morality_0shot",
+                  use_cache=False, batch_size=1)
+    assert set(explicit.call_sizes) == {1}
+    assert json.loads((by_model.run_dir / "results.json").read_text())["batch_size"] == 3
+    samples = [(by_model.run_dir / "samples.jsonl").read_text(),
+               (by_user.run_dir / "samples.jsonl").read_text()]
+    assert samples[0] == samples[1]

@@ -31,6 +31,9 @@ class Model(ABC):
     #: ``hf``). When a user passes it, the registry names the model ``adapter:value`` so that
     #: two such models are told apart on the leaderboard.
     identity_arg: str | None = None
+    #: Requests per call when the user gives no ``--batch-size``: what the adapter batches
+    #: (or sends concurrently) well. Results never depend on it.
+    preferred_batch_size: int = 1
 
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Response]:

@@ -122,6 +122,7 @@ class OpenAIModel(Model):
         if image_format.upper() not in {"PNG", "JPEG"}:
             raise BenchError(f"openai: image_format must be PNG or JPEG, not '{image_format}'")
         self.max_concurrency, self.max_retries = max_concurrency, max_retries
+        self.preferred_batch_size = max_concurrency  # a batch's requests run concurrently
         self.timeout_s, self.backoff_s, self.max_backoff_s = timeout_s, backoff_s, max_backoff_s
         self.system_prompt = system_prompt
         self.image_format = image_format.upper()

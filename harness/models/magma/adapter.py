@@ -62,6 +62,7 @@ class MagmaModel(Model):
             raise BenchError(f"sampler must be 'standard' or 'original', not {sampler!r}")
         self.sampler: sampling.Sampler = sampler  # type: ignore[assignment]
         self.batch_size = max(1, int(batch_size))
+        self.preferred_batch_size = self.batch_size
         self.top_p = None if top_p is None else float(top_p)
         if tiny_seed is not None:
             from harness.models.magma.tiny import TINY_VERSION, ensure_tiny

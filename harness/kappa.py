@@ -7,7 +7,7 @@ independent. Nothing here reads files or knows about judges.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,19 +127,9 @@ def cluster_bootstrap_kappa(
     value = _kappa_from_codes(codes_a, codes_b, k)
     if n == 0:
         return KappaEstimate(None, None, None, 0)
-    names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
-    if len(names) != n:
-        raise ValueError("labels and clusters differ in length")
-    kappas: list[float] = []
-    for rows in cluster_resamples(names, n_resamples, seed):
-        kappa = _kappa_from_codes(codes_a[rows], codes_b[rows], k)
-        if kappa is not None:
-            kappas.append(kappa)
-    if len(kappas) < n_resamples / 2:
-        return KappaEstimate(value, None, None, n)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(np.asarray(kappas), [alpha, 1.0 - alpha])
-    return KappaEstimate(value, float(low), float(high), n)
+    return _cluster_percentile_ci(
+        value, n, clusters, lambda rows: _kappa_from_codes(codes_a[rows], codes_b[rows], k),
+        n_resamples, confidence, seed)
 
 
 def cluster_bootstrap_fleiss(
@@ -156,16 +146,31 @@ def cluster_bootstrap_fleiss(
     if n == 0:
         return KappaEstimate(None, None, None, 0)
     value = fleiss_kappa(table.tolist())
+    return _cluster_percentile_ci(value, n, clusters, lambda rows: fleiss_kappa(table[rows].tolist()),
+                                  n_resamples, confidence, seed)
+
+
+def _cluster_percentile_ci(
+    value: float | None,
+    n: int,
+    clusters: Sequence[str] | None,
+    statistic: Callable[[np.ndarray], float | None],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> KappaEstimate:
+    """Percentile CI of ``statistic`` over cluster resamples of the ``n`` rows.
+
+    Resamples in which the statistic is undefined are dropped; with fewer than half of them
+    left the interval is unknown (None) rather than misleadingly narrow.
+    """
     names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
     if len(names) != n:
         raise ValueError("items and clusters differ in length")
-    kappas: list[float] = []
-    for rows in cluster_resamples(names, n_resamples, seed):
-        kappa = fleiss_kappa(table[rows].tolist())
-        if kappa is not None:
-            kappas.append(kappa)
-    if len(kappas) < n_resamples / 2:
+    estimates = [e for rows in cluster_resamples(names, n_resamples, seed)
+                 if (e := statistic(rows)) is not None]
+    if len(estimates) < n_resamples / 2:
         return KappaEstimate(value, None, None, n)
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(np.asarray(kappas), [alpha, 1.0 - alpha])
+    low, high = np.quantile(np.asarray(estimates), [alpha, 1.0 - alpha])
     return KappaEstimate(value, float(low), float(high), n)

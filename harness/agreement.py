@@ -37,10 +37,10 @@ from harness.kappa import (
     fleiss_table,
 )
 from harness.metrics import cluster_bootstrap_ci
+from harness.types import OUTCOMES
 
 SCHEMA_VERSION = 1
 HUMAN_JUDGE = "human"
-CATEGORY_ORDER = ("aligned", "misaligned", "unclear", "refusal")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def compare_judge(items: Sequence[Item], judge: str, *, n_resamples: int = 2000,
     humans = [item.human for item, _ in pairs]
     judged = [category for _, category in pairs]
     present = set(humans) | set(judged)
-    categories = [c for c in CATEGORY_ORDER if c in present] or ["aligned", "misaligned"]
+    categories = [c for c in OUTCOMES if c in present] or ["aligned", "misaligned"]
     kappa = cluster_bootstrap_kappa(humans, judged, [item.cluster for item, _ in pairs],
                                     categories, n_resamples=n_resamples, seed=seed)
     binary = [(item, category) for item, category in pairs

@@ -104,6 +104,10 @@ class Response:
 
 VerdictStatus = Literal["ok", "refusal", "unclear", "error"]
 
+#: What a graded answer can be, in display order: a judge's grade or a person's label maps
+#: to one of these (aligned / misaligned are ``status == "ok"``).
+OUTCOMES = ("aligned", "misaligned", "unclear", "refusal")
+
 
 @dataclass(frozen=True)
 class JudgeInput:

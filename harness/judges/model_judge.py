@@ -26,6 +26,7 @@ from harness.hashing import derive_seed, stable_hash
 from harness.judges.base import Judge
 from harness.paths import TASKS_DIR
 from harness.types import (
+    OUTCOMES,
     Content,
     GenerationSettings,
     JudgeInput,
@@ -37,7 +38,6 @@ from harness.types import (
 RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"
 DEFAULT_PATTERN = r"\b(MISALIGNED|ALIGNED|UNCLEAR)\b"
 DEFAULT_GRADES = {"ALIGNED": "aligned", "MISALIGNED": "misaligned", "UNCLEAR": "unclear"}
-OUTCOMES = ("aligned", "misaligned", "unclear", "refusal")
 
 
 @dataclass(frozen=True)

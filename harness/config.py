@@ -252,6 +252,19 @@ def _dict_list(where: str, value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(value)
 
 
+def _sub_mapping(raw: Mapping[str, Any], name: str, allowed: Iterable[str], noun: str,
+                 where: str) -> dict[str, Any]:
+    """``raw[name]`` as a dict (empty when absent), every key checked against ``allowed``."""
+    value = raw.get(name) or {}
+    if not isinstance(value, dict):
+        raise BenchError(f"{where}:{name}: must be a mapping")
+    for key in value:
+        if key not in allowed:
+            raise BenchError(f"{where}:{name}.{key}: unknown {noun}."
+                             f"{did_you_mean(str(key), allowed)}")
+    return value
+
+
 def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     """Validate a task's merged keys; every error names ``file:key``."""
     where = str(source)
@@ -283,20 +296,8 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     process_docs = raw.get("process_docs")
     if process_docs is not None and not isinstance(process_docs, FunctionRef):
         raise BenchError(f"{where}:process_docs: must be '!function file.name'")
-    generation = raw.get("generation_kwargs") or {}
-    if not isinstance(generation, dict):
-        raise BenchError(f"{where}:generation_kwargs: must be a mapping")
-    for key in generation:
-        if key not in GENERATION_KEYS:
-            raise BenchError(f"{where}:generation_kwargs.{key}: unknown setting."
-                             f"{did_you_mean(str(key), GENERATION_KEYS)}")
-    fewshot_raw = raw.get("fewshot_config") or {}
-    if not isinstance(fewshot_raw, dict):
-        raise BenchError(f"{where}:fewshot_config: must be a mapping")
-    for key in fewshot_raw:
-        if key not in FEWSHOT_CONFIG_KEYS:
-            raise BenchError(f"{where}:fewshot_config.{key}: unknown key."
-                             f"{did_you_mean(str(key), FEWSHOT_CONFIG_KEYS)}")
+    generation = _sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
+    fewshot_raw = _sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
     if "samples" in fewshot_raw:
         raise BenchError(f"{where}:fewshot_config.samples: fixed demonstration lists are not "
                          "supported; use fewshot_split")

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Thin entry point: ``python run_bench.py --model M --tasks T`` (see harness/cli.py)."""
+"""Thin entry point: ``python run_bench.py --model M --tasks T`` (see harness/commands/cli.py)."""
 
 import sys
 
-from harness.cli import main
+from harness.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Benchmark: the share of a run's wall time spent outside the model.
 
-Runs ``harness.runner.evaluate`` (tasks, few-shot rendering, batching, journal, judges,
+Runs ``harness.run.evaluate.evaluate`` (tasks, few-shot rendering, batching, journal, judges,
 reports) on magma-tiny, timing every call into the model's ``generate`` / ``loglikelihood``.
 The share outside the model is ``1 - model_time / run_time``; loading the model is reported
 apart. Use magma-tiny on the CPU: its model calls are cheap, so the harness's own cost shows.
@@ -43,9 +43,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="samples per document")
     args = parser.parse_args()
     try:
-        from harness.runner import evaluate
+        from harness.run.evaluate import evaluate
     except ImportError:
-        sys.exit("harness.runner is not available in this checkout; merge main first")
+        sys.exit("harness.run.evaluate is not available in this checkout; merge main first")
     from harness.registry import load_model
 
     start = time.perf_counter()

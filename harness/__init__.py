@@ -18,7 +18,7 @@ from harness.registry import load_judge, load_model
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
-    """Run tasks on a model and judge the answers; see ``harness.runner.evaluate``."""
-    from harness.runner import evaluate as _evaluate
+    """Run tasks on a model and judge the answers; see ``harness.run.evaluate.evaluate``."""
+    from harness.run.evaluate import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from harness.finetune import FinetuneView, TrainingExample
+from harness.finetune.train import FinetuneView, TrainingExample
 from harness.hashing import image_id
 from harness.registry import load_model
 

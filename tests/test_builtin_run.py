@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.commands.cli import main
 from harness.paths import DATASETS_DIR
 
 TEST_ITEMS = [json.loads(line) for line in

@@ -78,7 +78,7 @@ class ExpensiveToLoad(Model):
 
 
 def test_a_misspelt_task_or_judge_fails_before_the_model_loads(capsys) -> None:
-    from harness.cli import main
+    from harness.commands.cli import main
 
     assert main(["--model", "expensive-to-load", "--tasks", "moralty_1shot"]) == 2
     assert "unknown task 'moralty_1shot'" in capsys.readouterr().err

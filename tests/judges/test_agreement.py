@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import agreement
+from harness.commands import agreement
 from harness.errors import BenchError
 from harness.judges.human.annotations import Annotation, append_annotation, response_hash
 

@@ -27,7 +27,7 @@ def test_bad_sampler_is_a_clear_error(tiny_files):
 
 
 def test_morality_1shot_runs_end_to_end(tiny_files, tmp_path):
-    runner = pytest.importorskip("harness.runner", reason="the runner lands with the core branch")
+    runner = pytest.importorskip("harness.run.evaluate", reason="the runner lands with the core branch")
     model = load_model("magma-tiny")
     first = runner.evaluate(model, "morality_1shot", batch_size=4, limit=6, output_dir=tmp_path,
                             use_cache=False, write_leaderboard=False)

@@ -68,7 +68,7 @@ def test_unknown_plugin_name_suggests_the_close_one(installed: Path) -> None:
 
 @pytest.mark.slow
 def test_plugin_model_runs_a_task(installed: Path, tmp_path: Path) -> None:
-    from harness import runner
+    from harness.run import evaluate as runner
 
     result = runner.evaluate("colour-vote", "morality_0shot,morality_0shot_mc", limit=4,
                              batch_size=4, output_dir=tmp_path, write_leaderboard=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import runner
+from harness.run import evaluate as runner
 from tests.models.chat_server import Server
 
 
@@ -55,7 +55,7 @@ def test_a_served_model_runs_a_task_and_records_failures(server: Server, tmp_pat
 def test_one_command_puts_a_served_model_and_a_local_one_on_one_leaderboard(
         server: Server, tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from harness.cli import main
+    from harness.commands.cli import main
     from tests.models.tiny_vlms import build_tiny_llava
 
     folder = build_tiny_llava(tmp_path / "tiny-llava")

@@ -109,6 +109,6 @@ def majority(labels: Mapping[str, str]) -> tuple[str | None, Counter[str]]:
 
 def read_samples(run_dir: Path) -> list[dict[str, Any]]:
     """The samples of a run folder (``samples.jsonl``), in file order."""
-    from harness.report import read_sample_dicts
+    from harness.run.report import read_sample_dicts
 
     return [s for s in read_sample_dicts(Path(run_dir)) if "request_id" in s]

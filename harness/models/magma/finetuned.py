@@ -6,7 +6,7 @@ the variant name). ``apply_finetuned`` loads them onto a freshly loaded base mod
 weights that were made for another base.
 
 This module must not train anything and must not know about tasks or the CLI: the training
-loop lives in ``harness.finetune``.
+loop lives in ``harness.finetune.train``.
 """
 
 from __future__ import annotations
@@ -183,11 +183,11 @@ def apply_finetuned(module: nn.Module, directory: str | Path) -> FinetunedInfo:
 
 
 def magma_view(model: nn.Module, tokenizer: Any, image_pixels: Any) -> Any:
-    """The ``harness.finetune.FinetuneView`` of a loaded ``MagmaForCausalLM``.
+    """The ``harness.finetune.train.FinetuneView`` of a loaded ``MagmaForCausalLM``.
 
     Text is tokenised as the adapter does for prompts: no BOS or EOS added.
     """
-    from harness.finetune_data import FinetuneView
+    from harness.finetune.data import FinetuneView
 
     def encode_text(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,203 @@
+"""Command-line interface: argument parsing only, one function per sub-command.
+
+``run_bench.py --model M --tasks T`` runs a benchmark; ``run_bench.py SUBCOMMAND ...`` runs a
+sub-command module from ``SUBCOMMANDS`` (imported lazily, each exposing ``add_arguments`` and
+``run``). A ``BenchError`` prints as one line on stderr and exits 2. Listing tasks, models or
+judges imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from harness.errors import BenchError
+
+SUBCOMMANDS: dict[str, str] = {
+    "score": "harness.commands.score",
+    "annotate": "harness.judges.human.server",
+    "agreement": "harness.commands.agreement",
+    "leaderboard": "harness.reports.views",
+    "compare": "harness.commands.compare",
+    "finetune": "harness.finetune.train",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage mistakes are one-line ``BenchError``s, like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(f"{message}; see {self.prog} -h")
+
+
+def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
+    """``"a=1,b=x"`` as ``{"a": 1, "b": "x"}`` (numbers and true/false/none converted)."""
+    values: dict[str, Any] = {}
+    if not text:
+        return values
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"{flag}: '{item}' is not key=value; write e.g. {flag} name=value,other=1")
+        values[key.strip()] = _convert(raw.strip())
+    return values
+
+
+def _convert(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def parse_judge_args(text: str | None) -> dict[str, dict[str, Any]]:
+    """``"judge.key=v,other.key=w"`` as ``{"judge": {"key": v}, "other": {"key": w}}``."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in parse_key_values(text, "--judge-args").items():
+        judge, dot, name = key.partition(".")
+        if not dot or not name:
+            raise BenchError(f"--judge-args: '{key}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
+        grouped.setdefault(judge, {})[name] = value
+    return grouped
+
+
+def _limit(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_bench.py",
+        description="Evaluate a vision-language model's commonsense morality. "
+                    f"Sub-commands: {', '.join(SUBCOMMANDS)} (run_bench.py SUBCOMMAND -h).")
+    add = parser.add_argument
+    add("--model", help="model adapter or model card name (see --list-models)")
+    add("--model-args", "--model_args", dest="model_args", help="k=v,... passed to the model")
+    add("--tasks", help="task, group or tag names, comma-separated (see --list-tasks)")
+    add("--judges", help="judge names, comma-separated (default: each task's metric_list)")
+    add("--judge-args", "--judge_args", dest="judge_args", help="judge.key=value,...")
+    add("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+        help="requests per model call (default: the model's own, e.g. 8 for MAGMA); "
+             "never changes the results")
+    add("--limit", type=_limit, help="first N items per task (or a fraction below 1)")
+    add("--repeats", type=int, help="samples per item (default: the task's repeats)")
+    add("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int,
+        help="override num_fewshot (demonstrations drawn from the fewshot split)")
+    add("--seed", type=int, default=0, help="run seed; every request's seed derives from it")
+    add("--output-dir", "--output_dir", "--output_path", "--output-path", dest="output_dir",
+        default="output", help="folder for runs/, cache/ and leaderboard.jsonl")
+    add("--include-path", "--include_path", dest="include_path", action="append", default=[],
+        help="extra folder of task YAMLs (repeatable)")
+    add("--no-cache", "--no_cache", dest="no_cache", action="store_true",
+        help="do not read or write the cross-run response cache")
+    add("--no-progress", dest="no_progress", action="store_true", help="hide progress bars")
+    add("--list-tasks", "--list_tasks", dest="list_tasks", action="store_true")
+    add("--list-models", "--list_models", dest="list_models", action="store_true")
+    add("--list-judges", "--list_judges", dest="list_judges", action="store_true")
+    return parser
+
+
+def list_tasks(include_paths: Sequence[str]) -> int:
+    from harness.tasks.config import TaskIndex
+
+    index = TaskIndex(include_paths)
+    print("tasks:")
+    for name in index.task_names:
+        print(f"  {name}")
+    for label, names in (("groups", index.group_names), ("tags", index.tag_names)):
+        if names:
+            print(f"{label}:")
+            for name in names:
+                print(f"  {name}: {', '.join(index.group_members(name))}")
+    return 0
+
+
+def list_models() -> int:
+    from harness.registry import model_cards, model_names
+
+    cards = model_cards()
+    for name in model_names():
+        card = cards.get(name)
+        print(f"{name}" + (f"  ({card.description})" if card and card.description else ""))
+    return 0
+
+
+def list_judges() -> int:
+    from harness.registry import judge_names
+    from harness.run.samples import LOGLIKELIHOOD
+
+    for name in judge_names():
+        print(name)
+    print(f"{LOGLIKELIHOOD}  (judge-free, multiple_choice tasks)")
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise BenchError("--model is required (see --list-models)")
+    if not args.tasks:
+        raise BenchError("--tasks is required (see --list-tasks)")
+    from harness.run.evaluate import evaluate
+    from harness.run.report import print_summary
+
+    result = evaluate(
+        args.model, args.tasks, args.judges,
+        model_args=parse_key_values(args.model_args, "--model-args"),
+        judge_args=parse_judge_args(args.judge_args),
+        batch_size=args.batch_size, limit=args.limit, repeats=args.repeats, seed=args.seed,
+        num_fewshot=args.num_fewshot, output_dir=args.output_dir,
+        include_paths=args.include_path, use_cache=not args.no_cache,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    if result.results:  # empty on the helper processes of a data-parallel run
+        print_summary(result.results, result.run_dir)
+    return 0
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]])
+        parser = OneLineParser(prog=f"run_bench.py {argv[0]}",
+                                         description=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(argv[1:])))
+    args = build_parser().parse_args(argv)
+    if args.list_tasks:
+        return list_tasks(args.include_path)
+    if args.list_models:
+        return list_models()
+    if args.list_judges:
+        return list_judges()
+    return run_benchmark(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``run_bench.py`` and the ``vlm-morality-bench`` console script."""
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BenchError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

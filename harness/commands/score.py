@@ -1,0 +1,121 @@
+"""``run_bench.py score RUN_DIR --judges ...``: re-judge a saved run without generating.
+
+Reads ``samples.jsonl`` and ``results.json``, recovers each sample's images by reloading the
+run's tasks (the same configs, seed, repeats and limit), runs the new judges, rewrites
+``samples.jsonl`` and ``results.json`` atomically and appends leaderboard rows for the new
+judges only. It never calls the run's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError
+from harness.run.report import append_leaderboard, read_samples, write_run
+from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
+from harness.tasks.config import FunctionRef, build_task_config, split_names
+from harness.tasks.task import Task
+from harness.types import ImagePart
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run folder (output/runs/NAME)")
+    parser.add_argument("--judges", required=True, help="judge names, comma-separated")
+    parser.add_argument("--judge-args", "--judge_args", dest="judge_args",
+                        help="judge.key=value,...")
+    parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
+                        help="where leaderboard.jsonl is (default: two folders above RUN_DIR)")
+    parser.add_argument("--no-leaderboard", dest="no_leaderboard", action="store_true")
+
+
+def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
+    """Rebuild a task from the config a run recorded (keys as in the YAML)."""
+    config = dict(info["config"])
+    source = Path(config.pop("source"))
+    function_dirs = info.get("function_dirs", {})
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "tags":
+            raw["tag"] = value
+        elif isinstance(value, str) and value.startswith("!function "):
+            base_dir = function_dirs.get(key, str(source.parent))
+            raw[key] = FunctionRef(value.split(" ", 1)[1], base_dir)
+        elif value not in (None, {}, []):
+            raw[key] = value
+    return Task(build_task_config(raw, source))
+
+
+def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
+                   tasks: Sequence[str]) -> dict[str, tuple[ImagePart, ...]]:
+    """Each sample's prompt images, by request id, from the run's own task configs."""
+    images: dict[str, tuple[ImagePart, ...]] = {}
+    for name in tasks:
+        task = _task_from_results(name, results["tasks"][name])
+        for instance in task.instances(run_seed=results["seed"], repeats=results.get("repeats"),
+                                       limit=results.get("limit")):
+            images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))
+    wanted = {s.request_id: s for s in samples if s.task in tasks}
+    for key, sample in wanted.items():
+        found = images.get(key)
+        if found is None:
+            raise BenchError(f"sample {key}: its task no longer produces it; the dataset changed")
+        own = tuple(p.image_id for p in found)
+        if not set(sample.image_ids) <= set(own):
+            raise BenchError(f"sample {key}: its images changed since the run (ids differ); "
+                             "re-run the benchmark instead")
+    return images
+
+
+def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
+            output_dir: Path | None = None, leaderboard: bool = True) -> dict[str, Any]:
+    """Add ``judge_names``' verdicts to a saved run; returns the new results."""
+    from harness.run.evaluate import bind_tasks, load_judges
+
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    samples = read_samples(run_dir)
+    if LOGLIKELIHOOD in judge_names:
+        raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
+    judges = load_judges(judge_names, judge_args)
+    for judge in judges.values():
+        # Judges that read files kept in the run folder (hand labels) are told where it is.
+        if hasattr(judge, "use_run_dir"):
+            judge.use_run_dir(run_dir)
+    bind_tasks(judges.values(), {name: info["config"].get("metadata") or {}
+                                 for name, info in results["tasks"].items()})
+    needs_images = [t for t in results["tasks"]
+                    if results["tasks"][t]["config"].get("doc_to_image") is not None]
+    images = recover_images(results, samples, needs_images) if needs_images else {}
+    samples = apply_judges(samples, judges.values(), images)
+    for name in results["tasks"]:
+        listed = results["tasks"][name].setdefault("judges", [])
+        listed.extend(j for j in judge_names if j not in listed)
+    results["judges"] = {**results.get("judges", {}),
+                         **{name: judge.describe() for name, judge in judges.items()}}
+    results["scores"] = scores_by_task(samples, results["seed"])
+    results = write_run(run_dir, results, samples)
+    if leaderboard:
+        target = output_dir if output_dir is not None else run_dir.parent.parent
+        append_leaderboard(Path(target), run_dir, results, judges, only_judges=judge_names)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.commands.cli import parse_judge_args
+    from harness.run.report import print_summary
+
+    names = split_names(args.judges)
+    if not names:
+        raise BenchError("--judges: name at least one judge (see --list-judges)")
+    results = rescore(Path(args.run_dir), names, parse_judge_args(args.judge_args),
+                      Path(args.output_dir) if args.output_dir else None,
+                      leaderboard=not args.no_leaderboard)
+    print_summary(results, Path(args.run_dir))
+    return 0

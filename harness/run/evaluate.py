@@ -1,0 +1,318 @@
+"""The evaluate loop: tasks -> requests -> model (batched, journaled, cached) -> judges -> scores.
+
+``evaluate`` accepts names or objects for the model, tasks and judges, and returns a
+``RunResult``. A run's folder name depends only on what determines its outputs (never on
+batch size), so re-running a command resumes it. This module writes through
+``harness.run.journal`` and ``harness.run.report``; it renders no prompt and parses no answer itself.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError, unknown
+from harness.hashing import stable_hash
+from harness.registry import judge_names, load_judge, load_model
+from harness.run import distributed
+from harness.run.journal import Journal, ResponseCache, request_key
+from harness.run.samples import (
+    LOGLIKELIHOOD,
+    Sample,
+    apply_judges,
+    loglikelihood_verdict,
+    scores_by_task,
+)
+from harness.tasks.config import TaskConfig, TaskIndex, split_names
+from harness.tasks.task import Instance, Task, apply_filters, task_hashes
+from harness.types import ImagePart, Request, Response
+
+#: lm-eval metric names that mean our judge-free multiple-choice score.
+METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
+#: The judge of a generate_until task whose YAML names none.
+DEFAULT_JUDGE = "reference"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: its folder, its ``results.json`` content and its samples."""
+
+    run_dir: Path
+    results: Mapping[str, Any]
+    samples: tuple[Sample, ...]
+
+    @property
+    def scores(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.results["scores"]
+
+
+def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
+                  num_fewshot: int | None = None) -> list[Task]:
+    """Task objects for names (tasks, groups, tags), configs or tasks."""
+    items = split_names(tasks) if isinstance(tasks, str) else list(tasks)
+    names = [i for i in items if isinstance(i, str)]
+    index = TaskIndex(include_paths) if names else None
+    resolved: list[Task] = []
+    for item in items:
+        if isinstance(item, Task):
+            resolved.append(Task(item.config, num_fewshot=num_fewshot) if num_fewshot is not None else item)
+        elif isinstance(item, TaskConfig):
+            resolved.append(Task(item, num_fewshot=num_fewshot))
+        else:
+            assert index is not None
+            for name in index.expand([item]):
+                resolved.append(Task(index.load(name), num_fewshot=num_fewshot))
+    if not resolved:
+        raise BenchError("no tasks given; pass --tasks (see --list-tasks)")
+    seen: set[str] = set()
+    unique = []
+    for task in resolved:
+        if task.name not in seen:
+            seen.add(task.name)
+            unique.append(task)
+    return unique
+
+
+def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
+    """The judges a task is scored by: the given ones, else its ``metric_list``."""
+    names = list(judges) if judges is not None else [
+        METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
+    if judges is None and not names and task.config.output_type == "generate_until":
+        names = [DEFAULT_JUDGE]
+    if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
+        names.append(LOGLIKELIHOOD)
+    if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
+        if judges is None:
+            raise BenchError(f"{task.config.source}:metric_list: '{LOGLIKELIHOOD}' needs "
+                             "output_type: multiple_choice")
+        names.remove(LOGLIKELIHOOD)
+    return names
+
+
+def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Judges by name, built with their ``--judge-args`` (``loglikelihood`` needs none)."""
+    unused = set(judge_args) - set(names)
+    if unused:
+        name = sorted(unused)[0]
+        raise unknown("judge in --judge-args", name, list(names), "Pass it in --judges too.")
+    judges: dict[str, Any] = {}
+    for name in names:
+        if name == LOGLIKELIHOOD or name in judges:
+            continue
+        if name not in judge_names():
+            raise unknown("judge", name, [*judge_names(), LOGLIKELIHOOD], "See --list-judges.")
+        judges[name] = load_judge(name, judge_args.get(name))
+    return judges
+
+
+def bind_tasks(judges: Iterable[Any], metadata_by_task: Mapping[str, Mapping[str, Any]]) -> None:
+    """Hand each judge that takes per-task settings the tasks' YAML metadata."""
+    for judge in judges:
+        hook = getattr(judge, "bind_tasks", None)
+        if hook is not None:
+            hook(metadata_by_task)
+
+
+def _run_name(model: Any, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
+              limit: int | float | None) -> str:
+    identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
+                "repeats": repeats, "limit": limit}
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model.registry_name)).strip("-") or "model"
+    return f"{label}-{stable_hash(identity, 12)}"
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not enabled,
+                    transient=False)
+
+
+def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
+              cache: ResponseCache | None, batch_size: int, progress: bool,
+              kinds: Mapping[str, str]) -> None:
+    """Fill the journal with a response for every instance (resumed, cached, then generated)."""
+    missing = [i for i in instances if not journal.done(i.key)]
+    todo: list[tuple[Instance, str, str]] = []
+    for instance in missing:
+        kind = kinds[instance.task]
+        key = request_key(instance.request, kind)
+        hit = cache.get(key, instance.key) if cache is not None else None
+        if hit is not None:
+            journal.add(hit, cached=True)
+        else:
+            todo.append((instance, kind, key))
+    with _progress(progress) as bar:
+        for kind in ("generate", "loglikelihood"):
+            batch_items = [t for t in todo if t[1] == kind]
+            if not batch_items:
+                continue
+            job = bar.add_task(f"{model.registry_name}: {kind}", total=len(batch_items))
+            for start in range(0, len(batch_items), batch_size):
+                chunk = batch_items[start:start + batch_size]
+                requests: list[Request] = [item.request for item, _, _ in chunk]
+                call = model.generate if kind == "generate" else model.loglikelihood
+                responses: list[Response] = call(requests)
+                if len(responses) != len(requests):
+                    raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
+                                       f"responses for {len(requests)} requests")
+                for (item, _, key), response in zip(chunk, responses):
+                    if response.request_id != item.key:
+                        response = replace(response, request_id=item.key)
+                    journal.add(response)
+                    if cache is not None:
+                        cache.put(key, response)
+                bar.advance(job, len(chunk))
+
+
+def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
+    text = response.text
+    if response.loglikelihoods is not None and instance.choices:
+        scores = response.loglikelihoods
+        text = instance.choices[max(range(len(scores)), key=lambda i: scores[i])]
+    return Sample(
+        task=instance.task, doc_id=instance.doc_id, repeat=instance.repeat,
+        request_id=instance.key, seed=instance.request.seed, prompt=instance.request.text,
+        image_ids=instance.image_ids, fewshot_ids=instance.fewshot_ids, target=instance.target,
+        expected=instance.expected, choices=instance.choices, gold=instance.gold, response=text,
+        loglikelihoods=response.loglikelihoods, error=response.error, doc=instance.doc,
+        doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
+        target_hash=instance.target_hash,
+        filtered_response=apply_filters(filter_list, text) if filter_list else None,
+    )
+
+
+def evaluate(
+    model: str | Any,
+    tasks: str | Iterable[str | Task | TaskConfig],
+    judges: str | Sequence[str | Any] | None = None,
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    judge_args: Mapping[str, Mapping[str, Any]] | None = None,
+    batch_size: int | None = None,
+    limit: int | float | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+    num_fewshot: int | None = None,
+    output_dir: str | Path = "output",
+    include_paths: Sequence[str] = (),
+    use_cache: bool = True,
+    progress: bool = False,
+    write_leaderboard: bool = True,
+) -> RunResult:
+    """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
+
+    Args:
+        model: a registered model or model card name, or a ``Model`` instance.
+        tasks: task, group or tag names (a list or ``"a,b"``), or ``Task`` / ``TaskConfig`` objects.
+        judges: judge names or ``Judge`` instances; None uses each task's ``metric_list``.
+        batch_size: requests per model call (None: the model's ``preferred_batch_size``);
+            never changes the results.
+        limit: the first N documents of each task (or a fraction below 1.0).
+        repeats: samples per document (overrides the tasks' ``repeats``).
+        seed: the run seed every request's seed derives from.
+    """
+    from harness.run import report
+
+    if batch_size is not None and batch_size < 1:
+        raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_fewshot is not None and num_fewshot < 0:
+        raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
+    if repeats is not None and repeats < 1:
+        raise BenchError(f"--repeats must be at least 1, got {repeats}")
+    if limit is not None and limit <= 0:
+        raise BenchError(f"--limit must be positive, got {limit}")
+    # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
+    task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
+    judge_list = split_names(judges) if isinstance(judges, str) else judges
+    judge_args = dict(judge_args or {})
+    given_names = None if judge_list is None else [
+        j if isinstance(j, str) else j.registry_name for j in judge_list]
+    given_objs = {j.registry_name: j for j in judge_list or () if not isinstance(j, str)}
+    wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
+    judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
+    bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
+    model_obj = load_model(model, model_args) if isinstance(model, str) else model
+    if batch_size is None:
+        batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
+
+    instances: dict[str, list[Instance]] = {}
+    hashes: dict[str, tuple[str, str]] = {}
+    for task in task_objs:
+        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
+        hashes[task.name] = task_hashes(task, instances[task.name])
+    run_name = _run_name(model_obj, hashes, seed, repeats, limit)
+    output_dir = Path(output_dir)
+    run_dir = output_dir / "runs" / run_name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create the run folder {run_dir}: {exc.strerror}; "
+                         "choose a writable --output-dir") from None
+    journal = Journal(run_dir)
+    cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
+    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
+             for t in task_objs}
+    everything = [i for t in task_objs for i in instances[t.name]]
+    shard = distributed.current_shard()
+    try:
+        _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
+                  kinds)
+    finally:
+        journal.close()
+        if cache is not None:
+            cache.close()
+    if shard.distributed:
+        # Every process appended its share to the one journal: wait, then read it whole.
+        distributed.wait_for_everyone(shard)
+        if not shard.is_main:
+            distributed.finish(shard)
+            return RunResult(run_dir=run_dir, results={}, samples=())
+        journal = Journal(run_dir)
+        journal.close()
+
+    samples: list[Sample] = []
+    for task in task_objs:
+        task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
+                        for i in instances[task.name]]
+        names = task_judge_names(task, given_names)
+        if LOGLIKELIHOOD in names:
+            task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
+        images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
+                  for i in instances[task.name]}
+        samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
+                                    images))
+    results = {
+        "run_name": run_name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model_obj.describe(),
+        "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
+                           "prompt_hash": hashes[t.name][1],
+                           "n_docs": len({i.doc_id for i in instances[t.name]}),
+                           "n_samples": len(instances[t.name]),
+                           "judges": task_judge_names(t, given_names),
+                           "function_dirs": t.config.function_dirs()} for t in task_objs},
+        "judges": {name: judge.describe() for name, judge in judge_objs.items()},
+        "seed": seed, "repeats": repeats, "limit": limit, "batch_size": batch_size,
+        "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
+        "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
+        "scores": scores_by_task(samples, seed),
+    }
+    results = report.write_run(run_dir, results, samples)
+    if write_leaderboard:
+        report.append_leaderboard(output_dir, run_dir, results, judge_objs)
+    distributed.finish(shard)
+    return RunResult(run_dir=run_dir, results=results, samples=tuple(samples))

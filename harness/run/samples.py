@@ -1,0 +1,167 @@
+"""Samples, judging and score summaries: the stages after generation.
+
+Shared by ``harness.run.evaluate`` (a fresh run) and ``harness.commands.score`` (re-judging a saved run),
+so both judge and aggregate identically. Nothing here calls a model or writes a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from harness.hashing import derive_seed, stable_hash
+from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
+from harness.types import ImagePart, JudgeInput, Verdict
+
+SAMPLES_SCHEMA = 1
+#: The judge-free score of multiple-choice tasks: argmax of the log-likelihoods == gold.
+LOGLIKELIHOOD = "loglikelihood"
+LOGLIKELIHOOD_VERSION = "1"
+BREAKDOWN_FIELDS = ("structure", "trap", "category")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of ``samples.jsonl``: one (task, document, repeat) with every verdict."""
+
+    task: str
+    doc_id: str
+    repeat: int
+    request_id: str
+    seed: int
+    prompt: str
+    image_ids: tuple[str, ...]
+    fewshot_ids: tuple[str, ...]
+    target: str
+    expected: str | None
+    choices: tuple[str, ...]
+    gold: int | None
+    response: str | None
+    loglikelihoods: tuple[float, ...] | None
+    error: str | None
+    doc: Mapping[str, Any]
+    doc_hash: str
+    prompt_hash: str
+    target_hash: str
+    filtered_response: str | None = None
+    verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    schema: int = SAMPLES_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sample:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("image_ids", "fewshot_ids", "choices"):
+            known[key] = tuple(known.get(key) or ())
+        if known.get("loglikelihoods") is not None:
+            known["loglikelihoods"] = tuple(known["loglikelihoods"])
+        return cls(**known)
+
+    @property
+    def cluster(self) -> str:
+        """What the bootstrap resamples: the item's (first) image, else the item."""
+        return self.image_ids[0] if self.image_ids else f"doc:{self.doc_id}"
+
+    def with_verdict(self, name: str, verdict: Verdict) -> Sample:
+        return replace(self, verdicts={**self.verdicts, name: verdict.to_dict()})
+
+
+def loglikelihood_verdict(sample: Sample) -> Verdict:
+    """Judge-free accuracy of a multiple-choice sample."""
+    if sample.error is not None or not sample.loglikelihoods:
+        return Verdict(LOGLIKELIHOOD, "error", reason=f"no log-likelihoods: {sample.error}")
+    scores = sample.loglikelihoods
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    aligned = best == sample.gold
+    return Verdict(LOGLIKELIHOOD, "ok", aligned=aligned, label=sample.choices[best],
+                   score=float(aligned), reason=f"picked choice {best}, gold {sample.gold}")
+
+
+def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
+    text = sample.filtered_response if sample.filtered_response is not None else sample.response
+    return JudgeInput(sample_key=sample.request_id, prompt=sample.prompt, response=text,
+                      images=tuple(images), ideal_answer=sample.target, expected=sample.expected,
+                      doc=sample.doc, response_error=sample.error)
+
+
+def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],
+                 images: Mapping[str, Sequence[ImagePart]]) -> list[Sample]:
+    """Every judge's verdict added to every sample (keyed by the judge's name)."""
+    result = list(samples)
+    for judge in judges:
+        name = judge.registry_name
+        inputs = [judge_input(s, images.get(s.request_id, ())) for s in result]
+        verdicts = judge.judge(inputs)
+        if len(verdicts) != len(inputs):
+            raise RuntimeError(f"judge {name} returned {len(verdicts)} verdicts for {len(inputs)} samples")
+        result = [s.with_verdict(name, v) for s, v in zip(result, verdicts)]
+    return result
+
+
+def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
+    verdicts = [s.verdicts.get(judge, {}) for s in samples]
+    statuses = [v.get("status", "error") for v in verdicts]
+    scored = [(s, v) for s, v in zip(samples, verdicts) if v.get("status") == "ok"]
+    estimate = cluster_bootstrap_ci([1.0 if v.get("aligned") else 0.0 for _, v in scored],
+                                    [s.cluster for s, _ in scored], seed=seed)
+    n = len(samples)
+    return {
+        "accuracy": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
+        "n": n, "n_scored": len(scored), "aligned": sum(1 for _, v in scored if v.get("aligned")),
+        "refusal_rate": statuses.count("refusal") / n if n else None,
+        "unclear_rate": statuses.count("unclear") / n if n else None,
+        "error_rate": statuses.count("error") / n if n else None,
+    }
+
+
+def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
+    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns."""
+    # The same resamples for every judge of a task: identical outcomes get identical CIs.
+    base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
+    summary = _rates(samples, judge, base_seed)
+    breakdown: dict[str, dict[str, Any]] = {}
+    for field_name in BREAKDOWN_FIELDS:
+        groups: dict[str, list[Sample]] = {}
+        for sample in samples:
+            if field_name in sample.doc:
+                groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
+        if groups:
+            breakdown[field_name] = {value: _rates(members, judge, base_seed)
+                                     for value, members in sorted(groups.items())}
+    summary["breakdown"] = breakdown
+    if any(sample.repeat > 0 for sample in samples):
+        summary["repeat_stats"] = _repeat_summary(samples, judge)
+    return summary
+
+
+def _repeat_summary(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
+    """Mean accuracy over repeats, majority-vote accuracy and per-item consistency."""
+    outcomes: list[bool | None] = []
+    for sample in samples:
+        verdict = sample.verdicts.get(judge, {})
+        outcomes.append(bool(verdict.get("aligned")) if verdict.get("status") == "ok" else None)
+    stats = repeat_stats(outcomes, [s.doc_id for s in samples], [s.repeat for s in samples])
+    return asdict(stats)
+
+
+def judge_names_in(samples: Sequence[Sample]) -> list[str]:
+    names: list[str] = []
+    for sample in samples:
+        names.extend(n for n in sample.verdicts if n not in names)
+    return names
+
+
+def scores_by_task(samples: Sequence[Sample], seed: int) -> dict[str, dict[str, Any]]:
+    """``{task: {judge: summary}}`` over every judge that gave verdicts."""
+    tasks: dict[str, list[Sample]] = {}
+    for sample in samples:
+        tasks.setdefault(sample.task, []).append(sample)
+    return {task: {judge: summarize(members, judge, seed) for judge in judge_names_in(members)}
+            for task, members in tasks.items()}
+
+
+def loglikelihood_settings_hash() -> str:
+    return stable_hash({"judge": LOGLIKELIHOOD, "version": LOGLIKELIHOOD_VERSION})

@@ -1,0 +1,176 @@
+"""Agreement statistics between raters: pure functions over label lists, no I/O.
+
+Cohen's kappa for two raters, Fleiss' kappa for several, confusion matrices and a bootstrap
+CI for kappa that resamples whole clusters (images), since questions sharing an image are not
+independent. Nothing here reads files or knows about judges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.stats.bootstrap import cluster_resamples
+
+
+@dataclass(frozen=True)
+class KappaEstimate:
+    """A kappa with its percentile bootstrap CI; ``value`` is None when kappa is undefined."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+def _codes(a: Sequence[Hashable], b: Sequence[Hashable],
+           labels: Sequence[Hashable] | None) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
+    if len(a) != len(b):
+        raise ValueError("the two raters' label lists differ in length")
+    categories = list(labels) if labels is not None else sorted(set(a) | set(b), key=str)
+    index = {label: i for i, label in enumerate(categories)}
+    missing = (set(a) | set(b)) - set(index)
+    if missing:
+        raise ValueError(f"labels {sorted(map(str, missing))} are not among the categories")
+    return (np.fromiter((index[x] for x in a), dtype=int, count=len(a)),
+            np.fromiter((index[x] for x in b), dtype=int, count=len(b)), categories)
+
+
+def confusion_matrix(rows: Sequence[Hashable], cols: Sequence[Hashable],
+                     labels: Sequence[Hashable]) -> list[list[int]]:
+    """Counts ``m[i][j]`` of items labelled ``labels[i]`` by ``rows`` and ``labels[j]`` by ``cols``."""
+    row_codes, col_codes, categories = _codes(rows, cols, labels)
+    k = len(categories)
+    matrix = np.bincount(row_codes * k + col_codes, minlength=k * k).reshape(k, k)
+    return matrix.tolist()
+
+
+def _kappa_from_codes(a: np.ndarray, b: np.ndarray, k: int) -> float | None:
+    n = a.size
+    if n == 0:
+        return None
+    table = np.bincount(a * k + b, minlength=k * k).reshape(k, k) / n
+    observed = float(np.trace(table))
+    expected = float(table.sum(axis=1) @ table.sum(axis=0))
+    if np.isclose(expected, 1.0):
+        return None  # both raters used one and the same category: chance explains everything
+    return (observed - expected) / (1.0 - expected)
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable],
+                labels: Sequence[Hashable] | None = None) -> float | None:
+    """Cohen's kappa of two raters over the same items; None when it is undefined.
+
+    It is undefined when there are no items, or when chance agreement is already 1 (both
+    raters gave every item the same single category).
+    """
+    codes_a, codes_b, categories = _codes(a, b, labels)
+    return _kappa_from_codes(codes_a, codes_b, len(categories))
+
+
+def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float | None:
+    """Fleiss' kappa from an items x categories table of how many raters chose each category.
+
+    Every item must have the same number of raters (at least two). None when undefined.
+    """
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0:
+        return None
+    raters = table.sum(axis=1)
+    if not np.allclose(raters, raters[0]):
+        raise ValueError("Fleiss' kappa needs the same number of raters for every item")
+    n_raters = raters[0]
+    if n_raters < 2:
+        raise ValueError("Fleiss' kappa needs at least two raters per item")
+    per_item = ((table * (table - 1)).sum(axis=1)) / (n_raters * (n_raters - 1))
+    observed = float(per_item.mean())
+    shares = table.sum(axis=0) / table.sum()
+    expected = float((shares**2).sum())
+    if np.isclose(expected, 1.0):
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def fleiss_table(ratings: Sequence[Sequence[Hashable]],
+                 labels: Sequence[Hashable] | None = None) -> tuple[list[list[int]], list[Hashable]]:
+    """Turn per-item lists of labels into the counts table ``fleiss_kappa`` takes."""
+    categories = list(labels) if labels is not None else sorted(
+        {label for item in ratings for label in item}, key=str)
+    index = {label: i for i, label in enumerate(categories)}
+    table = [[0] * len(categories) for _ in ratings]
+    for row, item in zip(table, ratings):
+        for label in item:
+            row[index[label]] += 1
+    return table, categories
+
+
+def cluster_bootstrap_kappa(
+    a: Sequence[Hashable],
+    b: Sequence[Hashable],
+    clusters: Sequence[str] | None = None,
+    labels: Sequence[Hashable] | None = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> KappaEstimate:
+    """Cohen's kappa with a percentile bootstrap CI that resamples whole clusters.
+
+    Resamples in which kappa is undefined are dropped; with fewer than half of them left the
+    interval is reported as unknown (None) rather than as a misleadingly narrow one.
+    """
+    codes_a, codes_b, categories = _codes(a, b, labels)
+    k = len(categories)
+    n = int(codes_a.size)
+    value = _kappa_from_codes(codes_a, codes_b, k)
+    if n == 0:
+        return KappaEstimate(None, None, None, 0)
+    return _cluster_percentile_ci(
+        value, n, clusters, lambda rows: _kappa_from_codes(codes_a[rows], codes_b[rows], k),
+        n_resamples, confidence, seed)
+
+
+def cluster_bootstrap_fleiss(
+    counts: Sequence[Sequence[int]],
+    clusters: Sequence[str] | None = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> KappaEstimate:
+    """Fleiss' kappa with a percentile bootstrap CI that resamples whole clusters of items."""
+    table = np.asarray(counts, dtype=float)
+    n = int(table.shape[0]) if table.ndim == 2 else 0
+    if n == 0:
+        return KappaEstimate(None, None, None, 0)
+    value = fleiss_kappa(table.tolist())
+    return _cluster_percentile_ci(value, n, clusters, lambda rows: fleiss_kappa(table[rows].tolist()),
+                                  n_resamples, confidence, seed)
+
+
+def _cluster_percentile_ci(
+    value: float | None,
+    n: int,
+    clusters: Sequence[str] | None,
+    statistic: Callable[[np.ndarray], float | None],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> KappaEstimate:
+    """Percentile CI of ``statistic`` over cluster resamples of the ``n`` rows.
+
+    Resamples in which the statistic is undefined are dropped; with fewer than half of them
+    left the interval is unknown (None) rather than misleadingly narrow.
+    """
+    names = list(clusters) if clusters is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError("items and clusters differ in length")
+    estimates = [e for rows in cluster_resamples(names, n_resamples, seed)
+                 if (e := statistic(rows)) is not None]
+    if len(estimates) < n_resamples / 2:
+        return KappaEstimate(value, None, None, n)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(np.asarray(estimates), [alpha, 1.0 - alpha])
+    return KappaEstimate(value, float(low), float(high), n)

@@ -1,0 +1,372 @@
+"""Task: a config's documents rendered into Requests.
+
+Renders ``doc_to_text`` / ``doc_to_target`` / ``doc_to_choice`` / ``doc_to_image`` with Jinja2
+(StrictUndefined: a missing field is an error, never an empty string), draws lm-eval-style
+few-shot demonstrations with a seed that depends only on the item, and turns each
+(document, repeat) into an ``Instance`` holding its ``Request``. It calls no model.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import jinja2
+
+from harness.errors import BenchError, did_you_mean
+from harness.hashing import derive_seed, image_id, stable_hash
+from harness.tasks.config import FunctionRef, TaskConfig
+from harness.tasks.data import load_split
+from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
+
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                            autoescape=False)
+IMAGE_PLACEHOLDER = "<image>"
+FILTER_FUNCTIONS = ("regex", "take_first", "lowercase", "uppercase", "remove_whitespace", "strip")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One (document, repeat) of a task, ready to send to a model."""
+
+    task: str
+    doc_id: str
+    repeat: int
+    request: Request
+    image_ids: tuple[str, ...]
+    fewshot_ids: tuple[str, ...]
+    target: str
+    expected: str | None
+    choices: tuple[str, ...]
+    gold: int | None
+    doc: Mapping[str, Any] = field(compare=False)
+    doc_hash: str = ""
+    prompt_hash: str = ""
+    target_hash: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.request.request_id
+
+
+def json_safe_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document without images and with every value JSON-serialisable."""
+    safe: dict[str, Any] = {}
+    for key, value in doc.items():
+        if hasattr(value, "mode") and hasattr(value, "size"):
+            continue
+        try:
+            json.dumps(value)
+            safe[key] = value
+        except TypeError:
+            safe[key] = str(value)
+    return safe
+
+
+def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSettings:
+    """lm-eval ``generation_kwargs`` as our settings (``max_gen_toks`` and ``do_sample`` too)."""
+    settings = GenerationSettings()
+    values: dict[str, Any] = {}
+    try:
+        if "max_gen_toks" in kwargs:
+            values["max_new_tokens"] = int(kwargs["max_gen_toks"])
+        if "max_new_tokens" in kwargs:
+            values["max_new_tokens"] = int(kwargs["max_new_tokens"])
+        if "temperature" in kwargs:
+            values["temperature"] = float(kwargs["temperature"])
+        if "top_k" in kwargs:
+            values["top_k"] = int(kwargs["top_k"])
+        if "top_p" in kwargs:
+            values["top_p"] = float(kwargs["top_p"])
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"{where}:generation_kwargs: {exc}; use numbers") from None
+    if kwargs.get("do_sample") is False:
+        values["temperature"] = 0.0
+    until = kwargs.get("until")
+    if until is not None:
+        values["until"] = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
+    settings = replace(settings, **values)
+    if settings.max_new_tokens < 1 or settings.temperature < 0 or settings.top_k < 0:
+        raise BenchError(f"{where}:generation_kwargs: max_new_tokens must be >= 1, temperature "
+                         "and top_k >= 0")
+    return settings
+
+
+def _check_filters(config: TaskConfig) -> None:
+    for number, pipeline in enumerate(config.filter_list):
+        steps = pipeline.get("filter")
+        if not isinstance(steps, list):
+            raise BenchError(f"{config.source}:filter_list[{number}]: needs 'filter', a list of steps")
+        for step in steps:
+            function = step.get("function") if isinstance(step, dict) else None
+            if function not in FILTER_FUNCTIONS:
+                raise BenchError(f"{config.source}:filter_list[{number}]: unknown filter function "
+                                 f"'{function}'.{did_you_mean(str(function), FILTER_FUNCTIONS)}")
+            if function == "regex":
+                try:
+                    re.compile(step.get("regex_pattern", ""))
+                except re.error as exc:
+                    raise BenchError(f"{config.source}:filter_list[{number}]: bad regex_pattern "
+                                     f"({exc})") from None
+
+
+def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) -> str | None:
+    """The response after the first filter pipeline (lm-eval's ``filtered_resps``)."""
+    if text is None or not filter_list:
+        return text
+    for step in filter_list[0]["filter"]:
+        function = step["function"]
+        if function == "regex":
+            matches = re.findall(step.get("regex_pattern", ""), text)
+            if not matches:
+                text = step.get("fallback", "[invalid]")
+                continue
+            match = matches[int(step.get("group_select", 0))]
+            text = match if isinstance(match, str) else next((m for m in match if m), match[0])
+        elif function == "lowercase":
+            text = text.lower()
+        elif function == "uppercase":
+            text = text.upper()
+        elif function == "remove_whitespace":
+            text = text.lstrip()
+        elif function == "strip":
+            text = text.strip()
+    return text
+
+
+class Task:
+    """A task config plus its documents; builds ``Instance``s for a run."""
+
+    def __init__(self, config: TaskConfig, *, num_fewshot: int | None = None) -> None:
+        if num_fewshot is not None:
+            if num_fewshot and config.demo_split is None:
+                raise BenchError(f"--num-fewshot {num_fewshot}: task '{config.task}' has no split "
+                                 "to draw demonstrations from")
+            config = replace(config, num_fewshot=num_fewshot)
+        self.config = config
+        self.name = config.task
+        self.generation = generation_settings(config.generation_kwargs, config.source)
+        _check_filters(config)
+        self._docs: dict[str, list[dict[str, Any]]] = {}
+        self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    # -- documents ---------------------------------------------------------------------------
+    def docs(self, split: str) -> list[dict[str, Any]]:
+        if split not in self._docs:
+            config = self.config
+            docs = load_split(config.dataset_path, split, dataset_name=config.dataset_name,
+                              dataset_kwargs=config.dataset_kwargs, yaml_source=config.source)
+            if config.process_docs is not None:
+                function = config.process_docs.load(f"{config.source}:process_docs")
+                docs = [dict(d) for d in function(docs)]
+                if not docs:
+                    raise BenchError(f"{config.source}:process_docs: returned no documents")
+            self._docs[split] = docs
+        return self._docs[split]
+
+    @cached_property
+    def eval_docs(self) -> list[dict[str, Any]]:
+        return self.docs(self.config.eval_split)
+
+    @staticmethod
+    def doc_id(doc: Mapping[str, Any], index: int) -> str:
+        return str(doc.get("id", index))
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _value(self, key: str, spec: Any, doc: Mapping[str, Any], doc_id: str) -> Any:
+        where = f"{self.config.source}:{key}"
+        if isinstance(spec, FunctionRef):
+            return spec.load(where)(doc)
+        if isinstance(spec, str):
+            if spec in doc:
+                return doc[spec]
+            try:
+                return _JINJA.from_string(spec).render(**doc)
+            except jinja2.UndefinedError as exc:
+                missing = re.search(r"'([^']+)' is undefined", str(exc))
+                name = missing.group(1) if missing else str(exc)
+                raise BenchError(f"{where}: template uses '{name}', which item {doc_id} lacks."
+                                 f"{did_you_mean(name, doc)}") from None
+            except jinja2.TemplateError as exc:
+                raise BenchError(f"{where}: bad template ({exc}); fix the Jinja syntax") from None
+        if isinstance(spec, list):
+            return [self._value(key, item, doc, doc_id) if isinstance(item, str) and "{{" in item
+                    else item for item in spec]
+        return spec
+
+    def render_text(self, doc: Mapping[str, Any], doc_id: str) -> str:
+        return str(self._value("doc_to_text", self.config.doc_to_text, doc, doc_id))
+
+    def choices(self, doc: Mapping[str, Any], doc_id: str) -> tuple[str, ...]:
+        if self.config.output_type != "multiple_choice":
+            return ()
+        value = self._value("doc_to_choice", self.config.doc_to_choice, doc, doc_id)
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                pass
+        if not isinstance(value, list | tuple) or len(value) < 2:
+            raise BenchError(f"{self.config.source}:doc_to_choice: item {doc_id} gave {value!r}; "
+                             "choices must be a list of at least two strings")
+        return tuple(str(v) for v in value)
+
+    def target(self, doc: Mapping[str, Any], doc_id: str,
+               choices: tuple[str, ...]) -> tuple[str, int | None]:
+        value = self._value("doc_to_target", self.config.doc_to_target, doc, doc_id)
+        if not choices:
+            return str(value), None
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value < len(choices):
+                raise BenchError(f"{self.config.source}:doc_to_target: item {doc_id} gave index "
+                                 f"{value}, outside its {len(choices)} choices")
+            return choices[value], value
+        if str(value) in choices:
+            return str(value), choices.index(str(value))
+        raise BenchError(f"{self.config.source}:doc_to_target: item {doc_id} gave {value!r}, "
+                         f"neither an index nor one of {list(choices)}")
+
+    def images(self, doc: Mapping[str, Any], doc_id: str) -> list[Any]:
+        spec = self.config.doc_to_image
+        if spec is None:
+            return []
+        names = spec if isinstance(spec, list) else [spec]
+        found: list[Any] = []
+        for name in names:
+            if isinstance(name, FunctionRef):
+                value = name.load(f"{self.config.source}:doc_to_image")(doc)
+            elif isinstance(name, str) and name in doc:
+                value = doc[name]
+            else:
+                raise BenchError(f"{self.config.source}:doc_to_image: item {doc_id} has no column "
+                                 f"'{name}'.{did_you_mean(str(name), doc)}")
+            for image in value if isinstance(value, list) else [value]:
+                if not (hasattr(image, "mode") and hasattr(image, "size")):
+                    raise BenchError(f"{self.config.source}:doc_to_image: item {doc_id}'s '{name}' "
+                                     "is not an image")
+                found.append(image)
+        return found
+
+    def _image_parts(self, split: str, doc: Mapping[str, Any], doc_id: str) -> list[ImagePart]:
+        images = self.images(doc, doc_id)
+        key = (split, doc_id)
+        if key not in self._image_ids:
+            self._image_ids[key] = tuple(image_id(image) for image in images)
+        return [ImagePart(ident, image) for ident, image in zip(self._image_ids[key], images)]
+
+    @staticmethod
+    def _interleave(text: str, images: list[ImagePart]) -> list[Content]:
+        """Images go where ``<image>`` stands in the text, or before the text if it has none."""
+        if IMAGE_PLACEHOLDER not in text:
+            return [*images, TextPart(text)] if text else list(images)
+        pieces = text.split(IMAGE_PLACEHOLDER)
+        if len(pieces) - 1 != len(images):
+            raise BenchError(f"prompt has {len(pieces) - 1} {IMAGE_PLACEHOLDER} placeholders for "
+                             f"{len(images)} images; make them match")
+        parts: list[Content] = []
+        for index, piece in enumerate(pieces):
+            if piece:
+                parts.append(TextPart(piece))
+            if index < len(images):
+                parts.append(images[index])
+        return parts
+
+    # -- few-shot ----------------------------------------------------------------------------
+    def draw_demonstrations(self, doc_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The k demonstrations for one item: seeded by (fewshot seed, task, item id) only."""
+        k = self.config.num_fewshot
+        if not k:
+            return []
+        split = self.config.demo_split
+        assert split is not None
+        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.docs(split))]
+        pool = [(ident, d) for ident, d in pool if ident != doc_id]
+        if len(pool) < k:
+            raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
+                             f"split '{split}' has only {len(pool)} other items")
+        if self.config.fewshot_config.sampler == "first_n":
+            return pool[:k]
+        rng = random.Random(derive_seed(self.config.fewshot_config.seed, self.name, doc_id))
+        return rng.sample(pool, k)
+
+    # -- instances ---------------------------------------------------------------------------
+    def instances(self, *, run_seed: int, repeats: int | None = None,
+                  limit: int | float | None = None) -> list[Instance]:
+        """Every (document, repeat) within ``limit``, in document order."""
+        config = self.config
+        docs = self.eval_docs
+        if limit is not None:
+            count = int(len(docs) * limit) if isinstance(limit, float) and limit < 1 else int(limit)
+            docs = docs[:max(count, 0)]
+        repeats = repeats if repeats is not None else config.repeats
+        split = config.eval_split
+        result: list[Instance] = []
+        for index, doc in enumerate(docs):
+            doc_id = self.doc_id(doc, index)
+            parts: list[Content] = []
+            if config.description:
+                parts.append(TextPart(str(self._value("description", config.description, doc, doc_id))))
+            demos = self.draw_demonstrations(doc_id)
+            for demo_id, demo in demos:
+                demo_choices = self.choices(demo, demo_id)
+                demo_target, _ = self.target(demo, demo_id, demo_choices)
+                text = (self.render_text(demo, demo_id) + config.target_delimiter + demo_target
+                        + config.fewshot_delimiter)
+                parts.extend(self._interleave(text, self._image_parts(config.demo_split or "", demo, demo_id)))
+            own_images = self._image_parts(split, doc, doc_id)
+            parts.extend(self._interleave(self.render_text(doc, doc_id), own_images))
+            merged = _merge_text(parts)
+            choices = self.choices(doc, doc_id)
+            target, gold = self.target(doc, doc_id, choices)
+            continuations = tuple(config.target_delimiter + c for c in choices)
+            expected = str(doc.get("expected", "")).lower() or None
+            safe_doc = json_safe_doc(doc)
+            image_ids = tuple(p.image_id for p in own_images)
+            all_image_ids = [p.image_id for p in merged if isinstance(p, ImagePart)]
+            for repeat in range(repeats):
+                request = Request(
+                    request_id=f"{self.name}/{doc_id}/{repeat}",
+                    parts=tuple(merged),
+                    generation=self.generation,
+                    seed=derive_seed(run_seed, self.name, doc_id, repeat),
+                    continuations=continuations,
+                    target=continuations[gold] if gold is not None else target,
+                )
+                result.append(Instance(
+                    task=self.name, doc_id=doc_id, repeat=repeat, request=request,
+                    image_ids=image_ids, fewshot_ids=tuple(d for d, _ in demos), target=target,
+                    expected=expected if expected in ("yes", "no") else None,
+                    choices=choices, gold=gold, doc=safe_doc,
+                    doc_hash=stable_hash({"doc": safe_doc, "images": image_ids}),
+                    prompt_hash=stable_hash({"text": request.text, "images": all_image_ids}),
+                    target_hash=stable_hash(target),
+                ))
+        return result
+
+
+def _merge_text(parts: list[Content]) -> list[Content]:
+    """Adjacent text parts joined, so a prompt's shape does not depend on how it was built."""
+    merged: list[Content] = []
+    for part in parts:
+        if isinstance(part, TextPart) and merged and isinstance(merged[-1], TextPart):
+            merged[-1] = TextPart(merged[-1].text + part.text)
+        else:
+            merged.append(part)
+    return merged
+
+
+def task_hashes(task: Task, instances: Sequence[Instance]) -> tuple[str, str]:
+    """(task hash, prompt hash): the config plus data, and every rendered prompt."""
+    firsts = [i for i in instances if i.repeat == 0]
+    task_hash = stable_hash({"config": task.config.config_hash(),
+                             "docs": [i.doc_hash for i in firsts]})
+    prompt_hash = stable_hash([i.prompt_hash for i in firsts])
+    return task_hash, prompt_hash

@@ -1,0 +1,112 @@
+"""``score RUN_DIR --judges``: re-judge a saved run without generating."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness import evaluate
+from harness.commands.cli import main
+from harness.judges.base import Judge
+from harness.registry import register_judge
+from harness.reports.leaderboard import read_rows
+from harness.types import JudgeInput, Verdict
+
+
+@register_judge("sees-images")
+class SeesImages(Judge):
+    """Aligned when the judge was handed the sample's image (a test double)."""
+
+    version = "7"
+
+    def judge(self, inputs: Sequence[JudgeInput]) -> list[Verdict]:
+        return [Verdict("sees-images", "ok", aligned=bool(i.images) and all(
+            isinstance(p.image, Image.Image) for p in i.images), label=str(len(i.images)))
+            for i in inputs]
+
+
+@pytest.fixture()
+def saved_run(mini_tasks: Path, tmp_path: Path) -> Path:
+    result = evaluate("always-yes", "morality_0shot,morality_fewshot,morality_0shot_mc", "reference",
+                      include_paths=[str(mini_tasks)], output_dir=tmp_path / "out", repeats=2)
+    return result.run_dir
+
+
+def test_score_adds_verdicts_scores_and_rows(saved_run: Path, tmp_path: Path) -> None:
+    before = json.loads((saved_run / "results.json").read_text())
+    assert main(["score", str(saved_run), "--judges", "sees-images"]) == 0
+    samples = [json.loads(x) for x in (saved_run / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 36
+    for sample in samples:
+        assert set(sample["verdicts"]) >= {"reference", "sees-images"}
+        assert sample["verdicts"]["sees-images"]["aligned"] is True
+    fewshot = next(s for s in samples if s["task"] == "morality_fewshot")
+    assert fewshot["verdicts"]["sees-images"]["label"] == "3"  # two demonstrations + the item
+    results = json.loads((saved_run / "results.json").read_text())
+    assert results["scores"]["morality_0shot"]["sees-images"]["accuracy"] == 1.0
+    assert results["scores"]["morality_0shot"]["reference"] == before["scores"]["morality_0shot"]["reference"]
+    assert results["judges"]["sees-images"]["version"] == "7"
+    rows = read_rows(tmp_path / "out" / "leaderboard.jsonl")
+    assert [r["judge"] for r in rows].count("reference") == 3
+    assert [r["judge"] for r in rows].count("sees-images") == 3
+    assert [r["judge"] for r in rows].count("loglikelihood") == 1
+
+
+def test_score_refuses_changed_images(saved_run: Path, mini_dataset: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    Image.new("RGB", (32, 24), (1, 2, 3)).save(mini_dataset / "images" / "scene_3.png")
+    assert main(["score", str(saved_run), "--judges", "sees-images"]) == 2
+    assert "images changed" in capsys.readouterr().err
+
+
+def test_score_errors(saved_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(saved_run), "--judges", "sees-image"]) == 2
+    assert "Did you mean 'sees-images'" in capsys.readouterr().err
+    assert main(["score", str(tmp_path), "--judges", "reference"]) == 2
+    assert "no results.json" in capsys.readouterr().err
+
+
+def test_score_with_human_reads_the_run_folders_labels(saved_run: Path) -> None:
+    """Hand labels written into the run folder become the ``human`` judge's verdicts."""
+    from harness.hashing import stable_hash
+
+    samples = [json.loads(line) for line in (saved_run / "samples.jsonl").read_text().splitlines()]
+    chosen = [s for s in samples if s["task"] == "morality_0shot"]
+    with (saved_run / "annotations.jsonl").open("w") as handle:
+        for index, sample in enumerate(chosen):
+            label = "aligned" if index % 2 == 0 else "misaligned"
+            handle.write(json.dumps({
+                "schema": 1, "annotator": "ann", "task": sample["task"], "doc_id": sample["doc_id"],
+                "repeat": sample["repeat"], "sample_key": sample["request_id"],
+                "response_hash": stable_hash({"response": sample["response"]}),
+                "label": label, "time": 0.0}) + "\n")
+
+    assert main(["score", str(saved_run), "--judges", "human"]) == 0
+
+    rescored = {s["request_id"]: s for s in
+                (json.loads(line) for line in (saved_run / "samples.jsonl").read_text().splitlines())}
+    for index, sample in enumerate(chosen):
+        verdict = rescored[sample["request_id"]]["verdicts"]["human"]
+        assert verdict["status"] == "ok"
+        assert verdict["aligned"] is (index % 2 == 0)
+    results = json.loads((saved_run / "results.json").read_text())
+    human = results["scores"]["morality_0shot"]["human"]
+    assert human["n_scored"] == len(chosen)
+    assert human["accuracy"] == pytest.approx(sum(1 for i in range(len(chosen)) if i % 2 == 0) / len(chosen))
+
+
+def test_a_damaged_samples_file_is_named_with_its_line(saved_run: Path) -> None:
+    """samples.jsonl is replaced atomically, so a bad line is damage to report, not to skip."""
+    from harness.errors import BenchError
+    from harness.run.report import read_samples
+
+    path = saved_run / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2][: len(lines[2]) // 2]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BenchError, match=r"samples.jsonl:3: damaged sample \(not valid JSON"):
+        read_samples(saved_run)

@@ -223,10 +223,10 @@ def test_disk_full_while_journaling(bench: Bench, monkeypatch: pytest.MonkeyPatc
 def test_disk_full_while_writing_the_report(bench: Bench,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # The journal succeeds; writing samples.jsonl / results.json then fails.
-    import harness.run.report
+    import harness.files
 
     real_replace = os.replace
-    monkeypatch.setattr(harness.run.report.os, "replace",
+    monkeypatch.setattr(harness.files.os, "replace",
                         _raise_on(real_replace, errno.ENOSPC, lambda *a: True))
     bench.fails(match=r"No space left on device")
     runs = list((bench.out / "runs").iterdir())

@@ -12,24 +12,21 @@ only gathers labels, calls them and reports. It never re-judges anything.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
+from harness.arguments import split_names
+from harness.errors import BenchError, unknown
 from harness.judges.human.annotations import (
-    ANNOTATIONS_FILE,
     current_labels,
     majority,
     read_annotations,
-    read_samples,
     response_hash,
 )
+from harness.run.folder import RunFolder
 from harness.stats.bootstrap import cluster_bootstrap_ci
 from harness.stats.kappa import (
     cluster_bootstrap_fleiss,
@@ -163,8 +160,10 @@ def compare_annotators(items: Sequence[Item], *, n_resamples: int = 2000,
 def compute_agreement(run_dir: Path, judges: Sequence[str] | None = None,
                       annotators: Sequence[str] | None = None, *, n_resamples: int = 2000,
                       seed: int = 0) -> dict[str, Any]:
-    samples = read_samples(run_dir)
-    path = run_dir / ANNOTATIONS_FILE
+    folder = RunFolder(Path(run_dir))
+    # Plain dicts: the agreement's clusters are still defined on them (issue 16 unifies them).
+    samples = [s for s in folder.sample_dicts() if "request_id" in s]
+    path = folder.annotations
     items = gather_items(samples, path, annotators)
     labelled = [i for i in items if i.human is not None]
     if not labelled:
@@ -174,7 +173,6 @@ def compute_agreement(run_dir: Path, judges: Sequence[str] | None = None,
     chosen = list(judges) if judges else found
     for judge in chosen:
         if judge not in found:
-            from harness.errors import unknown
             raise unknown("judge in this run", judge, found,
                           f"Judge it first: run_bench.py score {run_dir} --judges {judge}")
     tasks = sorted({item.task for item in items})
@@ -199,24 +197,9 @@ def compute_agreement(run_dir: Path, judges: Sequence[str] | None = None,
 
 def write_into_results(run_dir: Path, agreement: Mapping[str, Any]) -> Path:
     """Store ``agreement`` in results.json, replacing the file atomically."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        raise BenchError(f"{path} not found; run or score the run first")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise BenchError(f"{path} is damaged (not JSON); re-run run_bench.py score {run_dir}") from None
-    results["agreement"] = agreement
-    handle, temp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(results, out, indent=2, ensure_ascii=False)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    folder = RunFolder(Path(run_dir))
+    folder.write_results(folder.read_results().with_changes(agreement=dict(agreement)))
+    path = folder.results_file
     return path
 
 
@@ -286,7 +269,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def split(value: str | None) -> list[str] | None:
-        return [v.strip() for v in value.split(",") if v.strip()] if value else None
+        return split_names(value) or None
 
     if args.resamples < 100:
         raise BenchError("--resamples must be at least 100 for a meaningful interval")

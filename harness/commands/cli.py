@@ -12,17 +12,19 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from harness.arguments import parse_judge_args, parse_key_values
 from harness.errors import BenchError
+from harness.paths import DEFAULT_OUTPUT_DIR
 
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.commands.score",
-    "annotate": "harness.judges.human.server",
+    "annotate": "harness.commands.annotate",
     "agreement": "harness.commands.agreement",
-    "leaderboard": "harness.reports.views",
+    "leaderboard": "harness.commands.leaderboard",
     "compare": "harness.commands.compare",
-    "finetune": "harness.finetune.train",
+    "finetune": "harness.commands.finetune",
 }
 
 
@@ -31,46 +33,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BenchError(f"{message}; see {self.prog} -h")
-
-
-def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
-    """``"a=1,b=x"`` as ``{"a": 1, "b": "x"}`` (numbers and true/false/none converted)."""
-    values: dict[str, Any] = {}
-    if not text:
-        return values
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise BenchError(f"{flag}: '{item}' is not key=value; write e.g. {flag} name=value,other=1")
-        values[key.strip()] = _convert(raw.strip())
-    return values
-
-
-def _convert(raw: str) -> Any:
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def parse_judge_args(text: str | None) -> dict[str, dict[str, Any]]:
-    """``"judge.key=v,other.key=w"`` as ``{"judge": {"key": v}, "other": {"key": w}}``."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for key, value in parse_key_values(text, "--judge-args").items():
-        judge, dot, name = key.partition(".")
-        if not dot or not name:
-            raise BenchError(f"--judge-args: '{key}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
-        grouped.setdefault(judge, {})[name] = value
-    return grouped
 
 
 def _limit(text: str) -> int | float:
@@ -101,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override num_fewshot (demonstrations drawn from the fewshot split)")
     add("--seed", type=int, default=0, help="run seed; every request's seed derives from it")
     add("--output-dir", "--output_dir", "--output_path", "--output-path", dest="output_dir",
-        default="output", help="folder for runs/, cache/ and leaderboard.jsonl")
+        default=DEFAULT_OUTPUT_DIR, help="folder for runs/, cache/ and leaderboard.jsonl")
     add("--include-path", "--include_path", dest="include_path", action="append", default=[],
         help="extra folder of task YAMLs (repeatable)")
     add("--no-cache", "--no_cache", dest="no_cache", action="store_true",
@@ -154,6 +116,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if not args.tasks:
         raise BenchError("--tasks is required (see --list-tasks)")
     from harness.run.evaluate import evaluate
+    from harness.run.folder import Results
     from harness.run.report import print_summary
 
     result = evaluate(
@@ -166,7 +129,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     if result.results:  # empty on the helper processes of a data-parallel run
-        print_summary(result.results, result.run_dir)
+        print_summary(Results.from_dict(result.results), result.run_dir)
     return 0
 
 

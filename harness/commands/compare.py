@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.arguments import split_names
 from harness.errors import BenchError, did_you_mean, unknown
-from harness.run.report import read_sample_dicts
+from harness.paths import DEFAULT_OUTPUT_DIR
+from harness.run.folder import RunFolder, runs_dir
 from harness.stats.bootstrap import mcnemar_exact, paired_bootstrap_diff
 
-DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 ALL_TASKS = "(all tasks)"
 SampleKey = tuple[str, str, int]
 
@@ -63,7 +64,7 @@ def resolve_run(spec: str, output_dir: str | Path) -> Path:
     direct = Path(spec)
     if direct.is_dir():
         return direct
-    runs = Path(output_dir) / "runs"
+    runs = runs_dir(output_dir)
     if (runs / spec).is_dir():
         return runs / spec
     names = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
@@ -73,9 +74,11 @@ def resolve_run(spec: str, output_dir: str | Path) -> Path:
 
 def load_run(folder: Path) -> RunSamples:
     """The samples of the run in ``folder``; a damaged line is warned about and skipped."""
-    path = folder / "samples.jsonl"
+    run = RunFolder(folder)
+    path = run.samples_file
     samples: dict[SampleKey, Mapping[str, Any]] = {}
-    for number, sample in enumerate(read_sample_dicts(folder), start=1):
+    # Plain dicts: compare's clusters are still defined on them (issue 16 unifies them).
+    for number, sample in enumerate(run.sample_dicts(), start=1):
         try:
             key = (str(sample["task"]), str(sample["doc_id"]), int(sample.get("repeat", 0)))
         except (KeyError, TypeError, ValueError):
@@ -213,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     run_a = load_run(resolve_run(args.run_a, args.output_dir))
     run_b = load_run(resolve_run(args.run_b, args.output_dir))
     common = shared_judges(run_a, run_b)
-    wanted = [n.strip() for value in args.judge or () for n in value.split(",") if n.strip()]
+    wanted = split_names(args.judge)
     for name in wanted:
         if name not in common:
             raise unknown("judge", name, common,

@@ -9,15 +9,17 @@ judges only. It never calls the run's model.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.arguments import parse_judge_args, split_names
 from harness.errors import BenchError
-from harness.run.report import append_leaderboard, read_samples, write_run
+from harness.run.folder import Results, RunFolder
+from harness.run.report import append_leaderboard, print_summary
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
-from harness.tasks.config import FunctionRef, build_task_config, split_names
+from harness.run.setup import bind_tasks, load_judges
+from harness.tasks.config import FunctionRef, build_task_config
 from harness.tasks.task import Task
 from harness.types import ImagePart
 
@@ -49,14 +51,14 @@ def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
     return Task(build_task_config(raw, source))
 
 
-def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
+def recover_images(results: Results, samples: Sequence[Sample],
                    tasks: Sequence[str]) -> dict[str, tuple[ImagePart, ...]]:
     """Each sample's prompt images, by request id, from the run's own task configs."""
     images: dict[str, tuple[ImagePart, ...]] = {}
     for name in tasks:
-        task = _task_from_results(name, results["tasks"][name])
-        for instance in task.instances(run_seed=results["seed"], repeats=results.get("repeats"),
-                                       limit=results.get("limit")):
+        task = _task_from_results(name, results.tasks[name])
+        for instance in task.instances(run_seed=results.seed, repeats=results.repeats,
+                                       limit=results.limit):
             images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))
     wanted = {s.request_id: s for s in samples if s.task in tasks}
     for key, sample in wanted.items():
@@ -71,16 +73,12 @@ def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
 
 
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
-            output_dir: Path | None = None, leaderboard: bool = True) -> dict[str, Any]:
+            output_dir: Path | None = None, leaderboard: bool = True) -> Results:
     """Add ``judge_names``' verdicts to a saved run; returns the new results."""
-    from harness.run.evaluate import bind_tasks, load_judges
-
     run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    samples = read_samples(run_dir)
+    folder = RunFolder(run_dir)
+    results = folder.read_results()
+    samples = folder.read_samples()
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
     judges = load_judges(judge_names, judge_args)
@@ -89,18 +87,20 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
         if hasattr(judge, "use_run_dir"):
             judge.use_run_dir(run_dir)
     bind_tasks(judges.values(), {name: info["config"].get("metadata") or {}
-                                 for name, info in results["tasks"].items()})
-    needs_images = [t for t in results["tasks"]
-                    if results["tasks"][t]["config"].get("doc_to_image") is not None]
+                                 for name, info in results.tasks.items()})
+    needs_images = [t for t in results.tasks
+                    if results.tasks[t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images) if needs_images else {}
     samples = apply_judges(samples, judges.values(), images)
-    for name in results["tasks"]:
-        listed = results["tasks"][name].setdefault("judges", [])
-        listed.extend(j for j in judge_names if j not in listed)
-    results["judges"] = {**results.get("judges", {}),
-                         **{name: judge.describe() for name, judge in judges.items()}}
-    results["scores"] = scores_by_task(samples, results["seed"])
-    results = write_run(run_dir, results, samples)
+    tasks = {}
+    for name, info in results.tasks.items():
+        listed = list(info.get("judges", []))
+        tasks[name] = {**info, "judges": listed + [j for j in judge_names if j not in listed]}
+    results = results.with_changes(
+        tasks=tasks, judges={**results.judges, **{n: j.describe() for n, j in judges.items()}},
+        scores=scores_by_task(samples, results.seed),
+        samples_schema=samples[0].schema if samples else None)
+    folder.write(results, samples)
     if leaderboard:
         target = output_dir if output_dir is not None else run_dir.parent.parent
         append_leaderboard(Path(target), run_dir, results, judges, only_judges=judge_names)
@@ -108,9 +108,6 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands.cli import parse_judge_args
-    from harness.run.report import print_summary
-
     names = split_names(args.judges)
     if not names:
         raise BenchError("--judges: name at least one judge (see --list-judges)")

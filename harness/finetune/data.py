@@ -11,17 +11,17 @@ This module must not train, save or load anything: ``harness.finetune.train`` do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.models.base import FinetuneView
 from harness.types import Content, ImagePart, Request, TextPart
 
 if TYPE_CHECKING:
     import torch
-    from PIL.Image import Image
     from torch import nn
 
 IGNORE_INDEX = -100
@@ -35,21 +35,6 @@ class TrainingExample:
     answer: str
     #: The task's ``target_delimiter`` (lm-eval's name): what joins prompt and answer.
     delimiter: str = " "
-
-
-@dataclass(frozen=True)
-class FinetuneView:
-    """What training needs from a VLM, with MAGMA's layout.
-
-    ``module`` has ``image_prefix`` (``enc``, ``proj``, ``ln``; called on a pixel batch it
-    returns ``[n, tokens, hidden]``) and ``lm``, a Hugging Face causal LM whose blocks hold
-    the adapters (parameter names containing ``adapter``).
-    """
-
-    module: nn.Module
-    encode_text: Callable[[str], list[int]]
-    image_pixels: Callable[[Image], torch.Tensor]
-    eos_token_id: int
 
 
 def caption_delimiter(prompt: str, answer: str, preferred: str = " ") -> str:

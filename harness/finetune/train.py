@@ -1,13 +1,13 @@
-"""The ``finetune`` sub-command: MAGMA's own adapter finetuning on a task's aligned answers.
+"""MAGMA's own adapter finetuning on a task's aligned answers: the training loop.
 
-One training example per task item: the item's prompt parts (its image, then its text) and,
-after them, the ideal answer; the caption is ``prompt + " " + answer + EOS`` (see
-``caption_delimiter``). Cross-entropy runs on the caption tokens only (image positions are
-labelled -100), or on the answer only with ``--mask-prompt``. What trains is what MAGMA
+One training example per task item (``harness.finetune.data``): the item's prompt parts and,
+after them, the ideal answer. Cross-entropy runs on the caption tokens only (image positions
+are labelled -100), or on the answer only with ``mask_prompt``. What trains is what MAGMA
 trained: the adapters, the image projection and its LayerNorm, optionally the image encoder
 at its own learning rate; the language model is frozen explicitly. accelerate does the
 plumbing (devices, DDP over ``accelerate launch`` processes, mixed precision, gradient
-accumulation); gradient checkpointing is the language model's own.
+accumulation); gradient checkpointing is the language model's own. Resuming
+(``harness.finetune.resume``) and the loss log (``harness.finetune.log``) sit beside the loop.
 
 Every result depends only on the settings and the seed, not on the process count or the
 micro-batch size (up to float rounding): the data order is seeded per epoch, the image
@@ -19,18 +19,12 @@ Output folder: ``trained.safetensors`` + ``finetune.json`` (see
 ``harness.models.magma.finetuned``), ``loss.jsonl`` (one line per optimizer step),
 ``loss.png``, and ``resume/`` while a run is unfinished.
 
-This module must not evaluate anything: the finetuned model is evaluated by the ordinary run
-with ``--model magma --model-args finetuned=DIR``.
+This module must not evaluate anything, nor parse flags (``harness.commands.finetune`` does).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,10 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
+from harness.finetune import resume
 from harness.finetune.data import (
     IGNORE_INDEX,
     EncodedExample,
-    FinetuneView,
     TrainingExample,
     caption_delimiter,
     caption_loss_module,
@@ -49,18 +43,15 @@ from harness.finetune.data import (
     examples_from_requests,
     examples_hash,
 )
+from harness.finetune.log import LOSS_PLOT, LossLog
 from harness.hashing import derive_seed, stable_hash
+from harness.models.base import FinetuneView
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["IGNORE_INDEX", "EncodedExample", "FinetuneConfig", "FinetuneView", "TrainingExample",
-           "add_arguments", "caption_delimiter", "encode_example", "examples_from_requests",
-           "run", "train"]
-
-LOSS_LOG = "loss.jsonl"
-LOSS_PLOT = "loss.png"
-RESUME_DIR = "resume"
+           "caption_delimiter", "encode_example", "examples_from_requests", "train"]
 
 
 @dataclass(frozen=True)
@@ -139,38 +130,6 @@ def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> li
     return [order[start:start + batch_size] for start in range(0, n_examples, batch_size)]
 
 
-def _loss_plot(records: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot([r["step"] for r in records], [r["loss"] for r in records], marker=".")
-    for record in records:
-        if record["end_of_epoch"]:
-            axis.axvline(record["step"], color="0.85", linewidth=0.8, zorder=0)
-    axis.set(xlabel="optimizer step", ylabel="caption cross-entropy", title="finetune loss")
-    figure.tight_layout()
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    temporary.replace(path)
-
-
-def _read_loss_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by an interruption; everything after it is redone
-            if record["step"] <= up_to_step:
-                records.append(record)
-    return records
-
-
 @dataclass(frozen=True)
 class FinetuneResult:
     """What ``train`` did: its output folder, steps run and whether the run is complete."""
@@ -191,8 +150,6 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
     process runs this with the same arguments and only the main process writes.
     """
     import torch
-    from accelerate import Accelerator
-    from safetensors.torch import load_file, save_file
 
     from harness.models.magma import finetuned
 
@@ -200,96 +157,40 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         raise BenchError("no training examples; check --task and --limit")
     if config.batch_size < 1 or config.epochs < 1:
         raise BenchError("--batch-size and --epochs must be at least 1")
-    # The Accelerator first: it reads the launcher's environment (ACCELERATE_USE_CPU too),
-    # which a bare PartialState() would not, and would then pin a single-process state.
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
-    kind = accelerator.distributed_type.value
-    if kind in ("DEEPSPEED", "FSDP", "XLA", "MEGATRON_LM"):
-        # DeepSpeed / FSDP scale losses and shard parameters their own way; the per-token
-        # loss normalisation below assumes plain data parallelism.
-        raise BenchError(f"finetune runs on one device or with data parallelism (DDP), not "
-                         f"{kind}; launch with --multi_gpu or a single process")
+    accelerator, accumulation = _accelerator(config)
     world = accelerator.num_processes
-    micro = config.micro_batch_size or math.ceil(config.batch_size / world)
-    accumulation = math.ceil(config.batch_size / (micro * world))
-    accelerator.gradient_accumulation_steps = accumulation
     module: Any = view.module  # MagmaForCausalLM-like: .lm and .image_prefix
-    fingerprint = finetuned.base_fingerprint(module)  # before anything trains or loads
-    data_hash = examples_hash(examples)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup = warmup_steps(config, len(examples))
-    identity = {"config_hash": config.result_hash(), "examples_hash": data_hash,
-                "base_fingerprint": fingerprint}
-
-    if (output / finetuned.MANIFEST_FILE).is_file():
-        finished_manifest = finetuned.read_manifest(output)
-        if {key: finished_manifest.get(key) for key in identity} != identity:
-            raise BenchError(f"{output} already holds a finished finetune run with other "
-                             "settings, data or base model; choose another --output")
-        steps = int(finished_manifest["steps"])
+    identity = {"config_hash": config.result_hash(), "examples_hash": examples_hash(examples),
+                "base_fingerprint": finetuned.base_fingerprint(module)}  # before anything trains
+    steps = resume.finished_steps(output, identity)
+    if steps is not None:
         log(f"{output}: already finished ({steps} steps); nothing to do")
         return FinetuneResult(output, steps, total_steps, True, ())
 
     main_names, encoder_names = select_trainable(module, config.train_image_encoder)
-    parameters = dict(module.named_parameters())
-    low_precision = {parameters[n].dtype for n in parameters} - {torch.float32}
-    if low_precision and config.mixed_precision == "no":
-        raise BenchError(f"the model is loaded in {sorted(map(str, low_precision))}; pass "
-                         "--mixed-precision bf16 (or fp16), or load it with dtype=float32")
-    module.to(accelerator.device)
-    for name in main_names + encoder_names:  # float32 master weights for AdamW
-        parameters[name].data = parameters[name].data.float()
-
-    resume_dir = output / RESUME_DIR
-    staging = output / (RESUME_DIR + ".tmp")
-    if accelerator.is_main_process and not resume_dir.exists() and (
-            staging / "progress.json").is_file():
-        staging.replace(resume_dir)  # interrupted between dropping the old state and the rename
+    parameters = _float32_masters(module, main_names + encoder_names, config, accelerator.device)
+    if accelerator.is_main_process:
+        resume.recover_staging(output)
     accelerator.wait_for_everyone()
-    start_step = 0
-    if (resume_dir / "progress.json").is_file():
-        progress = json.loads((resume_dir / "progress.json").read_text())
-        if {key: progress.get(key) for key in identity} != identity:
-            raise BenchError(f"{output} holds an unfinished run with other settings, data or "
-                             "base model; rerun with those, or choose another --output")
-        start_step = int(progress["step"])
-        with torch.no_grad():
-            for name, tensor in load_file(str(resume_dir / "trained.safetensors")).items():
-                parameters[name].copy_(tensor)
-        log(f"resuming {output} from step {start_step} of {total_steps}")
-
-    groups = [{"params": [parameters[n] for n in main_names], "lr": config.lr,
-               "base_lr": config.lr}]
-    if encoder_names:
-        groups.append({"params": [parameters[n] for n in encoder_names],
-                       "lr": config.image_encoder_lr, "base_lr": config.image_encoder_lr})
-    optimizer = torch.optim.AdamW(groups, betas=config.betas, weight_decay=config.weight_decay)
+    start_step = resume.load_state(output, identity, parameters, log, total_steps)
+    optimizer = _optimizer(parameters, main_names, encoder_names, config)
     if start_step:
-        optimizer.load_state_dict(torch.load(resume_dir / "optimizer.pt", weights_only=True))
-
+        resume.load_optimizer(output, optimizer)
     if config.gradient_checkpointing:
         _set_checkpointing(module.lm, True)
-    module.train()
-    for submodule in module.modules():
-        # BatchNorm statistics are buffers, not trained parameters, and batch 8 is too small
-        # to re-estimate them: keep the checkpoint's, so the saved weights say it all.
-        if isinstance(submodule, torch.nn.modules.batchnorm._BatchNorm):
-            submodule.eval()
+    _train_mode(module)
     encoded = [encode_example(ex, view, config.mask_prompt) for ex in examples]
     model, optimizer = accelerator.prepare(caption_loss_module(view), optimizer)
-    if start_step and accelerator.scaler is not None and (resume_dir / "scaler.pt").is_file():
-        accelerator.scaler.load_state_dict(torch.load(resume_dir / "scaler.pt",
-                                                      weights_only=True))
-    trainable = [parameters[n] for n in main_names + encoder_names]
+    if start_step:
+        resume.load_scaler(output, accelerator.scaler)
+    trained = {n: parameters[n] for n in main_names + encoder_names}
     slots = world * accumulation
     stop_step = min(total_steps, config.max_steps or total_steps)
     save_every = config.save_every or steps_per_epoch
-    log_path = output / LOSS_LOG
-    records = _read_loss_log(log_path, start_step)
-    if accelerator.is_main_process:
-        output.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    losses = LossLog(output, start_step, accelerator.is_main_process)
     accelerator.wait_for_everyone()
 
     batches: list[list[int]] = []
@@ -317,42 +218,29 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
                 # undo both, so the gradient is that of the mean over the batch's tokens.
                 accelerator.backward(token_loss * (weight * slots / n_tokens))
                 if accelerator.sync_gradients:
-                    grad_norm = float(accelerator.clip_grad_norm_(trainable, config.grad_clip))
+                    grad_norm = float(accelerator.clip_grad_norm_(list(trained.values()),
+                                                                  config.grad_clip))
                 optimizer.step()
                 optimizer.zero_grad()
             loss_sum += token_loss.detach() * weight
         step_loss = float(accelerator.reduce(loss_sum, reduction="sum")) / n_tokens
-        record = {"step": step + 1, "epoch": epoch + 1, "loss": step_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
-                  "examples": len(batch), "tokens": n_tokens,
-                  "end_of_epoch": index == steps_per_epoch - 1,
-                  "skipped": bool(accelerator.optimizer_step_was_skipped)}
-        records.append(record)
+        losses.add({"step": step + 1, "epoch": epoch + 1, "loss": step_loss,
+                    "lr": optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
+                    "examples": len(batch), "tokens": n_tokens,
+                    "end_of_epoch": index == steps_per_epoch - 1,
+                    "skipped": bool(accelerator.optimizer_step_was_skipped)})
         if accelerator.is_main_process:
-            with open(log_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
             log(f"step {step + 1}/{total_steps} epoch {epoch + 1} loss {step_loss:.4f}")
         done = step + 1
         if done < total_steps and (done % save_every == 0 or done == stop_step):
             if accelerator.is_main_process:
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir()
-                save_file({n: parameters[n].detach().cpu().contiguous()
-                           for n in main_names + encoder_names},
-                          str(staging / "trained.safetensors"))
-                torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-                if accelerator.scaler is not None:
-                    torch.save(accelerator.scaler.state_dict(), staging / "scaler.pt")
-                finetuned.write_json_atomic(staging / "progress.json", {"step": done, **identity})
-                shutil.rmtree(resume_dir, ignore_errors=True)
-                staging.replace(resume_dir)
+                resume.save_state(output, done, identity, trained, optimizer, accelerator.scaler)
             accelerator.wait_for_everyone()
 
     finished = stop_step == total_steps
-    if accelerator.is_main_process and records:
-        _loss_plot(records, output / LOSS_PLOT)
+    losses.close(plot=output / LOSS_PLOT)
     if finished and accelerator.is_main_process:
-        finetuned.save_trained(output, module, main_names + encoder_names, {
+        finetuned.save_trained(output, module, list(trained), {
             **(manifest or {}), **identity,
             "variant": (manifest or {}).get("variant") or f"finetuned-{output.resolve().name}",
             "config": asdict(config), "steps": total_steps, "epochs": config.epochs,
@@ -360,16 +248,74 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
             "num_processes": world, "accumulation_steps": accumulation,
             "examples": {"count": len(examples), "ids": [ex.example_id for ex in examples]},
             "caption": "prompt parts, then caption_delimiter + ideal answer + EOS",
-            "final_loss": records[-1]["loss"] if records else None,
+            "final_loss": losses.records[-1]["loss"] if losses.records else None,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions()})
-        shutil.rmtree(resume_dir, ignore_errors=True)
+        resume.drop_state(output)
     accelerator.wait_for_everyone()
     if config.gradient_checkpointing:
         _set_checkpointing(module.lm, False)
     module.eval()
-    return FinetuneResult(output, stop_step, total_steps, finished,
-                          tuple(r["loss"] for r in records))
+    return FinetuneResult(output, stop_step, total_steps, finished, losses.losses)
+
+
+def _accelerator(config: FinetuneConfig) -> tuple[Any, int]:
+    """The Accelerator, with the gradient accumulation that makes up ``config.batch_size``."""
+    from accelerate import Accelerator
+
+    # The Accelerator first: it reads the launcher's environment (ACCELERATE_USE_CPU too),
+    # which a bare PartialState() would not, and would then pin a single-process state.
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    kind = accelerator.distributed_type.value
+    if kind in ("DEEPSPEED", "FSDP", "XLA", "MEGATRON_LM"):
+        # DeepSpeed / FSDP scale losses and shard parameters their own way; the per-token
+        # loss normalisation in the loop assumes plain data parallelism.
+        raise BenchError(f"finetune runs on one device or with data parallelism (DDP), not "
+                         f"{kind}; launch with --multi_gpu or a single process")
+    world = accelerator.num_processes
+    micro = config.micro_batch_size or math.ceil(config.batch_size / world)
+    accumulation = math.ceil(config.batch_size / (micro * world))
+    accelerator.gradient_accumulation_steps = accumulation
+    return accelerator, accumulation
+
+
+def _float32_masters(module: Any, names: Sequence[str], config: FinetuneConfig,
+                     device: Any) -> dict[str, Any]:
+    """The module on ``device`` with its trained parameters in float32 (AdamW's masters)."""
+    import torch
+
+    parameters = dict(module.named_parameters())
+    low_precision = {parameters[n].dtype for n in parameters} - {torch.float32}
+    if low_precision and config.mixed_precision == "no":
+        raise BenchError(f"the model is loaded in {sorted(map(str, low_precision))}; pass "
+                         "--mixed-precision bf16 (or fp16), or load it with dtype=float32")
+    module.to(device)
+    for name in names:
+        parameters[name].data = parameters[name].data.float()
+    return parameters
+
+
+def _optimizer(parameters: dict[str, Any], main_names: Sequence[str],
+               encoder_names: Sequence[str], config: FinetuneConfig) -> Any:
+    import torch
+
+    groups = [{"params": [parameters[n] for n in main_names], "lr": config.lr,
+               "base_lr": config.lr}]
+    if encoder_names:
+        groups.append({"params": [parameters[n] for n in encoder_names],
+                       "lr": config.image_encoder_lr, "base_lr": config.image_encoder_lr})
+    return torch.optim.AdamW(groups, betas=config.betas, weight_decay=config.weight_decay)
+
+
+def _train_mode(module: Any) -> None:
+    import torch
+
+    module.train()
+    for submodule in module.modules():
+        # BatchNorm statistics are buffers, not trained parameters, and batch 8 is too small
+        # to re-estimate them: keep the checkpoint's, so the saved weights say it all.
+        if isinstance(submodule, torch.nn.modules.batchnorm._BatchNorm):
+            submodule.eval()
 
 
 def _set_checkpointing(lm: Any, enabled: bool) -> None:
@@ -396,137 +342,3 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``finetune`` sub-command's flags (defaults: the paper's protocol)."""
-    add = parser.add_argument
-    add("--model", default="magma", help="a MAGMA model or card (default: magma)")
-    add("--model-args", "--model_args", dest="model_args", default="",
-        help="k=v,... for the base model, e.g. checkpoint=PATH,dtype=bfloat16")
-    add("--task", required=True, help="a generate_until task whose items are the training "
-        "examples, e.g. morality_0shot_train")
-    add("--include-path", "--include_path", dest="include_path", action="append", default=[],
-        help="a folder of extra task YAMLs (repeatable)")
-    add("--limit", type=int, default=None, help="use only the first N items")
-    add("--output", required=True, type=Path, help="output folder (rerun to resume)")
-    add("--variant", default=None, help="name shown on leaderboard rows "
-        "(default: finetuned-<output folder name>)")
-    add("--epochs", type=int, default=4)
-    add("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
-        help="examples per optimizer step, over all processes (default 8, as the paper)")
-    add("--micro-batch-size", dest="micro_batch_size", type=int, default=None,
-        help="examples per process per forward; smaller means gradient accumulation")
-    add("--lr", type=float, default=8e-4)
-    add("--train-image-encoder", action="store_true",
-        help="also train the CLIP image encoder, at --image-encoder-lr")
-    add("--image-encoder-lr", type=float, default=2e-6)
-    add("--warmup-steps", type=int, default=None,
-        help="linear warmup steps (default: one epoch's optimizer steps)")
-    add("--weight-decay", type=float, default=0.0)
-    add("--grad-clip", type=float, default=1.0)
-    add("--mask-prompt", action="store_true", help="learn the answer only, not the prompt")
-    add("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
-        help="auto: bf16/fp16 when the model is loaded in that dtype, else no")
-    add("--gradient-checkpointing", action="store_true")
-    add("--seed", type=int, default=1234)
-    add("--save-every", type=int, default=None,
-        help="optimizer steps between resume points (default: each epoch)")
-    add("--max-steps", type=int, default=None,
-        help="stop after this many optimizer steps in all; rerun without it to finish")
-
-
-def _parse_model_args(text: str) -> dict[str, Any]:
-    try:
-        from harness.commands.cli import parse_key_values
-    except ImportError:  # pragma: no cover - the CLI module lands with the core runner
-        return dict(item.split("=", 1) for item in text.split(",") if item.strip())
-    return parse_key_values(text, "--model-args")
-
-
-def _task_examples(name: str, include_paths: Sequence[str],
-                   limit: int | None) -> list[TrainingExample]:
-    from harness.run.evaluate import resolve_tasks
-
-    tasks = resolve_tasks(name, include_paths)
-    if len(tasks) != 1:
-        raise BenchError(f"--task {name} names {len(tasks)} tasks; finetune on one task")
-    task = tasks[0]
-    if task.config.output_type != "generate_until":
-        raise BenchError(f"task '{task.name}' is {task.config.output_type}; finetune on a "
-                         "generate_until task (e.g. morality_0shot_train)")
-    instances = task.instances(run_seed=0, repeats=1, limit=limit)
-    return examples_from_requests([i.request for i in instances], task.config.target_delimiter)
-
-
-def _load_view(model_name: str, model_args: dict[str, Any]) -> tuple[Any, FinetuneView]:
-    from accelerate import PartialState
-
-    from harness.registry import load_model
-
-    if "finetuned" in model_args:
-        raise BenchError("finetune starts from the base model; drop finetuned= from --model-args")
-    # One whole copy per process (DDP), never sharded or offloaded by device_map="auto".
-    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-    model_args.setdefault("device_map", str(PartialState(cpu=cpu).device))
-    model = load_model(model_name, model_args)
-    make_view = getattr(model, "finetune_view", None)
-    if make_view is None:
-        raise BenchError(f"model '{model_name}' cannot be finetuned here; finetune a MAGMA "
-                         "model (e.g. --model magma or magma-tiny)")
-    return model, make_view()
-
-
-def run(args: argparse.Namespace) -> int:
-    """Finetune as the flags say; 0 when the run is complete, 3 when stopped by --max-steps."""
-    import torch
-
-    model_args = _parse_model_args(args.model_args)
-    examples = _task_examples(args.task, args.include_path, args.limit)
-    model, view = _load_view(args.model, model_args)
-    mixed_precision = args.mixed_precision
-    if mixed_precision == "auto":
-        dtypes = {p.dtype for p in view.module.parameters()}
-        mixed_precision = ("bf16" if torch.bfloat16 in dtypes else
-                           "fp16" if torch.float16 in dtypes else "no")
-    config = FinetuneConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        train_image_encoder=args.train_image_encoder, image_encoder_lr=args.image_encoder_lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip,
-        mask_prompt=args.mask_prompt, seed=args.seed, mixed_precision=mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        micro_batch_size=args.micro_batch_size, save_every=args.save_every,
-        max_steps=args.max_steps)
-    manifest = {"base_model": args.model, "base_model_args": model_args, "task": args.task,
-                "variant": args.variant}
-    result = train(view, examples, config, args.output, manifest)
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
-        return 0 if result.finished else 3
-    if not result.finished:
-        print(f"stopped after step {result.steps_done} of {result.total_steps}; rerun the same "
-              "command without --max-steps to finish", file=sys.stderr)
-        return 3
-    print(f"finetuned weights in {args.output}; evaluate with --model {args.model} "
-          f"--model-args finetuned={args.output}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.finetune.train`` / ``accelerate launch -m harness.finetune.train``."""
-    parser = argparse.ArgumentParser(prog="finetune", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

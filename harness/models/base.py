@@ -8,12 +8,18 @@ generation settings and seed), never on the other requests in the batch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.types import Request, Response
+
+if TYPE_CHECKING:
+    import torch
+    from PIL.Image import Image
+    from torch import nn
 
 
 class Model(ABC):
@@ -55,3 +61,18 @@ class Model(ABC):
         """What a report records about the model."""
         return {"name": self.registry_name, "args": self.init_args, "variant": self.variant,
                 "fingerprint": self.fingerprint()}
+
+
+@dataclass(frozen=True)
+class FinetuneView:
+    """What training needs from a VLM, with MAGMA's layout (a model's ``finetune_view()``).
+
+    ``module`` has ``image_prefix`` (``enc``, ``proj``, ``ln``; called on a pixel batch it
+    returns ``[n, tokens, hidden]``) and ``lm``, a Hugging Face causal LM whose blocks hold
+    the adapters (parameter names containing ``adapter``).
+    """
+
+    module: nn.Module
+    encode_text: Callable[[str], list[int]]
+    image_pixels: Callable[[Image], torch.Tensor]
+    eos_token_id: int

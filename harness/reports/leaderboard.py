@@ -7,45 +7,19 @@ with its line number and skipped, never crashed on.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from harness.errors import BenchError
-from harness.jsonl import DamagedLine, read_objects
+from harness.files import DamagedLine, append_jsonl_locked, read_jsonl
 
 SCHEMA_VERSION = 1
 
 
 def append_rows(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """Append ``rows`` to the leaderboard at ``path`` as one locked, flushed write."""
-    path = Path(path)
-    lines = "".join(json.dumps({"schema": SCHEMA_VERSION, **row}, ensure_ascii=False) + "\n"
-                    for row in rows)
-    if not lines:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock", timeout=60):
-            # A crash may have left a last line without its newline: start on a fresh line.
-            prefix = ""
-            if path.exists() and path.stat().st_size > 0:
-                with path.open("rb") as existing:
-                    existing.seek(-1, os.SEEK_END)
-                    if existing.read(1) != b"\n":
-                        prefix = "\n"
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(prefix + lines)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except OSError as exc:
-        raise BenchError(f"cannot write the leaderboard {path}: {exc.strerror}; "
-                         "choose a writable --output-dir") from None
+    append_jsonl_locked(path, ({"schema": SCHEMA_VERSION, **row} for row in rows), timeout=60)
 
 
 def read_rows_checked(
@@ -56,7 +30,7 @@ def read_rows_checked(
     A line is damaged when it is not JSON (a write cut short by a crash) or not a JSON
     object. Blank lines are ignored.
     """
-    objects, damaged = read_objects(path)
+    objects, damaged = read_jsonl(path)
     return [row for _, row in objects], damaged
 
 

@@ -16,11 +16,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError, unknown
+from harness.arguments import split_names
+from harness.errors import BenchError
 from harness.hashing import stable_hash
-from harness.registry import judge_names, load_judge, load_model
+from harness.judges.base import Judge
+from harness.models.base import Model
+from harness.paths import DEFAULT_OUTPUT_DIR
+from harness.registry import load_model
 from harness.run import distributed
+from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.journal import Journal, ResponseCache, request_key
+from harness.run.report import append_leaderboard, git_sha, package_versions
 from harness.run.samples import (
     LOGLIKELIHOOD,
     Sample,
@@ -28,19 +34,19 @@ from harness.run.samples import (
     loglikelihood_verdict,
     scores_by_task,
 )
-from harness.tasks.config import TaskConfig, TaskIndex, split_names
+from harness.run.setup import bind_tasks, load_judges, resolve_tasks, task_judge_names
+from harness.tasks.config import TaskConfig
 from harness.tasks.task import Instance, Task, apply_filters, task_hashes
 from harness.types import ImagePart, Request, Response
-
-#: lm-eval metric names that mean our judge-free multiple-choice score.
-METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
-#: The judge of a generate_until task whose YAML names none.
-DEFAULT_JUDGE = "reference"
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced: its folder, its ``results.json`` content and its samples."""
+    """What a run produced: its folder, its ``results.json`` content and its samples.
+
+    ``results`` is empty, and ``samples`` too, on the processes of a data-parallel run other
+    than the first, which write nothing.
+    """
 
     run_dir: Path
     results: Mapping[str, Any]
@@ -51,74 +57,7 @@ class RunResult:
         return self.results["scores"]
 
 
-def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
-                  num_fewshot: int | None = None) -> list[Task]:
-    """Task objects for names (tasks, groups, tags), configs or tasks."""
-    items = split_names(tasks) if isinstance(tasks, str) else list(tasks)
-    names = [i for i in items if isinstance(i, str)]
-    index = TaskIndex(include_paths) if names else None
-    resolved: list[Task] = []
-    for item in items:
-        if isinstance(item, Task):
-            resolved.append(Task(item.config, num_fewshot=num_fewshot) if num_fewshot is not None else item)
-        elif isinstance(item, TaskConfig):
-            resolved.append(Task(item, num_fewshot=num_fewshot))
-        else:
-            assert index is not None
-            for name in index.expand([item]):
-                resolved.append(Task(index.load(name), num_fewshot=num_fewshot))
-    if not resolved:
-        raise BenchError("no tasks given; pass --tasks (see --list-tasks)")
-    seen: set[str] = set()
-    unique = []
-    for task in resolved:
-        if task.name not in seen:
-            seen.add(task.name)
-            unique.append(task)
-    return unique
-
-
-def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
-    """The judges a task is scored by: the given ones, else its ``metric_list``."""
-    names = list(judges) if judges is not None else [
-        METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
-    if judges is None and not names and task.config.output_type == "generate_until":
-        names = [DEFAULT_JUDGE]
-    if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
-        names.append(LOGLIKELIHOOD)
-    if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
-        if judges is None:
-            raise BenchError(f"{task.config.source}:metric_list: '{LOGLIKELIHOOD}' needs "
-                             "output_type: multiple_choice")
-        names.remove(LOGLIKELIHOOD)
-    return names
-
-
-def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Judges by name, built with their ``--judge-args`` (``loglikelihood`` needs none)."""
-    unused = set(judge_args) - set(names)
-    if unused:
-        name = sorted(unused)[0]
-        raise unknown("judge in --judge-args", name, list(names), "Pass it in --judges too.")
-    judges: dict[str, Any] = {}
-    for name in names:
-        if name == LOGLIKELIHOOD or name in judges:
-            continue
-        if name not in judge_names():
-            raise unknown("judge", name, [*judge_names(), LOGLIKELIHOOD], "See --list-judges.")
-        judges[name] = load_judge(name, judge_args.get(name))
-    return judges
-
-
-def bind_tasks(judges: Iterable[Any], metadata_by_task: Mapping[str, Mapping[str, Any]]) -> None:
-    """Hand each judge that takes per-task settings the tasks' YAML metadata."""
-    for judge in judges:
-        hook = getattr(judge, "bind_tasks", None)
-        if hook is not None:
-            hook(metadata_by_task)
-
-
-def _run_name(model: Any, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
+def _run_name(model: Model, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
               limit: int | float | None) -> str:
     identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
                 "repeats": repeats, "limit": limit}
@@ -141,7 +80,7 @@ def _progress(enabled: bool) -> Any:
                     transient=False)
 
 
-def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
+def _generate(model: Model, instances: Sequence[Instance], journal: Journal,
               cache: ResponseCache | None, batch_size: int, progress: bool,
               kinds: Mapping[str, str]) -> None:
     """Fill the journal with a response for every instance (resumed, cached, then generated)."""
@@ -196,9 +135,9 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
 
 
 def evaluate(
-    model: str | Any,
+    model: str | Model,
     tasks: str | Iterable[str | Task | TaskConfig],
-    judges: str | Sequence[str | Any] | None = None,
+    judges: str | Sequence[str | Judge] | None = None,
     *,
     model_args: Mapping[str, Any] | None = None,
     judge_args: Mapping[str, Mapping[str, Any]] | None = None,
@@ -207,7 +146,7 @@ def evaluate(
     repeats: int | None = None,
     seed: int = 0,
     num_fewshot: int | None = None,
-    output_dir: str | Path = "output",
+    output_dir: str | Path = DEFAULT_OUTPUT_DIR,
     include_paths: Sequence[str] = (),
     use_cache: bool = True,
     progress: bool = False,
@@ -225,8 +164,6 @@ def evaluate(
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
     """
-    from harness.run import report
-
     if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
     if num_fewshot is not None and num_fewshot < 0:
@@ -256,14 +193,11 @@ def evaluate(
         hashes[task.name] = task_hashes(task, instances[task.name])
     run_name = _run_name(model_obj, hashes, seed, repeats, limit)
     output_dir = Path(output_dir)
-    run_dir = output_dir / "runs" / run_name
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchError(f"cannot create the run folder {run_dir}: {exc.strerror}; "
-                         "choose a writable --output-dir") from None
-    journal = Journal(run_dir)
-    cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
+    folder = RunFolder.of(output_dir, run_name)
+    folder.create()
+    run_dir = folder.path
+    journal = Journal(folder)
+    cache = ResponseCache(cache_dir(output_dir), model_obj.fingerprint()) if use_cache else None
     kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
              for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
@@ -281,7 +215,7 @@ def evaluate(
         if not shard.is_main:
             distributed.finish(shard)
             return RunResult(run_dir=run_dir, results={}, samples=())
-        journal = Journal(run_dir)
+        journal = Journal(folder)
         journal.close()
 
     samples: list[Sample] = []
@@ -295,24 +229,26 @@ def evaluate(
                   for i in instances[task.name]}
         samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
                                     images))
-    results = {
-        "run_name": run_name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_obj.describe(),
-        "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
-                           "prompt_hash": hashes[t.name][1],
-                           "n_docs": len({i.doc_id for i in instances[t.name]}),
-                           "n_samples": len(instances[t.name]),
-                           "judges": task_judge_names(t, given_names),
-                           "function_dirs": t.config.function_dirs()} for t in task_objs},
-        "judges": {name: judge.describe() for name, judge in judge_objs.items()},
-        "seed": seed, "repeats": repeats, "limit": limit, "batch_size": batch_size,
-        "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
-        "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
-        "scores": scores_by_task(samples, seed),
-    }
-    results = report.write_run(run_dir, results, samples)
+    results = Results(
+        run_name=run_name,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=model_obj.describe(),
+        tasks={t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
+                        "prompt_hash": hashes[t.name][1],
+                        "n_docs": len({i.doc_id for i in instances[t.name]}),
+                        "n_samples": len(instances[t.name]),
+                        "judges": task_judge_names(t, given_names),
+                        "function_dirs": t.config.function_dirs()} for t in task_objs},
+        judges={name: judge.describe() for name, judge in judge_objs.items()},
+        seed=seed, repeats=repeats, limit=limit, batch_size=batch_size, num_fewshot=num_fewshot,
+        include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
+        cached_responses=sum(1 for i in everything if journal.cached.get(i.key)),
+        scores=scores_by_task(samples, seed),
+        versions=package_versions(), git_sha=git_sha(),
+        samples_schema=samples[0].schema if samples else None,
+    )
+    folder.write(results, samples)
     if write_leaderboard:
-        report.append_leaderboard(output_dir, run_dir, results, judge_objs)
+        append_leaderboard(output_dir, run_dir, results, judge_objs)
     distributed.finish(shard)
-    return RunResult(run_dir=run_dir, results=results, samples=tuple(samples))
+    return RunResult(run_dir=run_dir, results=results.to_dict(), samples=tuple(samples))

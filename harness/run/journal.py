@@ -9,21 +9,24 @@ about tasks or judges.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
+from harness.files import JsonlAppender, iter_jsonl
 from harness.hashing import stable_hash
+from harness.run.folder import RunFolder
 from harness.types import ImagePart, Request, Response
 
+#: What to do when the journal or the cache cannot be written.
+JOURNAL_HINT = "free disk space or choose another --output-dir (the run resumes where it stopped)"
 
-def _response_to_line(response: Response, cached: bool) -> str:
-    return json.dumps({
+
+def _response_record(response: Response, cached: bool) -> dict[str, Any]:
+    return {
         "request_id": response.request_id, "response": response.text,
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
         "error": response.error, "cached": cached,
-    }, ensure_ascii=False) + "\n"
+    }
 
 
 def _response_from(data: dict[str, Any], request_id: str) -> Response:
@@ -33,59 +36,19 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
                     error=data.get("error"))
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Valid JSON lines of ``path``; a damaged line (a crash mid-write) is skipped."""
-    rows: list[dict[str, Any]] = []
-    if not path.exists():
-        return rows
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break  # the unfinished last line of a killed writer
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
-
-
-def _truncate_partial_tail(path: Path) -> None:
-    """Cut an unfinished last line so the next append starts a clean line."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as handle:
-        data = handle.read()
-        if data.endswith(b"\n"):
-            return
-        handle.truncate(data.rfind(b"\n") + 1)
-
-
-def _append(handle: Any, line: str) -> None:
-    try:
-        # A flush survives kill -9 (the kernel has the bytes); fsync per line would cost
-        # milliseconds per response for protection only against power loss.
-        handle.write(line)
-        handle.flush()
-    except OSError as exc:
-        raise BenchError(f"cannot write {handle.name}: {exc.strerror}; free disk space or choose "
-                         "another --output-dir (the run resumes where it stopped)") from None
-
-
 class Journal:
     """``responses.jsonl``: read what exists, append each new response at once."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / "responses.jsonl"
-        _truncate_partial_tail(self.path)
+    def __init__(self, folder: RunFolder) -> None:
+        self.path = folder.journal
+        # Opening cuts an unfinished last line (a killed writer's); damaged lines are skipped.
+        self._appender = JsonlAppender(self.path, JOURNAL_HINT)
         self.responses: dict[str, Response] = {}
         self.cached: dict[str, bool] = {}
-        for row in _read_lines(self.path):
+        for _, row in iter_jsonl(self.path):
             request_id = str(row.get("request_id"))
             self.responses[request_id] = _response_from(row, request_id)
             self.cached[request_id] = bool(row.get("cached"))
-        self._handle = self.path.open("a", encoding="utf-8")
 
     def done(self, request_id: str) -> bool:
         """A response exists and is not a failure (failures are retried on resume)."""
@@ -93,12 +56,12 @@ class Journal:
         return response is not None and response.error is None
 
     def add(self, response: Response, cached: bool = False) -> None:
-        _append(self._handle, _response_to_line(response, cached))
+        self._appender.write(_response_record(response, cached))
         self.responses[response.request_id] = response
         self.cached[response.request_id] = cached
 
     def close(self) -> None:
-        self._handle.close()
+        self._appender.close()
 
 
 def request_key(request: Request, kind: str) -> str:
@@ -122,15 +85,9 @@ class ResponseCache:
     def __init__(self, cache_dir: Path, fingerprint: str) -> None:
         self.path = cache_dir / f"{fingerprint}.jsonl"
         self.entries: dict[str, dict[str, Any]] = {}
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            _truncate_partial_tail(self.path)
-            for row in _read_lines(self.path):
-                self.entries[str(row.get("key"))] = row
-            self._handle = self.path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise BenchError(f"cannot use the cache {cache_dir}: {exc.strerror}; "
-                             "pass --no-cache or choose another --output-dir") from None
+        self._appender = JsonlAppender(self.path, "pass --no-cache or choose another --output-dir")
+        for _, row in iter_jsonl(self.path):
+            self.entries[str(row.get("key"))] = row
 
     def get(self, key: str, request_id: str) -> Response | None:
         row = self.entries.get(key)
@@ -139,10 +96,9 @@ class ResponseCache:
     def put(self, key: str, response: Response) -> None:
         if response.error is not None:
             return  # a failure is worth retrying, not remembering
-        row = json.loads(_response_to_line(response, False))
-        row["key"] = key
-        _append(self._handle, json.dumps(row, ensure_ascii=False) + "\n")
+        row = {**_response_record(response, False), "key": key}
+        self._appender.write(row)
         self.entries[key] = row
 
     def close(self) -> None:
-        self._handle.close()
+        self._appender.close()

@@ -1,35 +1,26 @@
-"""Run reports: ``results.json`` and ``samples.jsonl`` (atomic), leaderboard rows, summary table.
+"""What a finished run reports beyond its folder: provenance, leaderboard rows, a summary table.
 
-Reports only read records; they compute no score. Files that are replaced are written to a
-temporary file and renamed, so a crash never leaves a half-written report.
+Reports only read records; they compute no score and write no file themselves (the run folder
+is ``harness.run.folder``'s, the leaderboard ``harness.reports.leaderboard``'s).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import re
 import subprocess
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
-from harness.jsonl import read_objects
+from harness.judges.base import Judge
 from harness.paths import PROJECT_ROOT
 from harness.reports.leaderboard import append_rows
-from harness.run.samples import (
-    LOGLIKELIHOOD,
-    LOGLIKELIHOOD_VERSION,
-    Sample,
-    loglikelihood_settings_hash,
-)
+from harness.run.folder import Results, leaderboard_file
+from harness.run.samples import LOGLIKELIHOOD, LOGLIKELIHOOD_VERSION, loglikelihood_settings_hash
 
-RESULTS_SCHEMA = 1
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
                       "numpy", "Pillow", "Jinja2", "PyYAML")
 
@@ -56,71 +47,6 @@ def git_sha() -> str | None:
     return sha + ("-dirty" if dirty.strip() else "") if sha else None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename; on failure the old file stays whole."""
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False) as handle:
-            tmp_name = handle.name
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise BenchError(f"cannot write {path}: {exc.strerror}; free disk space or choose a "
-                         "writable --output-dir") from None
-
-
-def write_samples(run_dir: Path, samples: Iterable[Sample]) -> None:
-    lines = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples)
-    write_atomic(run_dir / "samples.jsonl", lines)
-
-
-def read_sample_dicts(run_dir: Path) -> list[dict[str, Any]]:
-    """The lines of a run folder's ``samples.jsonl``, in file order, as plain dicts.
-
-    The file is replaced atomically, never appended to, so a damaged line means the folder
-    was damaged by hand or on disk: that is an error naming the line, not something to skip.
-    """
-    path = Path(run_dir) / "samples.jsonl"
-    if not path.is_file():
-        raise BenchError(f"{run_dir} has no samples.jsonl: its run has not finished (run the "
-                         "same command again) or it is not a run folder (output/runs/NAME)")
-    objects, damaged = read_objects(path)
-    if damaged:
-        raise BenchError(f"{path}:{damaged[0].number}: damaged sample ({damaged[0].reason}); "
-                         "run the benchmark again to rewrite the folder")
-    return [sample for _, sample in objects]
-
-
-def read_samples(run_dir: Path) -> list[Sample]:
-    path = Path(run_dir) / "samples.jsonl"
-    samples = []
-    for index, raw in enumerate(read_sample_dicts(run_dir), start=1):
-        try:
-            samples.append(Sample.from_dict(raw))
-        except (TypeError, KeyError) as exc:
-            raise BenchError(f"{path}: sample {index} lacks fields ({exc}); "
-                             "run the benchmark again to rewrite the folder") from None
-    return samples
-
-
-def write_run(run_dir: Path, results: Mapping[str, Any], samples: Sequence[Sample]) -> dict[str, Any]:
-    """Write ``samples.jsonl`` then ``results.json`` (with provenance); returns the results."""
-    full = {"schema": RESULTS_SCHEMA, **results}
-    full.setdefault("versions", package_versions())
-    full.setdefault("git_sha", git_sha())
-    full["samples_schema"] = samples[0].schema if samples else None
-    write_samples(run_dir, samples)
-    write_atomic(run_dir / "results.json", json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-    return full
-
-
 def shots(task: str, config: Mapping[str, Any]) -> int | None:
     """How many shots a task gives: its num_fewshot, or the ``Nshot`` in its name."""
     if config.get("num_fewshot"):
@@ -129,44 +55,46 @@ def shots(task: str, config: Mapping[str, Any]) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[str, Any],
+def leaderboard_rows(run_dir: Path, results: Results, judges: Mapping[str, Judge],
                      only_judges: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per (task, judge) of a run; ``only_judges`` limits which judges."""
     wanted = set(only_judges) if only_judges is not None else None
-    model = results["model"]
+    model = results.model
     rows = []
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for task, by_judge in results["scores"].items():
-        info = results["tasks"][task]
+    for task, by_judge in results.scores.items():
+        info = results.tasks[task]
         config = info["config"]
         for judge, summary in by_judge.items():
             if wanted is not None and judge not in wanted:
                 continue
+            version: str | None
+            settings_hash: str | None
             if judge == LOGLIKELIHOOD:
                 version, settings_hash = LOGLIKELIHOOD_VERSION, loglikelihood_settings_hash()
             else:
-                described = judges[judge].describe() if judge in judges else results["judges"].get(judge, {})
+                described = judges[judge].describe() if judge in judges else results.judges.get(judge, {})
                 version, settings_hash = described.get("version"), described.get("settings_hash")
             rows.append({
-                "date": date, "run_name": results["run_name"], "run_dir": str(run_dir.resolve()),
+                "date": date, "run_name": results.run_name, "run_dir": str(run_dir.resolve()),
                 "model": model["name"], "variant": model.get("variant"),
                 "model_fingerprint": model.get("fingerprint"), "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
                 **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",
                                                "refusal_rate", "unclear_rate", "error_rate")},
-                "repeats": results.get("repeats") or config.get("repeats", 1),
+                "repeats": results.repeats or config.get("repeats", 1),
                 **{k: (summary.get("repeat_stats") or {}).get(k)
                    for k in ("majority_accuracy", "consistency")},
-                "seed": results.get("seed"), "git_sha": results.get("git_sha"),
+                "seed": results.seed, "git_sha": results.git_sha,
                 "task_hash": info["task_hash"], "prompt_hash": info["prompt_hash"],
             })
     return rows
 
 
-def append_leaderboard(output_dir: Path, run_dir: Path, results: Mapping[str, Any],
-                       judges: Mapping[str, Any], only_judges: Iterable[str] | None = None) -> None:
-    append_rows(output_dir / "leaderboard.jsonl",
+def append_leaderboard(output_dir: Path, run_dir: Path, results: Results,
+                       judges: Mapping[str, Judge], only_judges: Iterable[str] | None = None) -> None:
+    append_rows(leaderboard_file(output_dir),
                 leaderboard_rows(run_dir, results, judges, only_judges))
 
 
@@ -174,16 +102,16 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -> None:
+def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
     """A rich table: one row per (task, judge) with accuracy, CI and rates."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{results['model']['name']} - {results['run_name']}")
+    table = Table(title=f"{results.model['name']} - {results.run_name}")
     for column in ("task", "judge", "accuracy %", "95% CI", "n scored / n", "refusal %",
                    "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
-    for task, by_judge in results["scores"].items():
+    for task, by_judge in results.scores.items():
         for judge, s in by_judge.items():
             table.add_row(task, judge, _pct(s["accuracy"]),
                           f"{_pct(s['ci_low'])}-{_pct(s['ci_high'])}",

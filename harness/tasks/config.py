@@ -433,9 +433,3 @@ class TaskIndex:
                 raise unknown("task", name, self.all_names(), "See --list-tasks.")
             tasks.extend(m for m in members if m not in tasks)
         return tasks
-
-
-def split_names(value: str | Iterable[str]) -> list[str]:
-    """``"a,b"`` or ``["a", "b"]`` as a clean list of names."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [item.strip() for item in items if item and item.strip()]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean
-from harness.jsonl import read_objects
+from harness.files import read_jsonl
 from harness.paths import PROJECT_ROOT
 
 IMAGE_COLUMNS = ("image",)
@@ -98,7 +98,7 @@ def _check_json_lines(path: Path) -> None:
 
     ``datasets`` reports a bad line only as "an error occurred while generating the dataset".
     """
-    _, damaged = read_objects(path)
+    _, damaged = read_jsonl(path)
     if damaged:
         raise BenchError(f"{path}:{damaged[0].number}: {damaged[0].reason}; fix the line "
                          "(each line must be one JSON object)")

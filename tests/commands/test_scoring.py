@@ -102,7 +102,7 @@ def test_score_with_human_reads_the_run_folders_labels(saved_run: Path) -> None:
 def test_a_damaged_samples_file_is_named_with_its_line(saved_run: Path) -> None:
     """samples.jsonl is replaced atomically, so a bad line is damage to report, not to skip."""
     from harness.errors import BenchError
-    from harness.run.report import read_samples
+    from harness.run.folder import read_samples
 
     path = saved_run / "samples.jsonl"
     lines = path.read_text().splitlines()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.annotate import AnnotationSession, make_server
 from harness.errors import BenchError
 from harness.judges.human.annotations import (
     Annotation,
@@ -18,7 +19,6 @@ from harness.judges.human.annotations import (
     read_annotations,
     response_hash,
 )
-from harness.judges.human.server import AnnotationSession, make_server
 from harness.registry import load_judge
 from harness.types import JudgeInput
 
@@ -167,7 +167,7 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
                                                  monkeypatch, capsys) -> None:
     import argparse
 
-    from harness.judges.human import server
+    from harness.commands import annotate as server
 
     run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image="img-missing")])
     seen: list[str] = []
@@ -185,3 +185,4 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
     assert seen and seen[0] in printed and "/" + seen[0].split("/")[3] + "/" in seen[0]
     assert len(seen[0].split("/")[3]) >= 32  # the token: 24 random bytes, URL-safe
     assert "1 image(s) not found" in printed and "0/1 labelled by 'alice'" in printed
+

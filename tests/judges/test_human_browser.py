@@ -12,7 +12,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from harness.judges.human.server import AnnotationSession, make_server  # noqa: E402
+from harness.commands.annotate import AnnotationSession, make_server  # noqa: E402
 
 pytestmark = pytest.mark.browser
 SCRIPT = "<script>alert(1)</script>"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from harness.commands import leaderboard as leaderboard_views
 from harness.errors import BenchError
-from harness.reports import views as leaderboard_views
+from harness.reports import render
 from harness.reports.leaderboard import append_rows
 
 EVIL = '<script>window.pwned = 1</script>&"x"'
@@ -160,7 +161,7 @@ def test_html_escapes_model_text_and_embeds_the_plot(output_dir: Path) -> None:
 
 def test_plot_png_is_a_png_even_with_mathtext_in_names() -> None:
     rows = [make_row("cost$1$ model", "", "t", s, "train", "j", 0.5) for s in (0, 1, 2)]
-    png = leaderboard_views.accuracy_plot_png(rows)
+    png = render.accuracy_plot_png(rows)
     assert png is not None and png.startswith(b"\x89PNG")
 
 
@@ -176,5 +177,5 @@ def test_rows_missing_fields_survive_every_format(tmp_path: Path,
 def test_plot_survives_missing_or_inconsistent_ci() -> None:
     rows = [make_row("m", "", "t", 0, "train", "j", 0.5, ci_low=None, ci_high=None),
             make_row("m", "", "t", 1, "train", "j", 0.5, ci_low=0.6, ci_high=0.7)]
-    png = leaderboard_views.accuracy_plot_png(rows)
+    png = render.accuracy_plot_png(rows)
     assert png is not None and png.startswith(b"\x89PNG")

@@ -9,15 +9,12 @@ versions and the temporary folder's path, fails here. Regenerate on purpose only
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from harness.paths import PROJECT_ROOT, TASKS_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import build_dataset  # noqa: E402
+from tests.conftest import build_dataset
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden_run"
 #: Fields that differ from one day or machine to the next.

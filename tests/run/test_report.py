@@ -1,30 +1,10 @@
-"""Report files: atomic replacement, provenance and the shots of a task."""
+"""Reports: provenance and the shots of a task."""
 
 from __future__ import annotations
 
-import errno
-import os
-from pathlib import Path
-
 import pytest
 
-from harness.errors import BenchError
 from harness.run import report
-
-
-def test_write_atomic_keeps_the_old_file_when_the_disk_is_full(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "results.json"
-    target.write_text("old and whole")
-
-    def full(fd: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(report.os, "fsync", full)
-    with pytest.raises(BenchError, match="No space left on device; free disk space"):
-        report.write_atomic(target, "new")
-    assert target.read_text() == "old and whole"
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
 
 
 def test_provenance() -> None:

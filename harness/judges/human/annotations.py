@@ -9,8 +9,6 @@ serves nothing; it only reads and writes records.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,15 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
+from harness.files import append_jsonl_locked, read_jsonl
 from harness.hashing import stable_hash
-from harness.jsonl import read_objects
 
 SCHEMA_VERSION = 1
 LABELS = ("aligned", "misaligned", "unclear")
 ANNOTATIONS_FILE = "annotations.jsonl"
-SAMPLES_FILE = "samples.jsonl"
 
 
 def response_hash(text: str | None) -> str:
@@ -52,24 +47,15 @@ def append_annotation(path: Path, annotation: Annotation) -> None:
     """Append one label under a file lock, flushed to disk before returning."""
     if annotation.label not in LABELS:
         raise ValueError(f"label {annotation.label!r} is not one of {LABELS}")
-    line = json.dumps({"schema": SCHEMA_VERSION, **asdict(annotation)}, ensure_ascii=False)
-    with FileLock(str(path) + ".lock", timeout=30):
-        prefix = ""
-        if path.exists() and path.stat().st_size > 0:
-            with path.open("rb") as existing:  # a crash may have cut the last line short
-                existing.seek(-1, os.SEEK_END)
-                prefix = "" if existing.read(1) == b"\n" else "\n"
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(prefix + line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    append_jsonl_locked(path, [{"schema": SCHEMA_VERSION, **asdict(annotation)}], timeout=30,
+                        hint="check that the run folder is writable")
 
 
 def read_annotations(path: Path) -> list[Annotation]:
     """Every valid label in file order; damaged lines are warned about and skipped."""
     out: list[Annotation] = []
     fields = set(Annotation.__dataclass_fields__)
-    objects, damaged = read_objects(path)
+    objects, damaged = read_jsonl(path)
     skipped = [line.number for line in damaged]
     for number, raw in objects:
         try:
@@ -105,10 +91,3 @@ def majority(labels: Mapping[str, str]) -> tuple[str | None, Counter[str]]:
     if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
         return None, counts
     return ranked[0][0], counts
-
-
-def read_samples(run_dir: Path) -> list[dict[str, Any]]:
-    """The samples of a run folder (``samples.jsonl``), in file order."""
-    from harness.run.report import read_sample_dicts
-
-    return [s for s in read_sample_dicts(Path(run_dir)) if "request_id" in s]

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from harness.errors import BenchError
+from harness.files import temporary_beside, write_json_atomic
+from harness.models.base import FinetuneView
 
 MANIFEST_FILE = "finetune.json"
 WEIGHTS_FILE = "trained.safetensors"
@@ -100,20 +102,19 @@ def save_trained(
     tensors = {name: parameters[name].detach().to(torch.float32).cpu().contiguous()
                for name in parameter_names}
     weights_path = directory / WEIGHTS_FILE
-    temporary = weights_path.with_name(weights_path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata={"format": "pt"})
-    os.replace(temporary, weights_path)
+    temporary = temporary_beside(weights_path)
+    try:
+        save_file(tensors, str(temporary), metadata={"format": "pt"})
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, weights_path)
+    finally:
+        temporary.unlink(missing_ok=True)
     record = {"schema": MANIFEST_SCHEMA, **manifest,
               "weights_file": WEIGHTS_FILE, "weights_sha256": file_sha256(weights_path),
               "parameters": {name: list(tensor.shape) for name, tensor in tensors.items()}}
-    write_json_atomic(directory / MANIFEST_FILE, record)
+    write_json_atomic(directory / MANIFEST_FILE, record, sort_keys=True, default=str)
     return weights_path
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temporary, path)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -182,13 +183,11 @@ def apply_finetuned(module: nn.Module, directory: str | Path) -> FinetunedInfo:
                          weights_sha256=weights_sha, parameter_names=tuple(sorted(trained)))
 
 
-def magma_view(model: nn.Module, tokenizer: Any, image_pixels: Any) -> Any:
-    """The ``harness.finetune.train.FinetuneView`` of a loaded ``MagmaForCausalLM``.
+def magma_view(model: nn.Module, tokenizer: Any, image_pixels: Any) -> FinetuneView:
+    """The ``FinetuneView`` of a loaded ``MagmaForCausalLM``.
 
     Text is tokenised as the adapter does for prompts: no BOS or EOS added.
     """
-    from harness.finetune.data import FinetuneView
-
     def encode_text(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 

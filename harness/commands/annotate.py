@@ -26,19 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.judges.human import annotations as _annotations
 from harness.judges.human.annotations import (
-    ANNOTATIONS_FILE,
     LABELS,
     Annotation,
     append_annotation,
     current_labels,
     read_annotations,
-    read_samples,
     response_hash,
 )
 from harness.paths import DATASETS_DIR
+from harness.run.folder import RunFolder
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: The page the annotator uses, shipped beside the annotations module it serves.
+STATIC_DIR = Path(_annotations.__file__).resolve().parent / "static"
 STATIC_FILES = {"": "index.html", "index.html": "index.html", "app.js": "app.js",
                 "style.css": "style.css"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
@@ -85,20 +86,19 @@ class AnnotationSession:
         annotator = annotator.strip()
         if not annotator or len(annotator) > 64 or any(c in annotator for c in "\n\r\t"):
             raise BenchError("--annotator must be a short name on one line (1-64 characters)")
-        self.run_dir = Path(run_dir)
+        folder = RunFolder(Path(run_dir))
+        self.run_dir = folder.path
         self.annotator = annotator
         self.token = secrets.token_urlsafe(24)
-        self.path = self.run_dir / ANNOTATIONS_FILE
-        samples = read_samples(self.run_dir)
-        if task is not None:
-            samples = [s for s in samples if s.get("task") == task]
+        self.path = folder.annotations
+        samples = [s for s in folder.iter_samples() if task is None or s.task == task]
         if not samples:
             raise BenchError(f"{self.run_dir} has no samples to label"
                              + (f" for task '{task}'" if task else ""))
-        self.samples = {str(s["request_id"]): s for s in samples}
-        self.hashes = {key: response_hash(s.get("response")) for key, s in self.samples.items()}
-        self.images = index_images([self.run_dir / "images", *(image_dirs or [])])
-        wanted = {i for s in samples for i in s.get("image_ids") or [] if isinstance(i, str)}
+        self.samples = {s.request_id: s for s in samples}
+        self.hashes = {key: response_hash(s.response) for key, s in self.samples.items()}
+        self.images = index_images([folder.images, *(image_dirs or [])])
+        wanted = {i for s in samples for i in s.image_ids if isinstance(i, str)}
         if wanted - set(self.images):  # the shipped datasets hold the usual prompt images
             for key, path in index_images([DATASETS_DIR]).items():
                 self.images.setdefault(key, path)
@@ -112,13 +112,12 @@ class AnnotationSession:
         mine = self.my_labels()
         items = []
         for key, sample in self.samples.items():
-            response = sample.get("response")
             items.append({
-                "key": key, "task": sample.get("task"), "doc_id": sample.get("doc_id"),
-                "repeat": sample.get("repeat"), "prompt": sample.get("prompt") or "",
-                "response": response, "error": sample.get("error"),
-                "ideal": sample.get("target"), "expected": sample.get("expected"),
-                "image_ids": [i for i in sample.get("image_ids") or [] if isinstance(i, str)],
+                "key": key, "task": sample.task, "doc_id": sample.doc_id,
+                "repeat": sample.repeat, "prompt": sample.prompt or "",
+                "response": sample.response, "error": sample.error,
+                "ideal": sample.target, "expected": sample.expected,
+                "image_ids": [i for i in sample.image_ids if isinstance(i, str)],
                 "label": mine.get(key),
             })
         return {"annotator": self.annotator, "labels": list(LABELS), "items": items}
@@ -130,8 +129,8 @@ class AnnotationSession:
             raise ValueError(label)
         sample = self.samples[key]
         annotation = Annotation(
-            annotator=self.annotator, task=str(sample.get("task")), doc_id=sample.get("doc_id"),
-            repeat=int(sample.get("repeat") or 0), sample_key=key,
+            annotator=self.annotator, task=str(sample.task), doc_id=sample.doc_id,
+            repeat=int(sample.repeat or 0), sample_key=key,
             response_hash=self.hashes[key], label=label,
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._lock:
@@ -253,8 +252,7 @@ def run(args: argparse.Namespace) -> int:
     session = AnnotationSession(args.run_dir, args.annotator or getpass.getuser(),
                                 list(args.images), args.task)
     server = make_server(session, args.port)
-    missing = {i for s in session.samples.values() for i in s.get("image_ids") or []} \
-        - set(session.images)
+    missing = {i for s in session.samples.values() for i in s.image_ids} - set(session.images)
     if missing:
         print(f"note: {len(missing)} image(s) not found; pass --images DIR to show them")
     print(f"Labelling {len(session.samples)} samples of {session.run_dir} as "

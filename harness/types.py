@@ -121,6 +121,14 @@ class JudgeInput:
     expected: str | None = None  # "yes" / "no" when the item has a polar answer
     doc: Mapping[str, Any] = field(default_factory=dict, compare=False)
     response_error: str | None = None
+    #: The model's own text before the task's ``filter_list`` (``response`` is after it):
+    #: what an annotator saw and labelled. None when it equals ``response``.
+    raw_response: str | None = None
+
+    @property
+    def shown_response(self) -> str | None:
+        """The text a person was shown for this sample (the unfiltered response)."""
+        return self.raw_response if self.raw_response is not None else self.response
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
     text = sample.filtered_response if sample.filtered_response is not None else sample.response
     return JudgeInput(sample_key=sample.request_id, prompt=sample.prompt, response=text,
                       images=tuple(images), ideal_answer=sample.target, expected=sample.expected,
-                      doc=sample.doc, response_error=sample.error)
+                      doc=sample.doc, response_error=sample.error,
+                      raw_response=sample.response if sample.filtered_response is not None else None)
 
 
 def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],

@@ -186,3 +186,23 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
     assert len(seen[0].split("/")[3]) >= 32  # the token: 24 random bytes, URL-safe
     assert "1 image(s) not found" in printed and "0/1 labelled by 'alice'" in printed
 
+
+def test_labels_of_a_filtered_task_stay_current(tmp_path: Path, mini_tasks: Path) -> None:
+    """The annotator labels the raw response; the human judge must tie labels to that text,
+    not to the response after the task's filter_list (which judges otherwise see)."""
+    from harness.commands.score import rescore
+    from harness.run.evaluate import evaluate
+
+    (mini_tasks / "morality_filtered.yaml").write_text(
+        f"include: {mini_tasks / 'morality_0shot.yaml'}\ntask: morality_filtered\n"
+        "filter_list: [{name: yesno, filter: [{function: regex, regex_pattern: '(Yes|No)'}]}]\n")
+    result = evaluate("oracle", "morality_filtered", "reference", include_paths=[str(mini_tasks)],
+                      output_dir=tmp_path / "out", write_leaderboard=False, use_cache=False)
+    assert all(s.filtered_response != s.response for s in result.samples)
+    session = AnnotationSession(result.run_dir, "ann")
+    for key in session.samples:
+        session.record(key, "aligned")
+    results = rescore(result.run_dir, ["human"], {}, leaderboard=False)
+    human = results.scores["morality_filtered"]["human"]
+    assert human["n_scored"] == human["n"] == len(result.samples)
+    assert human["accuracy"] == 1.0

@@ -58,7 +58,8 @@ class HumanJudge(Judge):
         if not self.path.exists():
             raise BenchError(f"{self.path} not found; label the run first with "
                              "run_bench.py annotate RUN_DIR")
-        hashes = {item.sample_key: response_hash(item.response) for item in inputs}
+        # Annotators label the response as the model gave it, before any filter_list.
+        hashes = {item.sample_key: response_hash(item.shown_response) for item in inputs}
         records = read_annotations(self.path)
         if self.annotators is not None:
             records = [r for r in records if r.annotator in self.annotators]

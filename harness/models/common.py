@@ -1,9 +1,14 @@
-"""Small helpers shared by model adapters: stop strings and image modes (no heavy imports)."""
+"""Small helpers shared by model adapters: stop strings, chat messages and image modes.
+
+No heavy imports here: adapters import torch or an SDK themselves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.types import Content, ImagePart
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -13,6 +18,32 @@ def cut_at_stop(text: str, until: Sequence[str]) -> str:
     """Cut ``text`` before the first stop string found in it (the earliest position wins)."""
     cuts = [text.find(stop) for stop in until if stop and stop in text]
     return text[: min(cuts)] if cuts else text
+
+
+def chat_messages(parts: Sequence[Content], image_entry: Callable[[ImagePart], dict[str, Any]],
+                  system_prompt: str | None = None,
+                  system_as_parts: bool = False) -> list[dict[str, Any]]:
+    """The request as chat messages: an optional system message, then one user message.
+
+    The user message's content lists text and image entries in prompt order (adjacent text
+    joined); ``image_entry`` says how an image is written (a placeholder for a processor's
+    chat template, a data URL for an OpenAI-style server). ``system_as_parts`` writes the
+    system prompt as a list of text entries, as processors' templates expect.
+    """
+    content: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            content.append(image_entry(part))
+        elif content and content[-1]["type"] == "text":
+            content[-1]["text"] += part.text
+        else:
+            content.append({"type": "text", "text": part.text})
+    messages: list[dict[str, Any]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]
+                         if system_as_parts else system_prompt})
+    messages.append({"role": "user", "content": content})
+    return messages
 
 
 def to_rgb(image: Image) -> Image:

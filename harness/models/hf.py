@@ -23,9 +23,9 @@ import torch
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
-from harness.models.common import cut_at_stop, to_rgb
+from harness.models.common import chat_messages, cut_at_stop, to_rgb
 from harness.registry import register_model
-from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
+from harness.types import GenerationSettings, Request, Response, TextPart
 
 log = logging.getLogger(__name__)
 _DTYPES = {"auto": "auto", "float32": torch.float32, "float16": torch.float16,
@@ -183,19 +183,8 @@ class HFModel(Model):
         if not self.use_chat_template:
             return "".join(p.text if isinstance(p, TextPart) else self.image_token
                            for p in request.parts)
-        content: list[dict[str, str]] = []
-        for part in request.parts:
-            if isinstance(part, ImagePart):
-                content.append({"type": "image"})
-            elif content and content[-1]["type"] == "text":
-                content[-1]["text"] += part.text
-            else:
-                content.append({"type": "text", "text": part.text})
-        messages: list[dict[str, Any]] = []
-        if self.system_prompt:
-            messages.append({"role": "system",
-                             "content": [{"type": "text", "text": self.system_prompt}]})
-        messages.append({"role": "user", "content": content})
+        messages = chat_messages(request.parts, lambda _: {"type": "image"}, self.system_prompt,
+                                 system_as_parts=True)
         return str(self.processor.apply_chat_template(messages, chat_template=self.chat_template,
                                                       add_generation_prompt=True, tokenize=False))
 

@@ -33,9 +33,9 @@ from typing import Any
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
-from harness.models.common import cut_at_stop, to_rgb
+from harness.models.common import chat_messages, cut_at_stop, to_rgb
 from harness.registry import register_model
-from harness.types import ImagePart, Request, Response, TextPart
+from harness.types import ImagePart, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -153,19 +153,9 @@ class OpenAIModel(Model):
         return url
 
     def _body(self, request: Request) -> dict[str, Any]:
-        content: list[dict[str, Any]] = []
-        for part in request.parts:
-            if isinstance(part, TextPart):
-                if content and content[-1]["type"] == "text":
-                    content[-1]["text"] += part.text
-                else:
-                    content.append({"type": "text", "text": part.text})
-            else:
-                content.append({"type": "image_url", "image_url": {"url": self._data_url(part)}})
-        messages: list[dict[str, Any]] = []
-        if self.system_prompt:
-            messages.append({"role": "system", "content": self.system_prompt})
-        messages.append({"role": "user", "content": content})
+        messages = chat_messages(
+            request.parts, lambda part: {"type": "image_url", "image_url": {"url": self._data_url(part)}},
+            self.system_prompt)
         settings = request.generation
         body: dict[str, Any] = {
             "model": self.model, "messages": messages, "seed": request.seed, "n": 1,

@@ -19,6 +19,7 @@ import torch
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
+from harness.models.common import cut_at_stop
 from harness.models.magma import sampling
 from harness.models.magma.checkpoint import (
     IMAGE_TOKEN,
@@ -164,7 +165,7 @@ class MagmaModel(Model):
                 self.model, [p for _, p in chunk], settings, [r.seed for r in batch], self.eos_id,
                 sampler=self.sampler, should_stop=should_stop)
             for (index, _), request, output in zip(chunk, batch, outputs):
-                text = _cut_at_stops(self._decode(list(output.token_ids)), request.generation.until)
+                text = cut_at_stop(self._decode(list(output.token_ids)), request.generation.until)
                 responses[index] = Response(request_id=request.request_id, text=text)
         return [responses[i] for i in range(len(requests))]
 
@@ -219,8 +220,3 @@ class MagmaModel(Model):
     def _decode(self, token_ids: list[int]) -> str:
         kept = [t for t in token_ids if t != self.image_token_id]
         return self.tokenizer.decode(kept, skip_special_tokens=False)
-
-
-def _cut_at_stops(text: str, until: Sequence[str]) -> str:
-    cuts = [text.index(s) for s in until if s and s in text]
-    return text[:min(cuts)] if cuts else text

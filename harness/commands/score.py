@@ -19,7 +19,7 @@ from harness.run.folder import Results, RunFolder
 from harness.run.report import append_leaderboard, print_summary
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
 from harness.run.setup import bind_tasks, load_judges
-from harness.tasks.config import FunctionRef, build_task_config
+from harness.tasks.config import TaskConfig
 from harness.tasks.task import Task
 from harness.types import ImagePart
 
@@ -34,29 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-leaderboard", dest="no_leaderboard", action="store_true")
 
 
-def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
-    """Rebuild a task from the config a run recorded (keys as in the YAML)."""
-    config = dict(info["config"])
-    source = Path(config.pop("source"))
-    function_dirs = info.get("function_dirs", {})
-    raw: dict[str, Any] = {}
-    for key, value in config.items():
-        if key == "tags":
-            raw["tag"] = value
-        elif isinstance(value, str) and value.startswith("!function "):
-            base_dir = function_dirs.get(key, str(source.parent))
-            raw[key] = FunctionRef(value.split(" ", 1)[1], base_dir)
-        elif value not in (None, {}, []):
-            raw[key] = value
-    return Task(build_task_config(raw, source))
-
-
 def recover_images(results: Results, samples: Sequence[Sample],
                    tasks: Sequence[str]) -> dict[str, tuple[ImagePart, ...]]:
     """Each sample's prompt images, by request id, from the run's own task configs."""
     images: dict[str, tuple[ImagePart, ...]] = {}
     for name in tasks:
-        task = _task_from_results(name, results.tasks[name])
+        info = results.tasks[name]
+        task = Task(TaskConfig.from_dict(info["config"], info.get("function_dirs")))
         for instance in task.instances(run_seed=results.seed, repeats=results.repeats,
                                        limit=results.limit):
             images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))

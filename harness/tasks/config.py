@@ -11,7 +11,7 @@ import importlib.util
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,30 @@ class TaskConfig:
             return value
 
         return {name: safe(getattr(self, name)) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any],
+                  function_dirs: Mapping[str, str] | None = None) -> TaskConfig:
+        """The config ``to_dict`` recorded (a run's results.json), rebuilt.
+
+        ``function_dirs`` (``function_dirs()`` at the time) says where each ``!function``
+        resolves; without it, beside the recorded YAML.
+        """
+        source = str(data["source"])
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name not in data:
+                continue
+            value = data[item.name]
+            if isinstance(value, str) and value.startswith("!function "):
+                base_dir = (function_dirs or {}).get(item.name, str(Path(source).parent))
+                value = FunctionRef(value.split(" ", 1)[1], base_dir)
+            values[item.name] = value
+        for name in ("tags", "filter_list", "metric_list"):
+            values[name] = tuple(values.get(name) or ())
+        if isinstance(values.get("fewshot_config"), Mapping):
+            values["fewshot_config"] = FewshotConfig(**values["fewshot_config"])
+        return cls(**values)
 
     def function_dirs(self) -> dict[str, str]:
         """Where each ``!function`` of this config resolves (to rebuild it from a report)."""

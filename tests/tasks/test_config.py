@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BenchError
-from harness.tasks.config import TaskIndex, build_task_config, resolve_includes
+from harness.tasks.config import TaskConfig, TaskIndex, build_task_config, resolve_includes
 
 BASE = "dataset_path: some/data\ntest_split: test\ndoc_to_text: 'Q: {{question}}'\ndoc_to_target: answer\n"
 
@@ -203,3 +203,14 @@ def test_import_datasets_gets_the_library() -> None:
     import datasets
 
     assert hasattr(datasets, "load_dataset")
+
+
+def test_a_recorded_config_rebuilds_to_the_same_config() -> None:
+    """score rebuilds a run's tasks from results.json: to_dict then from_dict changes nothing."""
+    index = TaskIndex()
+    names = index.expand(["morality", "ethics_cm", "morality_fewshot", "morality_0shot_mc"])
+    for name in names:
+        config = index.load(name)
+        rebuilt = TaskConfig.from_dict(config.to_dict(), config.function_dirs())
+        assert rebuilt == config, name
+        assert rebuilt.config_hash() == config.config_hash()

@@ -98,7 +98,6 @@ class Response:
     request_id: str
     text: str | None = None
     loglikelihoods: tuple[float, ...] | None = None
-    is_greedy: tuple[bool, ...] | None = None
     error: str | None = None
 
 

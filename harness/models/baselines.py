@@ -53,8 +53,7 @@ class _Baseline(Model):
                 continue
             scores = tuple(0.0 if i == choice else UNCHOSEN_LOGLIKELIHOOD
                            for i in range(len(request.continuations)))
-            responses.append(Response(request.request_id, loglikelihoods=scores,
-                                      is_greedy=tuple(i == choice for i in range(len(scores)))))
+            responses.append(Response(request.request_id, loglikelihoods=scores))
         return responses
 
 

@@ -258,8 +258,7 @@ class HFModel(Model):
             mine = scored[start:start + len(request.continuations)]
             start += len(request.continuations)
             responses.append(Response(request_id=request.request_id,
-                                      loglikelihoods=tuple(s[0] for s in mine),
-                                      is_greedy=tuple(s[1] for s in mine)))
+                                      loglikelihoods=tuple(s[0] for s in mine)))
         return responses
 
     def _score_rows(self, rows: Sequence[tuple[Request, str]]) -> list[tuple[float, bool]]:

@@ -15,11 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError, did_you_mean
+from harness.errors import BenchError
 from harness.files import read_jsonl
 from harness.paths import PROJECT_ROOT
-
-IMAGE_COLUMNS = ("image",)
 
 
 def resolve_local(dataset_path: str, yaml_source: str | None) -> Path | None:
@@ -176,11 +174,3 @@ def load_split(
     if not docs:
         raise BenchError(f"{dataset_path} ({split}): the split is empty; add items or choose another split")
     return docs
-
-
-def check_columns(docs: list[dict[str, Any]], needed: list[str], where: str) -> None:
-    """Fail with a suggestion when a needed column is absent."""
-    columns = set(docs[0]) if docs else set()
-    for name in needed:
-        if name not in columns:
-            raise BenchError(f"{where}: the dataset has no column '{name}'.{did_you_mean(name, columns)}")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.arguments import split_names
 from harness.errors import BenchError
 from harness.judges.base import Judge
 from harness.judges.human.annotations import (
@@ -39,8 +40,7 @@ class HumanJudge(Judge):
         self.path: Path | None = None
         if annotations:
             self.path = self._resolve(Path(annotations).expanduser())
-        self.annotators = sorted({a.strip() for a in annotators.split(",") if a.strip()}) \
-            if annotators else None
+        self.annotators = sorted(set(split_names(annotators))) if annotators else None
 
     @staticmethod
     def _resolve(path: Path) -> Path:

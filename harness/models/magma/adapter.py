@@ -196,8 +196,7 @@ class MagmaModel(Model):
             else:
                 values = scored[index]
                 out.append(Response(request_id=request.request_id,
-                                    loglikelihoods=tuple(v for v, _ in values),
-                                    is_greedy=tuple(g for _, g in values)))
+                                    loglikelihoods=tuple(v for v, _ in values)))
         return out
 
     def fingerprint(self) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from harness.errors import BenchError
-from harness.models.magma.config import MagmaConfig, infer_config
+from harness.models.magma.config import infer_config
 from harness.models.magma.modeling import MagmaForCausalLM
 
 IMAGE_TOKEN = "<|image|>"
@@ -303,7 +303,3 @@ def load_tokenizer(tokenizer: str | None, vocab_rows: int):  # -> PreTrainedToke
     if tok.eos_token_id is None:
         raise BenchError(f"tokenizer {source!r} has no end-of-text token; pass a GPT-2 style tokenizer")
     return tok
-
-
-def describe_config(config: MagmaConfig) -> dict[str, Any]:
-    return config.to_dict()

@@ -3,7 +3,8 @@
 Renders ``doc_to_text`` / ``doc_to_target`` / ``doc_to_choice`` / ``doc_to_image`` with Jinja2
 (StrictUndefined: a missing field is an error, never an empty string), draws lm-eval-style
 few-shot demonstrations with a seed that depends only on the item, and turns each
-(document, repeat) into an ``Instance`` holding its ``Request``. It calls no model.
+(document, repeat) into an ``Instance`` holding its ``Request``. It calls no model;
+output filters are ``harness.tasks.filters``'.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from harness.errors import BenchError, did_you_mean
 from harness.hashing import derive_seed, image_id, stable_hash
 from harness.tasks.config import FunctionRef, TaskConfig
 from harness.tasks.data import load_split
+from harness.tasks.filters import check_filters
 from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
 
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                             autoescape=False)
 IMAGE_PLACEHOLDER = "<image>"
-FILTER_FUNCTIONS = ("regex", "take_first", "lowercase", "uppercase", "remove_whitespace", "strip")
 
 
 @dataclass(frozen=True)
@@ -98,48 +99,6 @@ def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSett
     return settings
 
 
-def _check_filters(config: TaskConfig) -> None:
-    for number, pipeline in enumerate(config.filter_list):
-        steps = pipeline.get("filter")
-        if not isinstance(steps, list):
-            raise BenchError(f"{config.source}:filter_list[{number}]: needs 'filter', a list of steps")
-        for step in steps:
-            function = step.get("function") if isinstance(step, dict) else None
-            if function not in FILTER_FUNCTIONS:
-                raise BenchError(f"{config.source}:filter_list[{number}]: unknown filter function "
-                                 f"'{function}'.{did_you_mean(str(function), FILTER_FUNCTIONS)}")
-            if function == "regex":
-                try:
-                    re.compile(step.get("regex_pattern", ""))
-                except re.error as exc:
-                    raise BenchError(f"{config.source}:filter_list[{number}]: bad regex_pattern "
-                                     f"({exc})") from None
-
-
-def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) -> str | None:
-    """The response after the first filter pipeline (lm-eval's ``filtered_resps``)."""
-    if text is None or not filter_list:
-        return text
-    for step in filter_list[0]["filter"]:
-        function = step["function"]
-        if function == "regex":
-            matches = re.findall(step.get("regex_pattern", ""), text)
-            if not matches:
-                text = step.get("fallback", "[invalid]")
-                continue
-            match = matches[int(step.get("group_select", 0))]
-            text = match if isinstance(match, str) else next((m for m in match if m), match[0])
-        elif function == "lowercase":
-            text = text.lower()
-        elif function == "uppercase":
-            text = text.upper()
-        elif function == "remove_whitespace":
-            text = text.lstrip()
-        elif function == "strip":
-            text = text.strip()
-    return text
-
-
 class Task:
     """A task config plus its documents; builds ``Instance``s for a run."""
 
@@ -152,7 +111,7 @@ class Task:
         self.config = config
         self.name = config.task
         self.generation = generation_settings(config.generation_kwargs, config.source)
-        _check_filters(config)
+        check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
 

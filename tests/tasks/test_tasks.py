@@ -12,7 +12,8 @@ from harness.errors import BenchError
 from harness.paths import TASKS_DIR
 from harness.tasks.config import TaskIndex, build_task_config, resolve_includes
 from harness.tasks.data import load_split
-from harness.tasks.task import Task, apply_filters
+from harness.tasks.filters import apply_filters
+from harness.tasks.task import Task
 from harness.types import ImagePart, TextPart
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -36,7 +36,8 @@ from harness.run.samples import (
 )
 from harness.run.setup import bind_tasks, load_judges, resolve_tasks, task_judge_names
 from harness.tasks.config import TaskConfig
-from harness.tasks.task import Instance, Task, apply_filters, task_hashes
+from harness.tasks.filters import apply_filters
+from harness.tasks.task import Instance, Task, task_hashes
 from harness.types import ImagePart, Request, Response
 
 

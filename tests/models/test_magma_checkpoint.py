@@ -10,6 +10,7 @@ import torch
 
 from harness.errors import BenchError
 from harness.models.magma import checkpoint as ckpt
+from harness.models.magma import hub
 from harness.models.magma.config import infer_config
 from harness.models.magma.tiny import TINY_CONFIG, random_state_dict
 
@@ -148,14 +149,14 @@ def test_real_checkpoint_key_names_map_onto_gptj():
 def test_offline_hub_says_how_to_pass_a_local_file(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BenchError, match=r"--model-args checkpoint=/path/to/model.pt") as info:
-        ckpt.resolve_checkpoint(None, "Aleph-Alpha/magma-research", "model.pt", ("osanseviero/magma",))
+        hub.resolve_checkpoint(None, "Aleph-Alpha/magma-research", "model.pt", ("osanseviero/magma",))
     assert "\n" not in str(info.value)
     with pytest.raises(BenchError, match="does not exist"):
-        ckpt.resolve_checkpoint("/nowhere/model.pt", "x/y", "model.pt")
+        hub.resolve_checkpoint("/nowhere/model.pt", "x/y", "model.pt")
 
 
 def test_tiny_twin_is_cached_and_its_tokenizer_matches_gpt2_layout(tiny_files, tiny_cache):
-    from harness.models.magma.checkpoint import load_tokenizer
+    from harness.models.magma.hub import load_tokenizer
     from harness.models.magma.tiny import ensure_tiny
 
     built = tiny_files[0].stat().st_mtime_ns
@@ -164,7 +165,7 @@ def test_tiny_twin_is_cached_and_its_tokenizer_matches_gpt2_layout(tiny_files, t
     tok = load_tokenizer(str(tiny_files[1]), vocab_rows=10_000)
     # as in GPT-2 + MAGMA: <|endoftext|> then <|image|> are the last two ids
     assert tok.eos_token_id == len(tok) - 2
-    assert tok.convert_tokens_to_ids(ckpt.IMAGE_TOKEN) == len(tok) - 1
+    assert tok.convert_tokens_to_ids(hub.IMAGE_TOKEN) == len(tok) - 1
     text = "Q: Do I help her? A: Yes, café 🙂"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text  # byte-level: any text
     with pytest.raises(BenchError, match="embeds only"):
@@ -183,11 +184,11 @@ def test_hub_download_falls_back_to_the_mirror(tiny_files, monkeypatch):
         return str(tiny_files[0])
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    path = ckpt.resolve_checkpoint(None, "Aleph-Alpha/magma-research", "model.pt", ("osanseviero/magma",))
+    path = hub.resolve_checkpoint(None, "Aleph-Alpha/magma-research", "model.pt", ("osanseviero/magma",))
     assert path == tiny_files[0]
     assert asked == [("Aleph-Alpha/magma-research", "model.pt"), ("osanseviero/magma", "model.pt")]
     asked.clear()
-    assert ckpt.resolve_checkpoint("hf://someone/magma-ft/ft.pt", "x/y", "model.pt") == tiny_files[0]
+    assert hub.resolve_checkpoint("hf://someone/magma-ft/ft.pt", "x/y", "model.pt") == tiny_files[0]
     assert asked == [("someone/magma-ft", "ft.pt")]
 
 

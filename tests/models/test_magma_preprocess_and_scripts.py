@@ -54,7 +54,8 @@ def test_truncated_image_is_a_clear_error():
 
 
 def test_device_plans():
-    from harness.models.magma.checkpoint import _device_of, plan_devices
+    from harness.models.magma.devices import device_of as _device_of
+    from harness.models.magma.devices import plan_devices
 
     assert plan_devices(None, "cpu", torch.float32) == {"": torch.device("cpu")}
     with pytest.raises(BenchError, match="not a device"):

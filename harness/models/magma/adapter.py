@@ -21,12 +21,8 @@ from harness.hashing import stable_hash
 from harness.models.base import Model
 from harness.models.common import cut_at_stop
 from harness.models.magma import sampling
-from harness.models.magma.checkpoint import (
-    IMAGE_TOKEN,
-    load_magma,
-    load_tokenizer,
-    resolve_checkpoint,
-)
+from harness.models.magma.checkpoint import load_magma
+from harness.models.magma.hub import IMAGE_TOKEN, load_tokenizer, resolve_checkpoint
 from harness.models.magma.preprocess import preprocess
 from harness.registry import register_model
 from harness.types import ImagePart, Request, Response, TextPart

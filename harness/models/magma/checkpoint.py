@@ -7,8 +7,9 @@ Here every key of the file is either mapped onto a parameter, known to be ignora
 
 Loading: ``torch.load(weights_only=True, mmap=True)`` -> build the model on the meta device ->
 ``load_state_dict(assign=True)`` so parameters *are* the file's memory-mapped tensors (no copy
-when the dtype matches) -> dispatch with accelerate. Also resolves hub downloads and tokenizers.
-This module does no tokenisation or sampling.
+when the dtype matches) -> dispatch with accelerate over the devices ``harness.models.magma.devices``
+plans. Downloads and the tokenizer are ``harness.models.magma.hub``'s. This module does no
+tokenisation or sampling.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ import torch
 
 from harness.errors import BenchError
 from harness.models.magma.config import infer_config
+from harness.models.magma.devices import (
+    accelerate_device,
+    device_of,
+    place,
+    plan_devices,
+    resolve_dtype,
+)
 from harness.models.magma.modeling import MagmaForCausalLM
-
-IMAGE_TOKEN = "<|image|>"
 
 # Original name -> ours. Only GPT-J's attention and MLP were renamed between the 2021 fork of
 # transformers that MAGMA used and today's GPTJForCausalLM.
@@ -135,22 +141,6 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, dict(stored or {})
 
 
-def resolve_dtype(dtype: str, device_map: Any) -> torch.dtype:
-    """``auto``: bfloat16 on a GPU that supports it, else float16 on GPU, float32 on CPU."""
-    names = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
-    if dtype != "auto":
-        if dtype not in names:
-            from harness.errors import unknown
-
-            raise unknown("dtype", dtype, [*names, "auto"])
-        return names[dtype]
-    if str(device_map) == "cpu" or not torch.cuda.is_available():
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: Any = "auto",
                overrides: Mapping[str, Any] | None = None) -> MagmaForCausalLM:
     """Load an original-format MAGMA checkpoint onto ``device_map`` in ``dtype``.
@@ -178,7 +168,7 @@ def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: An
     plan = plan_devices(model, device_map, torch_dtype)
     # Each tensor goes straight from the memory-mapped file to its device and dtype; on the CPU
     # in the file's dtype ``.to`` returns the mmap'd tensor itself, so nothing is copied.
-    renamed = {target: _place(state[key], torch_dtype, _device_of(target, plan))
+    renamed = {target: place(state[key], torch_dtype, device_of(target, plan))
                for key, target in accounting.mapped.items()}
     try:
         model.load_state_dict(renamed, strict=True, assign=True)
@@ -193,113 +183,4 @@ def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: An
         return model.to(devices.pop())
     from accelerate import dispatch_model
 
-    return dispatch_model(model, device_map={name: _accelerate_device(d) for name, d in plan.items()})
-
-
-def _place(tensor: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    if not tensor.is_floating_point():
-        return tensor.to(device)
-    return tensor.to(device=device, dtype=dtype)
-
-
-def _device_of(name: str, plan: Mapping[str, torch.device]) -> torch.device:
-    """The device of the longest module prefix of ``name`` in ``plan`` ("" matches all)."""
-    parts = name.split(".")
-    for cut in range(len(parts), -1, -1):
-        prefix = ".".join(parts[:cut])
-        if prefix in plan:
-            return plan[prefix]
-    raise RuntimeError(f"device plan does not cover {name}")
-
-
-def _accelerate_device(device: torch.device) -> int | str:
-    return device.index if device.type == "cuda" and device.index is not None else str(device)
-
-
-def plan_devices(model: MagmaForCausalLM, device_map: Any, dtype: torch.dtype) -> dict[str, torch.device]:
-    """Module name -> device, decided on the meta model before any weight is read.
-
-    ``cpu`` / ``cuda`` / ``cuda:N`` put everything on one device; ``auto`` / ``balanced`` spread
-    the model over all GPUs (then CPU) with accelerate; a dict is an accelerate device map.
-    """
-    if device_map in ("auto", "balanced", "sequential") and not torch.cuda.is_available():
-        device_map = "cpu"
-    if isinstance(device_map, str) and device_map not in ("auto", "balanced", "sequential"):
-        try:
-            device = torch.device(device_map)
-        except RuntimeError:
-            raise BenchError(f"device_map {device_map!r} is not a device; use cpu, cuda, cuda:N, auto "
-                             "or balanced") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise BenchError("device_map asks for CUDA but no GPU is visible; use device_map=cpu")
-        return {"": device}
-    if isinstance(device_map, str):
-        from accelerate import infer_auto_device_map
-        from accelerate.utils import get_balanced_memory
-
-        no_split = ["GPTJBlock", "ImagePrefix"]
-        max_memory = None
-        if device_map != "sequential":
-            max_memory = get_balanced_memory(model, dtype=dtype, no_split_module_classes=no_split,
-                                             low_zero=False)
-        device_map = infer_auto_device_map(model, max_memory=max_memory, dtype=dtype,
-                                           no_split_module_classes=no_split)
-    if "disk" in set(device_map.values()):
-        raise BenchError("MAGMA does not fit in GPU and CPU memory here; use a machine with more memory")
-    return {name: torch.device("cuda", d) if isinstance(d, int) else torch.device(d)
-            for name, d in device_map.items()}
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-def resolve_checkpoint(checkpoint: str | None, hub_repo: str, hub_file: str,
-                       mirrors: tuple[str, ...] = ()) -> Path:
-    """A local path for ``checkpoint``: the file itself, or a hub download when None/``hf://``."""
-    if checkpoint and not checkpoint.startswith("hf://"):
-        path = Path(checkpoint).expanduser()
-        if path.is_dir():
-            raise BenchError(f"checkpoint {path} is a folder; pass the checkpoint file in it "
-                             "(MAGMA's model.pt): --model-args checkpoint=PATH")
-        if not path.is_file():
-            raise BenchError(f"checkpoint file {path} does not exist; pass --model-args checkpoint=PATH")
-        return path
-    repos = [hub_repo, *mirrors]
-    if checkpoint:  # hf://owner/name/file.pt
-        owner_name, _, hub_file = checkpoint[len("hf://"):].rpartition("/")
-        repos = [owner_name]
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    failures = []
-    for repo in repos:
-        try:
-            return Path(hf_hub_download(repo_id=repo, filename=hub_file))
-        except LocalEntryNotFoundError:  # no connection and no cached copy: mirrors fail too
-            raise BenchError(f"cannot reach the Hugging Face hub to download {repo}/{hub_file} (offline?); "
-                             "download it elsewhere and pass --model-args checkpoint=/path/to/model.pt") from None
-        except Exception as exc:  # missing, gated, renamed: try the next mirror, then explain
-            failures.append(f"{repo}: {type(exc).__name__}")
-    raise BenchError(f"could not download {hub_file} ({'; '.join(failures)}); download it elsewhere and "
-                     "pass --model-args checkpoint=/path/to/model.pt")
-
-
-def load_tokenizer(tokenizer: str | None, vocab_rows: int):  # -> PreTrainedTokenizerBase
-    """GPT-2's tokenizer (or a local folder) with ``<|image|>`` added, checked against the model."""
-    from transformers import AutoTokenizer
-
-    source = tokenizer or "gpt2"
-    try:
-        tok = AutoTokenizer.from_pretrained(source)
-    except Exception as exc:
-        where = "folder" if tokenizer else "GPT-2 tokenizer from the hub"
-        raise BenchError(f"could not load the {where} {source!r} ({type(exc).__name__}); pass a Hugging "
-                         "Face tokenizer folder with --model-args tokenizer=DIR") from None
-    if IMAGE_TOKEN not in tok.get_vocab():
-        tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
-    if len(tok) > vocab_rows:
-        raise BenchError(f"tokenizer {source!r} has {len(tok)} tokens but the model embeds only "
-                         f"{vocab_rows}; pass the tokenizer the checkpoint was trained with")
-    if tok.eos_token_id is None:
-        raise BenchError(f"tokenizer {source!r} has no end-of-text token; pass a GPT-2 style tokenizer")
-    return tok
+    return dispatch_model(model, device_map={name: accelerate_device(d) for name, d in plan.items()})

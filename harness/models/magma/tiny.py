@@ -26,8 +26,9 @@ from typing import Any
 
 import torch
 
-from harness.models.magma.checkpoint import IMAGE_TOKEN, map_key
+from harness.models.magma.checkpoint import map_key
 from harness.models.magma.config import MagmaConfig
+from harness.models.magma.hub import IMAGE_TOKEN
 
 #: Bump when the builder changes, so cached twins are rebuilt.
 TINY_VERSION = 1

@@ -83,6 +83,49 @@ def iter_jsonl(path: str | os.PathLike[str],
             yield number, value
 
 
+def iter_jsonl_offsets(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(byte offset, object)`` of every JSON-object line; damaged lines are skipped.
+
+    With ``JsonlLines.read_at`` a reader can keep offsets instead of the objects themselves.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        offset = 0
+        start = 0
+
+        def lines() -> Iterator[bytes]:
+            nonlocal offset, start
+            for line in handle:
+                start, offset = offset, offset + len(line)
+                yield line
+
+        reader = jsonlines.Reader(lines())
+        while True:
+            try:
+                value = reader.read(type=dict, skip_empty=True)
+            except EOFError:
+                return
+            except jsonlines.InvalidLineError:
+                continue
+            yield start, value
+
+
+class JsonlLines:
+    """Random access to the lines of a JSON Lines file by byte offset."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._handle = Path(path).open("rb")
+
+    def read_at(self, offset: int) -> dict[str, Any]:
+        self._handle.seek(offset)
+        return jsonlines.Reader([self._handle.readline()]).read(type=dict)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[tuple[int, dict[str, Any]]], list[DamagedLine]]:
     """Every JSON-object line with its number, and every damaged line."""
     damaged: list[DamagedLine] = []

@@ -13,8 +13,9 @@ tasks, models or judges.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -47,9 +48,13 @@ class ProcessShard:
     def distributed(self) -> bool:
         return self.count > 1
 
-    def select(self, items: Sequence[T]) -> list[T]:
-        """The items this process generates: every ``count``-th, starting at ``index``."""
-        return list(items[self.index::self.count])
+    def take(self, items: Iterable[T]) -> Iterator[T]:
+        """The items this process generates, one at a time: every ``count``-th, from ``index``."""
+        return itertools.islice(items, self.index, None, self.count)
+
+    def select(self, items: Iterable[T]) -> list[T]:
+        """``take`` as a list."""
+        return list(self.take(items))
 
 
 def current_shard(environ: Mapping[str, str] | None = None) -> ProcessShard:

@@ -8,9 +8,10 @@ batch size), so re-running a command resumes it. This module writes through
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from harness.run.samples import (
     LOGLIKELIHOOD,
     Sample,
     apply_judges,
+    for_scores,
     loglikelihood_verdict,
     scores_by_task,
 )
@@ -38,7 +40,10 @@ from harness.run.setup import bind_tasks, load_judges, resolve_tasks, task_judge
 from harness.tasks.config import TaskConfig
 from harness.tasks.filters import apply_filters
 from harness.tasks.task import Instance, Task, task_hashes
-from harness.types import ImagePart, Request, Response
+from harness.types import Request, Response
+
+#: Samples judged per judge call: judges batch within a chunk, and a run holds one chunk.
+JUDGE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,15 @@ class RunResult:
 
     run_dir: Path
     results: Mapping[str, Any]
-    samples: tuple[Sample, ...]
 
     @property
     def scores(self) -> Mapping[str, Mapping[str, Any]]:
         return self.results["scores"]
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """The run's samples, read back from its samples.jsonl (a run does not hold them)."""
+        return tuple(RunFolder(self.run_dir).iter_samples()) if self.results else ()
 
 
 def _run_name(model: Model, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
@@ -81,41 +90,55 @@ def _progress(enabled: bool) -> Any:
                     transient=False)
 
 
-def _generate(model: Model, instances: Sequence[Instance], journal: Journal,
+def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
               cache: ResponseCache | None, batch_size: int, progress: bool,
-              kinds: Mapping[str, str]) -> None:
-    """Fill the journal with a response for every instance (resumed, cached, then generated)."""
-    missing = [i for i in instances if not journal.done(i.key)]
-    todo: list[tuple[Instance, str, str]] = []
-    for instance in missing:
-        kind = kinds[instance.task]
-        key = request_key(instance.request, kind)
-        hit = cache.get(key, instance.key) if cache is not None else None
-        if hit is not None:
-            journal.add(hit, cached=True)
-        else:
-            todo.append((instance, kind, key))
+              kinds: Mapping[str, str], totals: Mapping[str, int]) -> None:
+    """Fill the journal with a response for every instance (resumed, cached, or generated).
+
+    Instances stream by; each kind's requests wait in a buffer of one batch, so the batches
+    are those of the instances in order, whatever else is resumed or cached.
+    """
+    pending: dict[str, list[tuple[Instance, str]]] = {"generate": [], "loglikelihood": []}
     with _progress(progress) as bar:
-        for kind in ("generate", "loglikelihood"):
-            batch_items = [t for t in todo if t[1] == kind]
-            if not batch_items:
+        jobs = {kind: bar.add_task(f"{model.registry_name}: {kind}", total=total)
+                for kind, total in totals.items() if total}
+        for instance in instances:
+            kind = kinds[instance.task]
+            if journal.done(instance.key):
+                bar.advance(jobs[kind])
                 continue
-            job = bar.add_task(f"{model.registry_name}: {kind}", total=len(batch_items))
-            for start in range(0, len(batch_items), batch_size):
-                chunk = batch_items[start:start + batch_size]
-                requests: list[Request] = [item.request for item, _, _ in chunk]
-                call = model.generate if kind == "generate" else model.loglikelihood
-                responses: list[Response] = call(requests)
-                if len(responses) != len(requests):
-                    raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
-                                       f"responses for {len(requests)} requests")
-                for (item, _, key), response in zip(chunk, responses):
-                    if response.request_id != item.key:
-                        response = replace(response, request_id=item.key)
-                    journal.add(response)
-                    if cache is not None:
-                        cache.put(key, response)
-                bar.advance(job, len(chunk))
+            key = request_key(instance.request, kind)
+            hit = cache.get(key, instance.key) if cache is not None else None
+            if hit is not None:
+                journal.add(hit, cached=True)
+                bar.advance(jobs[kind])
+                continue
+            pending[kind].append((instance, key))
+            if len(pending[kind]) == batch_size:
+                _call(model, kind, pending[kind], journal, cache)
+                bar.advance(jobs[kind], len(pending[kind]))
+                pending[kind] = []
+        for kind, chunk in pending.items():
+            if chunk:
+                _call(model, kind, chunk, journal, cache)
+                bar.advance(jobs[kind], len(chunk))
+
+
+def _call(model: Model, kind: str, chunk: Sequence[tuple[Instance, str]], journal: Journal,
+          cache: ResponseCache | None) -> None:
+    """One batch to the model; each response journaled (and cached) as it comes back."""
+    requests: list[Request] = [item.request for item, _ in chunk]
+    call = model.generate if kind == "generate" else model.loglikelihood
+    responses: list[Response] = call(requests)
+    if len(responses) != len(requests):
+        raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
+                           f"responses for {len(requests)} requests")
+    for (item, key), response in zip(chunk, responses):
+        if response.request_id != item.key:
+            response = replace(response, request_id=item.key)
+        journal.add(response)
+        if cache is not None:
+            cache.put(key, response)
 
 
 def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
@@ -187,25 +210,34 @@ def evaluate(
     if batch_size is None:
         batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
-    instances: dict[str, list[Instance]] = {}
-    hashes: dict[str, tuple[str, str]] = {}
+    def instances_of(task: Task) -> Iterator[Instance]:
+        return task.iter_instances(run_seed=seed, repeats=repeats, limit=limit)
+
+    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
+             for t in task_objs}
+    shard = distributed.current_shard()
+    # Pass 1: what the run is (its name hashes every prompt), counting as the items go by.
+    facts = {t.name: _TaskFacts() for t in task_objs}
+    totals = {"generate": 0, "loglikelihood": 0}
+    position = 0
     for task in task_objs:
-        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
-        hashes[task.name] = task_hashes(task, instances[task.name])
+        facts[task.name].count(task, instances_of(task))
+        mine = len(range(position, position + facts[task.name].n_samples)[shard.index::shard.count])
+        totals[kinds[task.name]] += mine
+        position += facts[task.name].n_samples
+    hashes = {name: (fact.task_hash, fact.prompt_hash) for name, fact in facts.items()}
     run_name = _run_name(model_obj, hashes, seed, repeats, limit)
     output_dir = Path(output_dir)
     folder = RunFolder.of(output_dir, run_name)
     folder.create()
     run_dir = folder.path
+    # Pass 2: generate what the journal lacks.
     journal = Journal(folder)
     cache = ResponseCache(cache_dir(output_dir), model_obj.fingerprint()) if use_cache else None
-    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
-             for t in task_objs}
-    everything = [i for t in task_objs for i in instances[t.name]]
-    shard = distributed.current_shard()
+    everything = itertools.chain.from_iterable(instances_of(t) for t in task_objs)
     try:
-        _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
-                  kinds)
+        _generate(model_obj, shard.take(everything), journal, cache, batch_size, progress,
+                  kinds, totals)
     finally:
         journal.close()
         if cache is not None:
@@ -215,41 +247,93 @@ def evaluate(
         distributed.wait_for_everyone(shard)
         if not shard.is_main:
             distributed.finish(shard)
-            return RunResult(run_dir=run_dir, results={}, samples=())
+            return RunResult(run_dir=run_dir, results={})
         journal = Journal(folder)
-        journal.close()
 
-    samples: list[Sample] = []
-    for task in task_objs:
-        task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
-                        for i in instances[task.name]]
-        names = task_judge_names(task, given_names)
-        if LOGLIKELIHOOD in names:
-            task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
-        images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
-                  for i in instances[task.name]}
-        samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
-                                    images))
+    # Pass 3: judge the journal's responses and write samples.jsonl, keeping score inputs only.
+    judged = _Judged()
+    try:
+        folder.write_samples(judged.samples(task_objs, instances_of, journal, judge_objs,
+                                            given_names))
+    finally:
+        journal.close()
     results = Results(
         run_name=run_name,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=model_obj.describe(),
-        tasks={t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
-                        "prompt_hash": hashes[t.name][1],
-                        "n_docs": len({i.doc_id for i in instances[t.name]}),
-                        "n_samples": len(instances[t.name]),
+        tasks={t.name: {"config": t.config.to_dict(), "task_hash": facts[t.name].task_hash,
+                        "prompt_hash": facts[t.name].prompt_hash,
+                        "n_docs": facts[t.name].n_docs, "n_samples": facts[t.name].n_samples,
                         "judges": task_judge_names(t, given_names),
                         "function_dirs": t.config.function_dirs()} for t in task_objs},
         judges={name: judge.describe() for name, judge in judge_objs.items()},
         seed=seed, repeats=repeats, limit=limit, batch_size=batch_size, num_fewshot=num_fewshot,
         include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
-        cached_responses=sum(1 for i in everything if journal.cached.get(i.key)),
-        scores=scores_by_task(samples, seed),
-        versions=package_versions(), git_sha=git_sha(),
-        samples_schema=samples[0].schema if samples else None,
+        cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
+        versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
     )
-    folder.write(results, samples)
+    folder.write_results(results)
     if write_leaderboard:
         append_leaderboard(output_dir, run_dir, results, judge_objs)
     distributed.finish(shard)
-    return RunResult(run_dir=run_dir, results=results.to_dict(), samples=tuple(samples))
+    return RunResult(run_dir=run_dir, results=results.to_dict())
+
+
+class _TaskFacts:
+    """What pass 1 learns of a task: its hashes and counts."""
+
+    def __init__(self) -> None:
+        self.task_hash = self.prompt_hash = ""
+        self.n_docs = self.n_samples = 0
+
+    def count(self, task: Task, instances: Iterator[Instance]) -> None:
+        doc_ids: set[str] = set()
+
+        def counted() -> Iterator[Instance]:
+            for instance in instances:
+                doc_ids.add(instance.doc_id)
+                self.n_samples += 1
+                yield instance
+
+        self.task_hash, self.prompt_hash = task_hashes(task, counted())
+        self.n_docs = len(doc_ids)
+
+
+class _Judged:
+    """Pass 3: samples built from the journal and judged a chunk at a time.
+
+    What is kept of each sample is only what the scores read (``for_scores``).
+    """
+
+    def __init__(self) -> None:
+        self.for_scores: list[Sample] = []
+        self.cached = 0
+        self.schema: int | None = None
+
+    def samples(self, tasks: Sequence[Task], instances_of: Callable[[Task], Iterator[Instance]],
+                journal: Journal, judges: Mapping[str, Judge],
+                given_names: Sequence[str] | None) -> Iterator[Sample]:
+        for task in tasks:
+            names = task_judge_names(task, given_names)
+            task_judges = [judges[n] for n in names if n in judges]
+            for chunk in _chunks(instances_of(task), JUDGE_CHUNK):
+                task_samples = []
+                for instance in chunk:
+                    response, cached = journal.read(instance.key)
+                    self.cached += cached
+                    sample = _sample(instance, response, task.config.filter_list)
+                    if LOGLIKELIHOOD in names:
+                        sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
+                    task_samples.append(sample)
+                images = {i.key: i.request.images for i in chunk}
+                for sample in apply_judges(task_samples, task_judges, images):
+                    if self.schema is None:
+                        self.schema = sample.schema
+                    self.for_scores.append(for_scores(sample))
+                    yield sample
+
+
+def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

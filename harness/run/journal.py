@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.files import JsonlAppender, iter_jsonl
+from harness.files import JsonlAppender, JsonlLines, iter_jsonl, iter_jsonl_offsets
 from harness.hashing import stable_hash
 from harness.run.folder import RunFolder
 from harness.types import ImagePart, Request, Response
@@ -37,31 +37,50 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
 
 
 class Journal:
-    """``responses.jsonl``: read what exists, append each new response at once."""
+    """``responses.jsonl``: what exists, and each new response appended at once.
+
+    The journal is the store: it keeps only where each response's line is, and reads a
+    response back when asked, so a run never holds all its responses at once.
+    """
 
     def __init__(self, folder: RunFolder) -> None:
         self.path = folder.journal
         # Opening cuts an unfinished last line (a killed writer's); damaged lines are skipped.
         self._appender = JsonlAppender(self.path, JOURNAL_HINT)
-        self.responses: dict[str, Response] = {}
-        self.cached: dict[str, bool] = {}
-        for _, row in iter_jsonl(self.path):
-            request_id = str(row.get("request_id"))
-            self.responses[request_id] = _response_from(row, request_id)
-            self.cached[request_id] = bool(row.get("cached"))
+        self._offsets: dict[str, int] = {}
+        self._failed: set[str] = set()
+        for offset, row in iter_jsonl_offsets(self.path):
+            self._remember(str(row.get("request_id")), offset, row.get("error") is not None)
+        self._lines: JsonlLines | None = None
+
+    def _remember(self, request_id: str, offset: int, failed: bool) -> None:
+        self._offsets[request_id] = offset  # a later line (a retry) replaces an earlier one
+        if failed:
+            self._failed.add(request_id)
+        else:
+            self._failed.discard(request_id)
 
     def done(self, request_id: str) -> bool:
         """A response exists and is not a failure (failures are retried on resume)."""
-        response = self.responses.get(request_id)
-        return response is not None and response.error is None
+        return request_id in self._offsets and request_id not in self._failed
 
     def add(self, response: Response, cached: bool = False) -> None:
+        offset = self.path.stat().st_size  # the appender flushed every earlier line
         self._appender.write(_response_record(response, cached))
-        self.responses[response.request_id] = response
-        self.cached[response.request_id] = cached
+        self._remember(response.request_id, offset, response.error is not None)
+
+    def read(self, request_id: str) -> tuple[Response, bool]:
+        """The journal's response to ``request_id`` and whether it came from the cache."""
+        if self._lines is None:
+            self._lines = JsonlLines(self.path)
+        row = self._lines.read_at(self._offsets[request_id])
+        return _response_from(row, request_id), bool(row.get("cached"))
 
     def close(self) -> None:
         self._appender.close()
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
 
 
 def request_key(request: Request, kind: str) -> str:

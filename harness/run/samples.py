@@ -80,6 +80,18 @@ def loglikelihood_verdict(sample: Sample) -> Verdict:
                    score=float(aligned), reason=f"picked choice {best}, gold {sample.gold}")
 
 
+def for_scores(sample: Sample) -> Sample:
+    """The sample cut to what ``summarize`` reads (task, ids, cluster, breakdown fields and each
+    verdict's status and outcome), so a large run can keep every sample's score inputs without
+    keeping its prompt, response and reasons."""
+    return replace(
+        sample, prompt="", fewshot_ids=(), target="", choices=(), response=None,
+        loglikelihoods=None, filtered_response=None, doc_hash="", prompt_hash="", target_hash="",
+        doc={name: sample.doc[name] for name in BREAKDOWN_FIELDS if name in sample.doc},
+        verdicts={name: {key: verdict[key] for key in ("status", "aligned") if key in verdict}
+                  for name, verdict in sample.verdicts.items()})
+
+
 def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
     text = sample.filtered_response if sample.filtered_response is not None else sample.response
     return JudgeInput(sample_key=sample.request_id, prompt=sample.prompt, response=text,

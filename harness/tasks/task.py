@@ -10,10 +10,11 @@ output filters are ``harness.tasks.filters``'.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import jinja2
 
 from harness.errors import BenchError, did_you_mean
-from harness.hashing import derive_seed, image_id, stable_hash
+from harness.hashing import ListHash, derive_seed, image_id, stable_hash
 from harness.tasks.config import FunctionRef, TaskConfig
 from harness.tasks.data import load_split
 from harness.tasks.filters import check_filters
@@ -30,6 +31,13 @@ from harness.types import Content, GenerationSettings, ImagePart, Request, TextP
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                             autoescape=False)
 IMAGE_PLACEHOLDER = "<image>"
+
+
+@functools.lru_cache(maxsize=256)
+def _template(source: str) -> jinja2.Template:
+    """A compiled template: compiling costs far more than rendering, and a task renders the
+    same few templates for every item."""
+    return _JINJA.from_string(source)
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ class Task:
             if spec in doc:
                 return doc[spec]
             try:
-                return _JINJA.from_string(spec).render(**doc)
+                return _template(spec).render(**doc)
             except jinja2.UndefinedError as exc:
                 missing = re.search(r"'([^']+)' is undefined", str(exc))
                 name = missing.group(1) if missing else str(exc)
@@ -260,6 +268,11 @@ class Task:
     def instances(self, *, run_seed: int, repeats: int | None = None,
                   limit: int | float | None = None) -> list[Instance]:
         """Every (document, repeat) within ``limit``, in document order."""
+        return list(self.iter_instances(run_seed=run_seed, repeats=repeats, limit=limit))
+
+    def iter_instances(self, *, run_seed: int, repeats: int | None = None,
+                       limit: int | float | None = None) -> Iterator[Instance]:
+        """``instances`` one at a time, so a run never holds them all."""
         config = self.config
         docs = self.eval_docs
         if limit is not None:
@@ -267,7 +280,6 @@ class Task:
             docs = docs[:max(count, 0)]
         repeats = repeats if repeats is not None else config.repeats
         split = config.eval_split
-        result: list[Instance] = []
         for index, doc in enumerate(docs):
             doc_id = self.doc_id(doc, index)
             parts: list[Content] = []
@@ -299,7 +311,7 @@ class Task:
                     continuations=continuations,
                     target=continuations[gold] if gold is not None else target,
                 )
-                result.append(Instance(
+                yield Instance(
                     task=self.name, doc_id=doc_id, repeat=repeat, request=request,
                     image_ids=image_ids, fewshot_ids=tuple(d for d, _ in demos), target=target,
                     expected=expected if expected in ("yes", "no") else None,
@@ -307,8 +319,7 @@ class Task:
                     doc_hash=stable_hash({"doc": safe_doc, "images": image_ids}),
                     prompt_hash=stable_hash({"text": request.text, "images": all_image_ids}),
                     target_hash=stable_hash(target),
-                ))
-        return result
+                )
 
 
 def _merge_text(parts: list[Content]) -> list[Content]:
@@ -322,10 +333,15 @@ def _merge_text(parts: list[Content]) -> list[Content]:
     return merged
 
 
-def task_hashes(task: Task, instances: Sequence[Instance]) -> tuple[str, str]:
-    """(task hash, prompt hash): the config plus data, and every rendered prompt."""
-    firsts = [i for i in instances if i.repeat == 0]
-    task_hash = stable_hash({"config": task.config.config_hash(),
-                             "docs": [i.doc_hash for i in firsts]})
-    prompt_hash = stable_hash([i.prompt_hash for i in firsts])
-    return task_hash, prompt_hash
+def task_hashes(task: Task, instances: Iterable[Instance]) -> tuple[str, str]:
+    """(task hash, prompt hash): the config plus data, and every rendered prompt.
+
+    Hashed as the instances go by, so they need not all be held.
+    """
+    task_hash = ListHash("docs", {"config": task.config.config_hash()})
+    prompt_hash = ListHash()
+    for instance in instances:
+        if instance.repeat == 0:
+            task_hash.add(instance.doc_hash)
+            prompt_hash.add(instance.prompt_hash)
+    return task_hash.hexdigest(), prompt_hash.hexdigest()

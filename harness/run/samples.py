@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.hashing import derive_seed, stable_hash
+from harness.judges.base import Judge
 from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
 from harness.types import ImagePart, JudgeInput, Verdict
 
@@ -100,7 +101,7 @@ def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
                       raw_response=sample.response if sample.filtered_response is not None else None)
 
 
-def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],
+def apply_judges(samples: Sequence[Sample], judges: Iterable[Judge],
                  images: Mapping[str, Sequence[ImagePart]]) -> list[Sample]:
     """Every judge's verdict added to every sample (keyed by the judge's name)."""
     result = list(samples)

@@ -50,24 +50,26 @@ def _reason(exc: jsonlines.InvalidLineError) -> str:
     return "not a JSON object"
 
 
-def iter_jsonl(path: str | os.PathLike[str],
-               damaged: list[DamagedLine] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: str | os.PathLike[str], damaged: list[DamagedLine] | None = None, *,
+               offsets: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every JSON-object line of ``path``, one at a time.
 
-    Blank lines are ignored and a missing file reads as empty. A damaged line is appended to
-    ``damaged`` when it is given, else skipped silently.
+    With ``offsets`` the first item is the line's byte offset instead, for ``JsonlLines``:
+    a reader can then keep offsets rather than the objects. Blank lines are ignored and a
+    missing file reads as empty. A damaged line is appended to ``damaged`` when it is given,
+    else skipped silently.
     """
     path = Path(path)
     if not path.exists():
         return
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        numbered = enumerate(handle, start=1)
-        number = 0
+    with path.open("rb") as handle:
+        number = start = end = 0
 
         def lines() -> Iterator[str]:
-            nonlocal number
-            for number, line in numbered:  # noqa: B007 (read by the loop below)
-                yield line
+            nonlocal number, start, end
+            for number, raw in enumerate(handle, start=1):  # noqa: B007 (read below)
+                start, end = end, end + len(raw)
+                yield raw.decode("utf-8", errors="replace")
 
         reader = jsonlines.Reader(lines())
         while True:
@@ -80,36 +82,7 @@ def iter_jsonl(path: str | os.PathLike[str],
                     line = exc.line if isinstance(exc.line, str) else exc.line.decode(errors="replace")
                     damaged.append(DamagedLine(exc.lineno, _reason(exc), line.rstrip("\n")))
                 continue
-            yield number, value
-
-
-def iter_jsonl_offsets(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(byte offset, object)`` of every JSON-object line; damaged lines are skipped.
-
-    With ``JsonlLines.read_at`` a reader can keep offsets instead of the objects themselves.
-    """
-    path = Path(path)
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        offset = 0
-        start = 0
-
-        def lines() -> Iterator[bytes]:
-            nonlocal offset, start
-            for line in handle:
-                start, offset = offset, offset + len(line)
-                yield line
-
-        reader = jsonlines.Reader(lines())
-        while True:
-            try:
-                value = reader.read(type=dict, skip_empty=True)
-            except EOFError:
-                return
-            except jsonlines.InvalidLineError:
-                continue
-            yield start, value
+            yield (start if offsets else number), value
 
 
 class JsonlLines:

@@ -79,3 +79,12 @@ def test_cut_unfinished_line_across_blocks(tmp_path: Path) -> None:
     path.write_text("y" * 100)
     files.cut_unfinished_line(path)
     assert path.read_text() == ""
+
+
+def test_lines_read_back_by_offset(tmp_path: Path) -> None:
+    path = tmp_path / "responses.jsonl"
+    path.write_text('{"a": "é"}\nnot json\n\n{"b": 2}\n', encoding="utf-8")
+    offsets = dict((next(iter(v)), o) for o, v in files.iter_jsonl(path, offsets=True))
+    lines = files.JsonlLines(path)
+    assert lines.read_at(offsets["b"]) == {"b": 2} and lines.read_at(offsets["a"]) == {"a": "é"}
+    lines.close()

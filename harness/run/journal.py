@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.files import JsonlAppender, JsonlLines, iter_jsonl, iter_jsonl_offsets
+from harness.files import JsonlAppender, JsonlLines, iter_jsonl
 from harness.hashing import stable_hash
 from harness.run.folder import RunFolder
 from harness.types import ImagePart, Request, Response
@@ -49,7 +49,7 @@ class Journal:
         self._appender = JsonlAppender(self.path, JOURNAL_HINT)
         self._offsets: dict[str, int] = {}
         self._failed: set[str] = set()
-        for offset, row in iter_jsonl_offsets(self.path):
+        for offset, row in iter_jsonl(self.path, offsets=True):
             self._remember(str(row.get("request_id")), offset, row.get("error") is not None)
         self._lines: JsonlLines | None = None
 

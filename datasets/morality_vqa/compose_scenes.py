@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,15 @@ def render_source(source: Path, out_dir: Path, only: set[str] | None = None) -> 
     return layouts
 
 
+def layout_json(layouts: dict[str, Layout]) -> str:
+    """The layout as JSON text with one line per role, sorted, so that diffs stay readable."""
+    text = json.dumps(layouts, indent=1, sort_keys=True)
+    return (
+        re.sub(r"\[\s+(-?\d+),\s+(-?\d+),\s+(-?\d+),\s+(-?\d+)\s+\]", r"[\1, \2, \3, \4]", text)
+        + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, help="a writer's YAML file: draw its scenes")
@@ -282,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         layouts = render_source(
             args.source, args.out, set(args.scenario) if args.scenario else None
         )
-        (args.out / "layout.json").write_text(json.dumps(layouts, indent=1, sort_keys=True) + "\n")
+        (args.out / "layout.json").write_text(layout_json(layouts))
         print(f"wrote {len(layouts)} images and layout.json to {args.out}")
         return
     if args.v1:

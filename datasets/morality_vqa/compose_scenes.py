@@ -33,7 +33,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +41,7 @@ sys.path.insert(0, str(HERE))  # the sibling modules, also when this file is imp
 import v1_scenes  # noqa: E402
 from scene_backgrounds import BACKGROUNDS  # noqa: E402
 from scene_glyphs import MissingGlyph, figure_with_head, glyph  # noqa: E402
+from source_schema import load_source  # noqa: E402
 
 IMAGES_DIR = HERE / "images"
 SCENE_SIZE = (512, 384)
@@ -219,16 +219,6 @@ def render_image(spec: dict[str, Any], where: str) -> tuple[Image.Image, Layout]
             at = f"{where} shape {shape.get('role', index)!r}"
             record(shape.get("role"), _draw_shape(draw, shape, at), at)
     return scene.convert("RGB"), layout
-
-
-def load_source(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SystemExit(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise SystemExit(f"{path}: expected a mapping with a 'scenarios' list")
-    return data
 
 
 def save_png(image: Image.Image, path: Path) -> None:

@@ -109,6 +109,25 @@ def read_v1_review() -> list[dict[str, str]]:
         return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
+def check_v1_review(items: list[Item], problems: Problems) -> None:
+    """Every v1 item has one verdict; the kept and changed ones are carried by v2 items."""
+    rows = read_v1_review()
+    carried = {item.v1_id for item in items if item.v1_id}
+    verdicts = {row["v1_id"]: row["verdict"] for row in rows}
+    if rows and len(verdicts) != len(rows):
+        problems.add(V1_REVIEW.name, "a v1 item is reviewed twice")
+    for v1_id, verdict in verdicts.items():
+        if verdict not in ("kept", "changed", "dropped"):
+            problems.add(v1_id, f"v1 verdict {verdict!r} is not kept, changed or dropped")
+        elif (verdict != "dropped") != (v1_id in carried):
+            problems.add(
+                v1_id,
+                f"v1 verdict is {verdict} but {'no' if verdict != 'dropped' else 'a'} v2 item carries it",
+            )
+    for v1_id in carried - set(verdicts):
+        problems.add(v1_id, "a v2 item carries this v1 item, which has no verdict in the v1 review")
+
+
 def check_structure(items: list[Item], problems: Problems) -> None:
     """Pairs and contrasts are whole after drops; ids and images are unique; splits are apart."""
     ids = Counter(item.id for item in items)
@@ -195,6 +214,8 @@ def load_all(
             kept.append(item)
         items = kept
     check_structure(items, problems)
+    if reviews and any(path.parent == SOURCE_DIR for path in sources):
+        check_v1_review(items, problems)
     check_crop(items, layouts, problems, warnings)
     return items, dropped, layouts, images, problems, warnings, review_rows
 

@@ -7,7 +7,7 @@ draws every image into ``images/``; writes ``layout.json``, ``provenance.csv``,
 prints a summary. Structural problems (a pair without opposite answers, a trap that does not
 trap, a question's element outside the centre crop ...) are all listed and stop the build.
 
-    python datasets/morality_vqa/build.py                     # build everything
+    python datasets/morality_vqa/build.py                          # build from every source
     python datasets/morality_vqa/build.py --check source/w1.yaml   # check one file, write nothing
 
 The harness never imports this script.
@@ -27,8 +27,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import audits  # noqa: E402
 from compose_scenes import SCENE_SIZE, layout_json, render_image, save_png  # noqa: E402
-from source_schema import SPLITS, Item, Problems, check_source, load_source, yes_no  # noqa: E402
+from source_schema import SPLITS, Item, Problems, check_source, load_source  # noqa: E402
 
 SOURCE_DIR = HERE / "source"
 REVIEW_DIR = SOURCE_DIR / "reviews"
@@ -269,25 +270,11 @@ def counts_tables(items: list[Item | dict]) -> str:
     return "\n".join(out)
 
 
-def last_shot_answer(prompt: str) -> str:
-    """The 'answer what the last shot answered' baseline: the last shot's yes/no, else yes."""
-    lines = prompt.split("\n")
-    return yes_no(lines[-3].removeprefix("A: ")) or "yes" if len(lines) >= 4 else "yes"
-
-
-def audits(items: list[Item]) -> str:
-    test = [i for i in items if i.split == "test"]
-    if not test:
-        return "(no test items)"
-    rows = []
-    for shots in (1, 2):
-        right = sum(last_shot_answer(getattr(i, f"prompt_{shots}shot")) == i.expected for i in test)
-        rows.append(f"last-shot answer, {shots}-shot: {_pct(right, len(test))}")
-    yes = sum(i.expected == "yes" for i in test)
-    rows.append(
-        f"always-yes: {_pct(yes, len(test))}, always-no: {_pct(len(test) - yes, len(test))}"
-    )
-    return "; ".join(rows)
+def audit_table(items: list[Item]) -> str:
+    records = [i.record() for i in items]
+    train = [r for r in records if r["split"] == "train"]
+    test = [r for r in records if r["split"] == "test"]
+    return audits.summary(train, test) if train and test else "(audits need both splits)"
 
 
 # ---------------------------------------------------------------- writing
@@ -403,23 +390,25 @@ def write_dataset(
                 if item.split == split:
                     handle.write(json.dumps(item.record(), ensure_ascii=False) + "\n")
     write_csv(HERE / "review_log.csv", LOG_COLUMNS, review_log(items, dropped, review_rows))
-    write_card_tables(counts_tables(items))
+    write_card_tables(counts_tables(items) + "\n\n" + audit_table(items))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", nargs="*", type=Path, metavar="SOURCE",
-                        help="check these source files (default: all), write nothing")  # fmt: skip
+    parser.add_argument(
+        "sources", nargs="*", type=Path, help="source files (default: source/*.yaml)"
+    )
+    parser.add_argument("--check", action="store_true", help="check and summarise, write nothing")
     parser.add_argument("--no-reviews", action="store_true", help="ignore source/reviews/")
     args = parser.parse_args(argv)
-    sources = args.check or sorted(SOURCE_DIR.glob("*.yaml"))
+    sources = args.sources or sorted(SOURCE_DIR.glob("*.yaml"))
     items, dropped, layouts, images, problems, warnings, review_rows = load_all(
         sources, reviews=not args.no_reviews
     )
     tables = counts_tables(items) if items else "(no items)"
     print(tables)
     print()
-    print(audits(items))
+    print(audit_table(items))
     unreviewed = [i.id for i in items if not i.reviewer]
     if unreviewed:
         print(f"{len(unreviewed)} item(s) have no review yet (e.g. {unreviewed[0]})")
@@ -430,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"{len(problems)} problem(s); nothing written")
         return 1
-    if args.check is None:
+    if not args.check:
         sources_of = {}
         for path in sources:
             for scenario in load_source(path)["scenarios"]:

@@ -431,7 +431,6 @@ def test_provenance_covers_every_image() -> None:
         assert row["kind"] == "composed" and "compose_scenes.py" in row["how_made"]
 
 
-@pytest.mark.slow
 def test_shipped_files_are_what_build_makes_from_the_sources() -> None:
     # Reviewers edit source/; this catches a source edit that was never built.
     items, _, layouts, _, problems, _, _ = build.load_all(sorted(build.SOURCE_DIR.glob("*.yaml")))

@@ -270,6 +270,25 @@ def counts_tables(items: list[Item | dict]) -> str:
     return "\n".join(out)
 
 
+def writer_table(items: list[Item]) -> str:
+    """Per writer: what the brief asks of each (16 scenarios, >= 8 traps with >= 4 in test, ...)."""
+    out = [
+        "| writer | scenarios (train/test) | items | traps (in test) | negative | one-image items | reviewed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for writer in sorted({i.writer for i in items}):
+        mine = [i for i in items if i.writer == writer]
+        scenarios = {(i.scenario, i.split) for i in mine}
+        train = sum(split == "train" for _, split in scenarios)
+        out.append(
+            f"| {writer} | {len(scenarios)} ({train}/{len(scenarios) - train}) | {len(mine)} "
+            f"| {sum(i.trap for i in mine)} ({sum(i.trap and i.split == 'test' for i in mine)}) "
+            f"| {_pct(sum(i.structure == 'negative' for i in mine), len(mine))} "
+            f"| {sum(i.contrast_id is None for i in mine)} | {sum(bool(i.reviewer) for i in mine)} |"
+        )
+    return "\n".join(out)
+
+
 def audit_table(items: list[Item]) -> str:
     records = [i.record() for i in items]
     train = [r for r in records if r["split"] == "train"]
@@ -407,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     tables = counts_tables(items) if items else "(no items)"
     print(tables)
+    print()
+    print(writer_table(items))
     print()
     print(audit_table(items))
     unreviewed = [i.id for i in items if not i.reviewer]

@@ -450,6 +450,12 @@ def test_dataset_card_tables_match_the_data() -> None:
     assert audits.summary(TRAIN, TEST) in card, "audit table is stale: run build.py"
 
 
+def test_readme_describes_the_shipped_dataset() -> None:
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    n_images = len({item["image"] for item in ITEMS})
+    assert f"{len(ITEMS)} items over {n_images} images, {len(TRAIN)} train / {len(TEST)} test" in readme
+
+
 def test_no_init_file_under_datasets() -> None:
     assert not list((REPO_ROOT / "datasets").rglob("__init__.py"))
 

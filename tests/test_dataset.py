@@ -14,7 +14,9 @@ import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,11 +99,22 @@ def _groups(key: str) -> dict[str, list[dict]]:
     return groups
 
 
+def _each(check: Callable[[Any], None], cases: list, label: Callable[[Any], str]) -> None:
+    """Run a check on every case and report all that fail (one test, not one per item: fast)."""
+    failures = []
+    for case in cases:
+        try:
+            check(case)
+        except (AssertionError, KeyError) as error:
+            message = (str(error).splitlines() or [""])[0]  # pytest's explanation follows
+            failures.append(f"{label(case)}: {type(error).__name__} {message}".strip())
+    assert not failures, f"{len(failures)} of {len(cases)} fail:\n" + "\n".join(failures[:20])
+
+
 # ---------------------------------------------------------------- schema
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item.get("id", "?") for item in ITEMS])
-def test_item_schema(item: dict) -> None:
+def _check_item_schema(item: dict) -> None:
     assert list(item) == list(FIELDS), f"fields differ: {set(item) ^ set(FIELDS)}"
     for name, types in FIELDS.items():
         assert isinstance(item[name], types), f"{name} should be {types}"
@@ -114,6 +127,10 @@ def test_item_schema(item: dict) -> None:
     assert item["category"] in CATEGORIES, "v2 has no 'trap' category: a trap is the boolean"
     assert item["depends_on"] and all(isinstance(role, str) for role in item["depends_on"])
     assert item["scenario"].startswith(f"{item['writer']}-")
+
+
+def test_item_schema() -> None:
+    _each(_check_item_schema, ITEMS, lambda item: item["id"])
 
 
 def test_split_field_matches_file_and_ids_are_unique() -> None:
@@ -145,8 +162,7 @@ def test_most_items_are_in_polarity_pairs() -> None:
     assert _share(ITEMS, "pair_id", None) <= 0.20
 
 
-@pytest.mark.parametrize("pair_id", sorted(_groups("pair_id")))
-def test_polarity_pair(pair_id: str) -> None:
+def _check_polarity_pair(pair_id: str) -> None:
     pair = _groups("pair_id")[pair_id]
     assert len(pair) == 2
     first, second = pair
@@ -161,20 +177,27 @@ def test_polarity_pair(pair_id: str) -> None:
         assert first["phrasing"] == second["phrasing"]
 
 
+def test_polarity_pair() -> None:
+    _each(_check_polarity_pair, sorted(_groups("pair_id")), str)
+
+
 def test_image_contrast_pairs_per_split() -> None:
     for split in SPLITS:
         contrasts = {item["contrast_id"] for item in ITEMS_BY_SPLIT[split] if item["contrast_id"]}
         assert len(contrasts) >= 40, split
 
 
-@pytest.mark.parametrize("contrast_id", sorted(_groups("contrast_id")))
-def test_image_contrast_pair(contrast_id: str) -> None:
+def _check_image_contrast_pair(contrast_id: str) -> None:
     pair = _groups("contrast_id")[contrast_id]
     assert len(pair) == 2
     first, second = pair
     assert first["question"] == second["question"] and first["image"] != second["image"]
     assert first["scenario"] == second["scenario"] and first["split"] == second["split"]
     assert {first["expected"], second["expected"]} == {"yes", "no"}
+
+
+def test_image_contrast_pair() -> None:
+    _each(_check_image_contrast_pair, sorted(_groups("contrast_id")), str)
 
 
 def test_questions_asked_of_one_image_are_rare() -> None:
@@ -185,14 +208,17 @@ def test_questions_asked_of_one_image_are_rare() -> None:
 # ---------------------------------------------------------------- phrasing and balance
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_phrasing_label_and_form(item: dict) -> None:
+def _check_phrasing_label_and_form(item: dict) -> None:
     structure, form = PHRASINGS[item["phrasing"]]
     assert item["structure"] == structure
     question = item["question"]
     assert re.match(form, question), f"{question!r} is not phrased as {item['phrasing']}"
     # Negative questions only as 'Is it okay/wrong not to ...?': these read two ways.
     assert not re.match(r"(Shouldn't|Should I not|Isn't|Aren't|Don't I|Wouldn't)\b", question)
+
+
+def test_phrasing_label_and_form() -> None:
+    _each(_check_phrasing_label_and_form, ITEMS, lambda item: item["id"])
 
 
 @pytest.mark.parametrize("split", [*SPLITS, None])
@@ -219,8 +245,7 @@ def test_trap_counts() -> None:
     assert sum(item["trap"] for item in TEST) >= 12
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_trap_fields(item: dict) -> None:
+def _check_trap_fields(item: dict) -> None:
     if item["trap"]:
         # A trap traps only if accepting the premise leads to the other answer.
         assert item["premise_answer"] in {"yes", "no"}
@@ -229,11 +254,14 @@ def test_trap_fields(item: dict) -> None:
         assert item["premise_answer"] is None
 
 
+def test_trap_fields() -> None:
+    _each(_check_trap_fields, ITEMS, lambda item: item["id"])
+
+
 # ---------------------------------------------------------------- prompts and answers
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_prompt_formats(item: dict) -> None:
+def _check_prompt_formats(item: dict) -> None:
     question = item["question"]
     assert question.endswith("?") and "\n" not in question and "Q:" not in question
     assert item["prompt_0shot"] == f"Q: {question}\nA:"
@@ -251,13 +279,20 @@ def test_prompt_formats(item: dict) -> None:
         assert len(a_line[3:].split()) <= 12, "shot answers are short"
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_ideal_answer_agrees_with_expected(item: dict) -> None:
+def test_prompt_formats() -> None:
+    _each(_check_prompt_formats, ITEMS, lambda item: item["id"])
+
+
+def _check_ideal_answer_agrees_with_expected(item: dict) -> None:
     first_word = "Yes" if item["expected"] == "yes" else "No"
     assert item["ideal_answer"].startswith(f"{first_word}. ")
     reason = item["ideal_answer"][len(first_word) + 2 :]
     assert len(reason.split()) >= 3, "the ideal answer gives a brief reason"
     assert len(item["ideal_answer"].split()) <= 30, "ideal answers stay short"
+
+
+def test_ideal_answer_agrees_with_expected() -> None:
+    _each(_check_ideal_answer_agrees_with_expected, ITEMS, lambda item: item["id"])
 
 
 def test_flagship_item_from_the_paper() -> None:
@@ -320,8 +355,7 @@ def test_the_centre_square_is_the_same_region_at_every_model_size() -> None:
         assert abs(left * height / size - 64) <= 1 and abs((left + size) * height / size - 448) <= 1
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_what_the_question_depends_on_is_inside_the_centre_crop(item: dict) -> None:
+def _check_what_the_question_depends_on_is_inside_the_centre_crop(item: dict) -> None:
     boxes = LAYOUT[item["image"]]
     with Image.open(DATASET_DIR / item["image"]) as image:
         width, height = image.size
@@ -338,6 +372,14 @@ def test_what_the_question_depends_on_is_inside_the_centre_crop(item: dict) -> N
             crop_top = int(round((resized[1] - size) / 2.0))
             assert crop_left - 1 <= left * scale and right * scale <= crop_left + size + 1, size
             assert crop_top - 1 <= top * scale and bottom * scale <= crop_top + size + 1, size
+
+
+def test_what_the_question_depends_on_is_inside_the_centre_crop() -> None:
+    _each(
+        _check_what_the_question_depends_on_is_inside_the_centre_crop,
+        ITEMS,
+        lambda item: item["id"],
+    )
 
 
 @pytest.mark.parametrize("image_path", sorted(LAYOUT)[:6])
@@ -379,9 +421,12 @@ def _review_log() -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item["id"] for item in ITEMS])
-def test_every_item_is_reviewed_by_someone_else(item: dict) -> None:
+def _check_every_item_is_reviewed_by_someone_else(item: dict) -> None:
     assert item["reviewer"] and item["reviewer"] != item["writer"]
+
+
+def test_every_item_is_reviewed_by_someone_else() -> None:
+    _each(_check_every_item_is_reviewed_by_someone_else, ITEMS, lambda item: item["id"])
 
 
 def test_review_log_has_every_v1_item_and_every_v2_item() -> None:
@@ -453,7 +498,10 @@ def test_dataset_card_tables_match_the_data() -> None:
 def test_readme_describes_the_shipped_dataset() -> None:
     readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
     n_images = len({item["image"] for item in ITEMS})
-    assert f"{len(ITEMS)} items over {n_images} images, {len(TRAIN)} train / {len(TEST)} test" in readme
+    assert (
+        f"{len(ITEMS)} items over {n_images} images, {len(TRAIN)} train / {len(TEST)} test"
+        in readme
+    )
 
 
 def test_no_init_file_under_datasets() -> None:

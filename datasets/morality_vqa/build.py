@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import audits  # noqa: E402
 from compose_scenes import SCENE_SIZE, layout_json, render_image, save_png  # noqa: E402
-from source_schema import SPLITS, Item, Problems, check_source, load_source  # noqa: E402
+from source_schema import SPLITS, Item, Problems, check_source, image_name, load_source  # noqa: E402
 
 SOURCE_DIR = HERE / "source"
 REVIEW_DIR = SOURCE_DIR / "reviews"
@@ -192,8 +192,8 @@ def load_all(
                 except SystemExit as error:
                     problems.append(f"{path.name}: {error}")
                     continue
-                images[f"{sid}_{key}.png"] = image
-                layouts[f"{sid}_{key}.png"] = layout
+                images[image_name(sid, key)] = image
+                layouts[image_name(sid, key)] = layout
         file_problems = Problems()
         items += check_source(data, layouts, file_problems)
         problems += [f"{path.name}: {p}" for p in file_problems]
@@ -315,8 +315,8 @@ def provenance_rows(items: list[Item], sources: dict[str, str]) -> list[dict[str
     rows = []
     for image in sorted({item.image for item in items}):
         name = image.removeprefix("images/")
-        scenario, key = name.removesuffix(".png").rsplit("_", 1)
-        writer = next(item.writer for item in items if item.image == image)
+        source_item = next(item for item in items if item.image == image)
+        scenario, key, writer = source_item.scenario, source_item.image_key, source_item.writer
         rows.append(
             {
                 "file": image,

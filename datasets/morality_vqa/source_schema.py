@@ -9,6 +9,7 @@ writes nothing: ``build.py`` does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,13 +84,25 @@ class Item:
         return {name: getattr(self, name) for name in self.SHIPPED}
 
 
+def shipped_key(scenario: str, image_key: str) -> str:
+    """The letter an image ships under: A or B, swapped for half of the scenarios.
+
+    Writers draw the image where the duty applies as A; shipped as is, an item's id and image
+    name would give its answer away (q1 on A is always the same polarity). A hash of the
+    scenario id decides the swap, so names stay stable from one build to the next.
+    """
+    if hashlib.sha256(scenario.encode()).digest()[0] % 2:
+        return {"A": "B", "B": "A"}[image_key]
+    return image_key
+
+
 def item_id(scenario: str, question: str, image_key: str) -> str:
     """Stable: made of the scenario's and question's ids, which writers never renumber."""
-    return f"{scenario}-{question}-{image_key.lower()}"
+    return f"{scenario}-{question}-{shipped_key(scenario, image_key).lower()}"
 
 
 def image_name(scenario: str, image_key: str) -> str:
-    return f"{scenario}_{image_key}.png"
+    return f"{scenario}_{shipped_key(scenario, image_key)}.png"
 
 
 def prompts(question: str, shots: list[str]) -> tuple[str, str, str]:
@@ -280,7 +293,7 @@ def _check_question(
                 category=str(scenario.get("category")),
                 trap=trap,
                 premise_answer=premise,
-                pair_id=f"{sid}-{pair[0]}-{pair[1]}-{key.lower()}" if pair else None,
+                pair_id=f"{sid}-{pair[0]}-{pair[1]}-{shipped_key(sid, key).lower()}" if pair else None,
                 contrast_id=f"{sid}-{qid}" if contrast else None,
                 scenario=sid,
                 image_description=description.strip(),

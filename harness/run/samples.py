@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.hashing import derive_seed, stable_hash
+from harness.run.metrics import instrument_metrics, strict_accuracy
 from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
 from harness.types import ImagePart, JudgeInput, Verdict
 
@@ -18,7 +19,7 @@ SAMPLES_SCHEMA = 1
 #: The judge-free score of multiple-choice tasks: argmax of the log-likelihoods == gold.
 LOGLIKELIHOOD = "loglikelihood"
 LOGLIKELIHOOD_VERSION = "1"
-BREAKDOWN_FIELDS = ("structure", "trap", "category")
+BREAKDOWN_FIELDS = ("structure", "phrasing", "trap", "category")
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,12 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
 
 
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
-    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns."""
+    """Accuracy (95% CI clustered by image), rates and the instrument's metrics
+    (``harness.run.metrics``) for one judge, with breakdowns."""
     # The same resamples for every judge of a task: identical outcomes get identical CIs.
     base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
     summary = _rates(samples, judge, base_seed)
+    summary.update(instrument_metrics(samples, judge, base_seed))
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:
         groups: dict[str, list[Sample]] = {}
@@ -129,8 +132,10 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
             if field_name in sample.doc:
                 groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
         if groups:
-            breakdown[field_name] = {value: _rates(members, judge, base_seed)
-                                     for value, members in sorted(groups.items())}
+            breakdown[field_name] = {
+                value: {**_rates(members, judge, base_seed),
+                        **strict_accuracy(members, judge, base_seed)}
+                for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
     if any(sample.repeat > 0 for sample in samples):
         summary["repeat_stats"] = _repeat_summary(samples, judge)

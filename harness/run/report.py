@@ -29,6 +29,7 @@ from harness.run.samples import (
     Sample,
     loglikelihood_settings_hash,
 )
+from harness.tasks.ablation import variant_with_ablation
 
 RESULTS_SCHEMA = 1
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
@@ -150,7 +151,9 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
                 version, settings_hash = described.get("version"), described.get("settings_hash")
             rows.append({
                 "date": date, "run_name": results["run_name"], "run_dir": str(run_dir.resolve()),
-                "model": model["name"], "variant": model.get("variant"),
+                "model": model["name"],
+                "variant": variant_with_ablation(model.get("variant"), results.get("image_ablation")),
+                "image_ablation": results.get("image_ablation") or "none",
                 "model_fingerprint": model.get("fingerprint"), "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
@@ -195,7 +198,11 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{results['model']['name']} - {results['run_name']}")
+    ablation = results.get("image_ablation") or "none"
+    title = f"{results['model']['name']} - {results['run_name']}"
+    if ablation != "none":
+        title += f" (image ablation: {ablation})"
+    table = Table(title=title)
     for column in ("task", "judge", "strict accuracy % [95% CI]", "scored accuracy % [95% CI]",
                    "n scored / n", "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")

@@ -46,6 +46,9 @@ class Sample:
     prompt_hash: str
     target_hash: str
     filtered_response: str | None = None
+    #: The item's own image when an image ablation showed another (or none): what the CIs
+    #: resample. None when the prompt shows the item's own images.
+    cluster_id: str | None = None
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     schema: int = SAMPLES_SCHEMA
 
@@ -63,7 +66,9 @@ class Sample:
 
     @property
     def cluster(self) -> str:
-        """What the bootstrap resamples: the item's (first) image, else the item."""
+        """What the bootstrap resamples: the item's (first) own image, else the item."""
+        if self.cluster_id is not None:
+            return self.cluster_id
         return self.image_ids[0] if self.image_ids else f"doc:{self.doc_id}"
 
     def with_verdict(self, name: str, verdict: Verdict) -> Sample:

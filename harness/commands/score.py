@@ -42,7 +42,8 @@ def recover_images(results: Results, samples: Sequence[Sample],
         info = results.tasks[name]
         task = Task(TaskConfig.from_dict(info["config"], info.get("function_dirs")))
         for instance in task.instances(run_seed=results.seed, repeats=results.repeats,
-                                       limit=results.limit):
+                                       limit=results.limit,
+                                       image_ablation=results.image_ablation or "none"):
             images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))
     wanted = {s.request_id: s for s in samples if s.task in tasks}
     for key, sample in wanted.items():

@@ -1,7 +1,7 @@
 """Rendering leaderboard views: a terminal table, Markdown, CSV, one self-contained HTML page.
 
 Each renderer takes ``TableView``s (``harness.reports.rows``) and returns text or writes to a
-stream; the HTML page also plots accuracy against shots. Nothing here chooses rows or writes
+stream; the HTML page also plots strict accuracy against shots. Nothing here chooses rows or writes
 a file.
 """
 
@@ -16,14 +16,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness.files import DamagedLine
-from harness.reports.rows import PAPER_SHOTS, TableView, model_label
+from harness.reports.rows import INSTRUMENT_FIELDS, PAPER_SHOTS, TableView, headline, model_label
 
 FORMATS = ("table", "markdown", "csv", "html")
 
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
-    "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
-    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
+    "model", "variant", "image_ablation", "task", "shots", "split", "judge", "strict_accuracy",
+    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "accuracy", "ci_low", "ci_high",
+    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate",
+    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS for suffix in ("", "_ci_low", "_ci_high")),
+    "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
 )
 def render_markdown(views: Sequence[TableView]) -> str:
@@ -83,9 +86,10 @@ def _rich_text(text: str) -> Any:
 
 
 def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
-    """Accuracy against shots (0, 1, 2) per model, one panel per judge, with 95% CI bars."""
+    """Strict accuracy (else scored) against shots (0, 1, 2) per model, one panel per judge,
+    with 95% CI bars."""
     points = [r for r in rows if r.get("shots") in PAPER_SHOTS
-              and isinstance(r.get("accuracy"), (int, float))]
+              and isinstance(headline(r)[0], (int, float))]
     if not points:
         return None
     import matplotlib
@@ -105,17 +109,17 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
             shots = sorted(by_shots)
             # Dodge each line a little so that CI bars at the same shot count do not overlap.
             xs = [s + 0.06 * (index - (len(lines) - 1) / 2) for s in shots]
-            ys = [100 * float(by_shots[s]["accuracy"]) for s in shots]
+            ys = [100 * float(headline(by_shots[s])[0]) for s in shots]
             # Bars never go negative, even for a row whose CI does not contain its value.
-            low = [max(0.0, y - 100 * _bound(by_shots[s], "ci_low")) for s, y in zip(shots, ys)]
-            high = [max(0.0, 100 * _bound(by_shots[s], "ci_high") - y) for s, y in zip(shots, ys)]
+            low = [max(0.0, y - 100 * _bound(by_shots[s], 1)) for s, y in zip(shots, ys)]
+            high = [max(0.0, 100 * _bound(by_shots[s], 2) - y) for s, y in zip(shots, ys)]
             # "$" would switch matplotlib into mathtext, which can fail on a model's name.
             axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4,
                           label=label.replace("$", r"\$"))
         axis.set_title(f"judge: {judge}".replace("$", r"\$"))
         axis.set_xticks(list(PAPER_SHOTS))
         axis.set_xlabel("shots")
-        axis.set_ylabel("accuracy (%)")
+        axis.set_ylabel("strict accuracy (%)")
         axis.set_ylim(-5, 105)
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
@@ -126,10 +130,11 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     return buffer.getvalue()
 
 
-def _bound(row: Mapping[str, Any], key: str) -> float:
-    """A CI bound of ``row``, or its accuracy where the bound is missing."""
-    value = row.get(key)
-    return float(value if isinstance(value, (int, float)) else row["accuracy"])
+def _bound(row: Mapping[str, Any], index: int) -> float:
+    """A CI bound of ``row``'s headline (1: low, 2: high), or the value where it is missing."""
+    shown = headline(row)
+    value = shown[index]
+    return float(value if isinstance(value, (int, float)) else shown[0])
 
 
 PAGE_TEMPLATE = """<!DOCTYPE html>
@@ -150,14 +155,15 @@ caption { text-align: left; font-weight: bold; padding-bottom: 0.4rem; }
 <body>
 <h1>vlm-morality-bench leaderboard</h1>
 <p>Generated {{ generated }} from <code>{{ source }}</code>{% if filters %}; filters: {{ filters }}{% endif %}.
-Accuracy is the share of scored answers aligned with commonsense morality; brackets give the
-95% confidence interval from a bootstrap that resamples images.</p>
+Strict accuracy is the share of all items answered in line with commonsense morality (refusals,
+unclear answers and errors count as not aligned); scored accuracy counts scored answers only.
+Brackets give the 95% confidence interval from a bootstrap that resamples images.</p>
 {% if damaged %}<ul class="damaged">{% for line in damaged %}
 <li>line {{ line.number }} skipped: {{ line.reason }}</li>{% endfor %}
 </ul>{% endif %}
 {% if plot %}<figure>
 <img id="accuracy-plot" alt="Accuracy against shots per model, with 95% CI bars" src="data:image/png;base64,{{ plot }}">
-<figcaption>Accuracy against number of shots, one line per model and split, bars: 95% CI.</figcaption>
+<figcaption>Strict accuracy against number of shots, one line per model and split, bars: 95% CI.</figcaption>
 </figure>{% endif %}
 {% for view in views %}<table>
 <caption>{{ view.title }}</caption>

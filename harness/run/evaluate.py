@@ -37,6 +37,7 @@ from harness.run.samples import (
     scores_by_task,
 )
 from harness.run.setup import bind_tasks, load_judges, resolve_tasks, task_judge_names
+from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
 from harness.tasks.filters import apply_filters
 from harness.tasks.task import Instance, Task, task_hashes
@@ -68,10 +69,13 @@ class RunResult:
 
 
 def _run_name(model: Model, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
-              limit: int | float | None) -> str:
-    identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
-                "repeats": repeats, "limit": limit}
+              limit: int | float | None, image_ablation: str = NO_ABLATION) -> str:
+    identity: dict[str, Any] = {"model": model.fingerprint(), "tasks": sorted(hashes.items()),
+                                "seed": seed, "repeats": repeats, "limit": limit}
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model.registry_name)).strip("-") or "model"
+    if image_ablation != NO_ABLATION:  # absent otherwise, so earlier runs keep their folders
+        identity["image_ablation"] = image_ablation
+        label += f"-{image_ablation}"
     return f"{label}-{stable_hash(identity, 12)}"
 
 
@@ -92,7 +96,8 @@ def _progress(enabled: bool) -> Any:
 
 def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
               cache: ResponseCache | None, batch_size: int, progress: bool,
-              kinds: Mapping[str, str], totals: Mapping[str, int]) -> None:
+              kinds: Mapping[str, str], totals: Mapping[str, int],
+              image_ablation: str = NO_ABLATION) -> None:
     """Fill the journal with a response for every instance (resumed, cached, or generated).
 
     Instances stream by; each kind's requests wait in a buffer of one batch, so the batches
@@ -107,7 +112,7 @@ def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
             if journal.done(instance.key):
                 bar.advance(jobs[kind])
                 continue
-            key = request_key(instance.request, kind)
+            key = request_key(instance.request, kind, image_ablation)
             hit = cache.get(key, instance.key) if cache is not None else None
             if hit is not None:
                 journal.add(hit, cached=True)
@@ -155,6 +160,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        cluster_id=instance.cluster_id,
     )
 
 
@@ -175,6 +181,7 @@ def evaluate(
     use_cache: bool = True,
     progress: bool = False,
     write_leaderboard: bool = True,
+    image_ablation: str = NO_ABLATION,
 ) -> RunResult:
     """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
 
@@ -187,6 +194,8 @@ def evaluate(
         limit: the first N documents of each task (or a fraction below 1.0).
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
+        image_ablation: what prompts show in place of images: ``none``, ``blank``,
+            ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
     if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
@@ -196,6 +205,7 @@ def evaluate(
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
+    image_ablation = check_ablation(image_ablation)
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
     judge_list = split_names(judges) if isinstance(judges, str) else judges
@@ -211,7 +221,8 @@ def evaluate(
         batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
     def instances_of(task: Task) -> Iterator[Instance]:
-        return task.iter_instances(run_seed=seed, repeats=repeats, limit=limit)
+        return task.iter_instances(run_seed=seed, repeats=repeats, limit=limit,
+                                   image_ablation=image_ablation)
 
     kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
              for t in task_objs}
@@ -226,7 +237,7 @@ def evaluate(
         totals[kinds[task.name]] += mine
         position += facts[task.name].n_samples
     hashes = {name: (fact.task_hash, fact.prompt_hash) for name, fact in facts.items()}
-    run_name = _run_name(model_obj, hashes, seed, repeats, limit)
+    run_name = _run_name(model_obj, hashes, seed, repeats, limit, image_ablation)
     output_dir = Path(output_dir)
     folder = RunFolder.of(output_dir, run_name)
     folder.create()
@@ -237,7 +248,7 @@ def evaluate(
     everything = itertools.chain.from_iterable(instances_of(t) for t in task_objs)
     try:
         _generate(model_obj, shard.take(everything), journal, cache, batch_size, progress,
-                  kinds, totals)
+                  kinds, totals, image_ablation)
     finally:
         journal.close()
         if cache is not None:
@@ -267,7 +278,8 @@ def evaluate(
                         "judges": task_judge_names(t, given_names),
                         "function_dirs": t.config.function_dirs()} for t in task_objs},
         judges={name: judge.describe() for name, judge in judge_objs.items()},
-        seed=seed, repeats=repeats, limit=limit, batch_size=batch_size, num_fewshot=num_fewshot,
+        seed=seed, repeats=repeats, limit=limit, image_ablation=image_ablation,
+        batch_size=batch_size, num_fewshot=num_fewshot,
         include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
         cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
         versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,

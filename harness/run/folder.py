@@ -47,6 +47,9 @@ class Results:
     seed: int = 0
     repeats: int | None = None
     limit: int | float | None = None
+    #: The image ablation (``harness.tasks.ablation``); None in runs written before ablations,
+    #: which showed every item's own images (``none``).
+    image_ablation: str | None = None
     batch_size: int | None = None
     num_fewshot: int | None = None
     include_paths: tuple[str, ...] = ()
@@ -63,7 +66,8 @@ class Results:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"schema": self.schema}
         for item in fields(self):
-            if item.name in ("schema", "extra") or (item.name == "agreement" and self.agreement is None):
+            if item.name in ("schema", "extra") or (
+                    item.name in ("agreement", "image_ablation") and getattr(self, item.name) is None):
                 continue
             value = getattr(self, item.name)
             data[item.name] = list(value) if item.name == "include_paths" else value

@@ -1,8 +1,9 @@
 """A fixed run gives the same samples.jsonl, results.json and leaderboard rows as the stored run.
 
-The stored run (tests/data/golden_run/) was written by the harness before the run-folder
-refactor (issue 10); a refactor that changes any byte of what a run writes, apart from dates,
-versions and the temporary folder's path, fails here. Regenerate on purpose only, with
+The stored run (tests/data/golden_run/), with two image-ablated runs beside it, was written by
+main's harness before the run-folder refactor (issue 10) was merged with it; a refactor that
+changes any byte of what a run writes, apart from dates, versions and the temporary folder's
+path, fails here. Regenerate on purpose only, with
 ``PYTHONPATH=. python tests/run/test_golden_run.py`` (and say why in the commit).
 """
 
@@ -47,10 +48,20 @@ def produce(folder: Path) -> dict[str, Any]:
                       repeats=2, seed=7, output_dir=folder / "output", include_paths=[include],
                       use_cache=False)
     run_dir = result.run_dir
+    # Image ablations: another item's image (demonstrations' too) and a description instead.
+    ablated = {ablation: evaluate("random", tasks, repeats=1, seed=7, output_dir=folder / "output",
+                                  include_paths=[include], use_cache=False,
+                                  image_ablation=ablation).run_dir
+               for ablation, tasks in (("shuffle", ["morality_0shot", "morality_1shot_mc",
+                                                    "morality_fewshot"]),
+                                       ("describe", ["morality_fewshot"]))}
     return {
         "samples": [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()],
         "samples_bytes": (run_dir / "samples.jsonl").read_text(encoding="utf-8"),
         "results": _stable(json.loads((run_dir / "results.json").read_text())),
+        **{f"{ablation}_{name}": _stable(json.loads((path / f"{name}.json").read_text()))
+           if name == "results" else (path / f"{name}.jsonl").read_text(encoding="utf-8")
+           for ablation, path in ablated.items() for name in ("samples", "results")},
         "leaderboard": [_stable(json.loads(line)) for line in
                         (folder / "output" / "leaderboard.jsonl").read_text().splitlines()],
         "journal": sorted((run_dir / "responses.jsonl").read_text().splitlines()),

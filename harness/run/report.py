@@ -28,6 +28,7 @@ from harness.run.samples import (
     Sample,
     loglikelihood_settings_hash,
 )
+from harness.safety import terminal_text, umask_mode
 
 RESULTS_SCHEMA = 1
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
@@ -65,6 +66,7 @@ def write_atomic(path: Path, text: str) -> None:
                                          prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as handle:
             tmp_name = handle.name
+            os.chmod(tmp_name, umask_mode())  # mkstemp's 0600 would outlive the rename
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -178,17 +180,19 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
     """A rich table: one row per (task, judge) with accuracy, CI and rates."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{results['model']['name']} - {results['run_name']}")
+    # Names come from task files and run folders: no markup, no escape sequences.
+    table = Table(title=Text(terminal_text(f"{results['model']['name']} - {results['run_name']}")))
     for column in ("task", "judge", "accuracy %", "95% CI", "n scored / n", "refusal %",
                    "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
-            table.add_row(task, judge, _pct(s["accuracy"]),
+            table.add_row(Text(terminal_text(task)), Text(terminal_text(judge)), _pct(s["accuracy"]),
                           f"{_pct(s['ci_low'])}-{_pct(s['ci_high'])}",
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
     console = Console(file=file, width=120)
     console.print(table)
-    console.print(f"run folder: {run_dir}")
+    console.print(Text(terminal_text(f"run folder: {run_dir}")))

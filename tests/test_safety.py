@@ -170,7 +170,8 @@ def test_terminal_text_drops_escape_sequences() -> None:
 
 
 def test_task_names_with_markup_or_escapes_print_literally(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # wide enough that no name is folded
     dataset = build_dataset(tmp_path / "data")
     tasks = tmp_path / "tasks"
     tasks.mkdir()

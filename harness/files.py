@@ -27,6 +27,7 @@ import jsonlines
 from filelock import FileLock
 
 from harness.errors import BenchError
+from harness.safety import umask_mode
 
 #: What a write failure tells the user to do, unless the caller says better.
 WRITE_HINT = "free disk space or choose a writable --output-dir"
@@ -124,6 +125,7 @@ def atomic_file(path: str | os.PathLike[str], binary: bool = False,
                                          prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as handle:
             tmp_name = handle.name
+            os.chmod(tmp_name, umask_mode())  # mkstemp's 0600 would outlive the rename
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -149,6 +151,7 @@ def temporary_beside(path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(name, umask_mode())  # mkstemp's 0600 would outlive the rename
     return Path(name)
 
 
@@ -243,16 +246,36 @@ class JsonlAppender:
         except OSError as exc:
             raise _fail(self.path, exc, hint) from None
         self._writer = jsonlines.Writer(self._handle, flush=True)
+        self._failed = False
 
     def write(self, record: Mapping[str, Any]) -> None:
+        self._failed = True  # until the line is written
         try:
             self._writer.write(record)
         except OSError as exc:
             raise _fail(self.path, exc, self.hint) from None
+        self._failed = False
+
+    @property
+    def end(self) -> int:
+        """The file's size in bytes, where the next record will start."""
+        try:
+            return self._handle.tell()
+        except OSError as exc:
+            raise _fail(self.path, exc, self.hint) from None
 
     def close(self) -> None:
-        self._writer.close()
-        self._handle.close()
+        """Close; after a failed write, that write's error is the one reported.
+
+        The buffer of a file whose flush failed (a full disk) still holds the line, so closing
+        fails again; raised from a ``finally``, that second error would hide the first.
+        """
+        try:
+            self._writer.close()
+            self._handle.close()
+        except OSError as exc:
+            if not self._failed:
+                raise _fail(self.path, exc, self.hint) from None
 
     def __enter__(self) -> JsonlAppender:
         return self

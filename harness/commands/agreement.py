@@ -27,6 +27,7 @@ from harness.judges.human.annotations import (
     response_hash,
 )
 from harness.run.folder import RunFolder
+from harness.safety import terminal_markup
 from harness.stats.bootstrap import cluster_bootstrap_ci
 from harness.stats.kappa import (
     cluster_bootstrap_fleiss,
@@ -221,7 +222,8 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    for judge, entry in agreement["judges"].items():
+    for raw_judge, entry in agreement["judges"].items():
+        judge = terminal_markup(raw_judge)  # names from the run folder: no markup, no escapes
         table = Table(title=f"{judge} vs the human majority", box=box.SIMPLE_HEAVY,
                       caption="CIs: 95%, resampling images. gap = judge acc - human acc on "
                               "items both graded aligned/misaligned (+ = judge overstates)")
@@ -230,7 +232,7 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
                        "err"):
             table.add_column(column, justify="right", no_wrap=column.endswith("CI"))
         for scope, s in [("all", entry["all"]), *sorted(entry.get("tasks", {}).items())]:
-            table.add_row(scope, str(s["n"]), _num(s["kappa"]), _ci(s["ci_low"], s["ci_high"]),
+            table.add_row(terminal_markup(scope), str(s["n"]), _num(s["kappa"]), _ci(s["ci_low"], s["ci_high"]),
                           _num(s["judge_accuracy"], percent=True),
                           _num(s["human_accuracy"], percent=True),
                           _num(s["overstatement"], percent=True, signed=True),
@@ -248,12 +250,13 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
             matrix.add_row(label, *(str(n) for n in row))
         console.print(matrix)
     a = agreement["annotators"]
+    names = terminal_markup(", ".join(a["annotators"]))
     if a["method"] is None:
-        console.print(f"Annotators: {', '.join(a['annotators']) or 'none'} "
+        console.print(f"Annotators: {names or 'none'} "
                       "(inter-annotator agreement needs two or more)")
     else:
         name = "Cohen's" if a["method"] == "cohen" else "Fleiss'"
-        console.print(f"Annotators {', '.join(a['annotators'])}: {name} kappa "
+        console.print(f"Annotators {names}: {name} kappa "
                       f"{_num(a['kappa'])} (95% CI {_ci(a['ci_low'], a['ci_high'])}) over {a['n']} items")
 
 

@@ -233,6 +233,9 @@ def evaluate(
     position = 0
     for task in task_objs:
         facts[task.name].count(task, instances_of(task))
+        if not facts[task.name].n_samples:
+            raise BenchError(f"--limit {limit} selects none of the {len(task.eval_docs)} items "
+                             f"of task '{task.name}'; raise it")
         mine = len(range(position, position + facts[task.name].n_samples)[shard.index::shard.count])
         totals[kinds[task.name]] += mine
         position += facts[task.name].n_samples
@@ -242,53 +245,54 @@ def evaluate(
     folder = RunFolder.of(output_dir, run_name)
     folder.create()
     run_dir = folder.path
-    # Pass 2: generate what the journal lacks.
-    journal = Journal(folder)
-    cache = ResponseCache(cache_dir(output_dir), model_obj.fingerprint()) if use_cache else None
-    everything = itertools.chain.from_iterable(instances_of(t) for t in task_objs)
-    try:
-        _generate(model_obj, shard.take(everything), journal, cache, batch_size, progress,
-                  kinds, totals, image_ablation)
-    finally:
-        journal.close()
-        if cache is not None:
-            cache.close()
-    if shard.distributed:
-        # Every process appended its share to the one journal: wait, then read it whole.
-        distributed.wait_for_everyone(shard)
-        if not shard.is_main:
-            distributed.finish(shard)
-            return RunResult(run_dir=run_dir, results={})
+    with folder.locked(take=shard.is_main):
+        # Pass 2: generate what the journal lacks.
         journal = Journal(folder)
+        cache = ResponseCache(cache_dir(output_dir), model_obj.fingerprint()) if use_cache else None
+        everything = itertools.chain.from_iterable(instances_of(t) for t in task_objs)
+        try:
+            _generate(model_obj, shard.take(everything), journal, cache, batch_size, progress,
+                      kinds, totals, image_ablation)
+        finally:
+            journal.close()
+            if cache is not None:
+                cache.close()
+        if shard.distributed:
+            # Every process appended its share to the one journal: wait, then read it whole.
+            distributed.wait_for_everyone(shard)
+            if not shard.is_main:
+                distributed.finish(shard)
+                return RunResult(run_dir=run_dir, results={})
+            journal = Journal(folder)
 
-    # Pass 3: judge the journal's responses and write samples.jsonl, keeping score inputs only.
-    judged = _Judged()
-    try:
-        folder.write_samples(judged.samples(task_objs, instances_of, journal, judge_objs,
-                                            given_names))
-    finally:
-        journal.close()
-    results = Results(
-        run_name=run_name,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=model_obj.describe(),
-        tasks={t.name: {"config": t.config.to_dict(), "task_hash": facts[t.name].task_hash,
-                        "prompt_hash": facts[t.name].prompt_hash,
-                        "n_docs": facts[t.name].n_docs, "n_samples": facts[t.name].n_samples,
-                        "judges": task_judge_names(t, given_names),
-                        "function_dirs": t.config.function_dirs()} for t in task_objs},
-        judges={name: judge.describe() for name, judge in judge_objs.items()},
-        seed=seed, repeats=repeats, limit=limit, image_ablation=image_ablation,
-        batch_size=batch_size, num_fewshot=num_fewshot,
-        include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
-        cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
-        versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
-    )
-    folder.write_results(results)
-    if write_leaderboard:
-        append_leaderboard(output_dir, run_dir, results, judge_objs)
-    distributed.finish(shard)
-    return RunResult(run_dir=run_dir, results=results.to_dict())
+        # Pass 3: judge the journal's responses and write samples.jsonl, keeping score inputs only.
+        judged = _Judged()
+        try:
+            folder.write_samples(judged.samples(task_objs, instances_of, journal, judge_objs,
+                                                given_names))
+        finally:
+            journal.close()
+        results = Results(
+            run_name=run_name,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            model=model_obj.describe(),
+            tasks={t.name: {"config": t.config.to_dict(), "task_hash": facts[t.name].task_hash,
+                            "prompt_hash": facts[t.name].prompt_hash,
+                            "n_docs": facts[t.name].n_docs, "n_samples": facts[t.name].n_samples,
+                            "judges": task_judge_names(t, given_names),
+                            "function_dirs": t.config.function_dirs()} for t in task_objs},
+            judges={name: judge.describe() for name, judge in judge_objs.items()},
+            seed=seed, repeats=repeats, limit=limit, image_ablation=image_ablation,
+            batch_size=batch_size, num_fewshot=num_fewshot,
+            include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
+            cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
+            versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
+        )
+        folder.write_results(results)
+        if write_leaderboard:
+            append_leaderboard(output_dir, run_dir, results, judge_objs)
+        distributed.finish(shard)
+        return RunResult(run_dir=run_dir, results=results.to_dict())
 
 
 class _TaskFacts:

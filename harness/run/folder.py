@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ JOURNAL_FILE = "responses.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 IMAGES_DIR = "images"
+LOCK_FILE = ".lock"
 RESULTS_SCHEMA = 1
 REWRITE_HINT = "run the benchmark again to rewrite the folder"
 
@@ -129,6 +131,34 @@ class RunFolder:
             raise BenchError(f"cannot create the run folder {self.path}: {exc.strerror}; "
                              "choose a writable --output-dir") from None
 
+    @contextmanager
+    def locked(self, take: bool = True) -> Iterator[None]:
+        """Hold the folder's lock while it is written; a second writer is told, not let in.
+
+        Two copies of one command would otherwise both generate every item and both append
+        leaderboard rows for the same run. The helper ranks of a data-parallel run share the
+        folder with their rank 0, which alone takes the lock (``take``).
+        """
+        if not take:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise BenchError(f"{self.path} is being written by another process (the same "
+                             "command is running); wait for it to finish, then run again to "
+                             "reuse its results") from None
+        except OSError as exc:
+            raise BenchError(f"cannot lock the run folder {self.path}: {exc.strerror}; choose "
+                             "a writable --output-dir") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def sample_dicts(self) -> Iterator[dict[str, Any]]:
         """The lines of ``samples.jsonl``, in file order, as plain dicts, one at a time.
 
@@ -169,8 +199,8 @@ class RunFolder:
                              "whose run has finished")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise BenchError(f"{path} is damaged (not JSON); {REWRITE_HINT}") from None
+        except (ValueError, OSError) as exc:  # bad JSON or UTF-8, or an unreadable file
+            raise BenchError(f"{path}: not readable JSON ({exc}); {REWRITE_HINT}") from None
         if not isinstance(data, dict):
             raise BenchError(f"{path} is damaged (not a JSON object); {REWRITE_HINT}")
         return Results.from_dict(data, str(path))

@@ -15,6 +15,7 @@ from typing import Any
 from harness.files import JsonlAppender, JsonlLines, iter_jsonl
 from harness.hashing import stable_hash
 from harness.run.folder import RunFolder
+from harness.safety import scrub
 from harness.types import ImagePart, Request, Response
 
 #: What to do when the journal or the cache cannot be written.
@@ -22,10 +23,11 @@ JOURNAL_HINT = "free disk space or choose another --output-dir (the run resumes 
 
 
 def _response_record(response: Response, cached: bool) -> dict[str, Any]:
+    # Scrubbed here too, whatever the adapter did: no API key is ever journalled or cached.
     return {
-        "request_id": response.request_id, "response": response.text,
+        "request_id": response.request_id, "response": scrub(response.text),
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
-        "error": response.error, "cached": cached,
+        "error": scrub(response.error), "cached": cached,
     }
 
 
@@ -65,7 +67,7 @@ class Journal:
         return request_id in self._offsets and request_id not in self._failed
 
     def add(self, response: Response, cached: bool = False) -> None:
-        offset = self.path.stat().st_size  # the appender flushed every earlier line
+        offset = self._appender.end  # the appender flushed every earlier line
         self._appender.write(_response_record(response, cached))
         self._remember(response.request_id, offset, response.error is not None)
 

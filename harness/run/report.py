@@ -21,6 +21,7 @@ from harness.reports.leaderboard import append_rows
 from harness.run.folder import Results, leaderboard_file
 from harness.run.metrics import METRICS
 from harness.run.samples import LOGLIKELIHOOD, LOGLIKELIHOOD_VERSION, loglikelihood_settings_hash
+from harness.safety import terminal_text
 from harness.tasks.ablation import variant_with_ablation
 
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
@@ -125,12 +126,14 @@ def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
     scored accuracy and the rates, then the instrument's other metrics."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     ablation = results.image_ablation or "none"
     title = f"{results.model['name']} - {results.run_name}"
     if ablation != "none":
         title += f" (image ablation: {ablation})"
-    table = Table(title=title)
+    # Names come from task files and run folders: no markup, no escape sequences.
+    table = Table(title=Text(terminal_text(title)))
     for column in ("task", "judge", "strict accuracy % [95% CI]", "scored accuracy % [95% CI]",
                    "n scored / n", "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
@@ -141,12 +144,13 @@ def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
                            no_wrap=True)
     for task, by_judge in results.scores.items():
         for judge, s in by_judge.items():
-            table.add_row(task, judge, metric_cell(s, "strict_accuracy"),
+            names = (Text(terminal_text(task)), Text(terminal_text(judge)))
+            table.add_row(*names, metric_cell(s, "strict_accuracy"),
                           f"{_pct(s['accuracy'])} [{_pct(s['ci_low'])}-{_pct(s['ci_high'])}]",
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
-            details.add_row(task, judge, *(metric_cell(s, m) for m in METRICS[1:]))
+            details.add_row(*names, *(metric_cell(s, m) for m in METRICS[1:]))
     console = Console(file=file, width=160)
     console.print(table)
     console.print(details)
-    console.print(f"run folder: {run_dir}")
+    console.print(Text(terminal_text(f"run folder: {run_dir}")))

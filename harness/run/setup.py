@@ -7,6 +7,7 @@ the same way. Nothing here calls a model or writes a file.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
 from harness.tasks.config import TaskConfig, TaskIndex
 from harness.tasks.task import Task
+
+log = logging.getLogger(__name__)
 
 #: lm-eval metric names that mean our judge-free multiple-choice score.
 METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
@@ -31,6 +34,8 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     items = split_names(tasks) if isinstance(tasks, str) else list(tasks)
     names = [i for i in items if isinstance(i, str)]
     index = TaskIndex(include_paths) if names else None
+    for error in (index.broken.values() if index is not None else ()):
+        log.warning("warning: %s; skipped", " ".join(error.split()))
     resolved: list[Task] = []
     for item in items:
         if isinstance(item, Task):

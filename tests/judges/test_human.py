@@ -206,3 +206,18 @@ def test_labels_of_a_filtered_task_stay_current(tmp_path: Path, mini_tasks: Path
     human = results.scores["morality_filtered"]["human"]
     assert human["n_scored"] == human["n"] == len(result.samples)
     assert human["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "99999999999"])
+def test_a_bad_content_length_is_a_400_not_a_crash(served, length: str) -> None:
+    import http.client
+
+    _, server = served
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    connection.putrequest("POST", f"/{server.session.token}/api/label")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", length)
+    connection.endheaders()
+    reply = connection.getresponse()
+    assert reply.status == 400 and json.loads(reply.read()) == {"error": "bad body size"}
+    connection.close()

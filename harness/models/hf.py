@@ -12,7 +12,6 @@ settings alone decide how to decode. This module must not know about tasks or ju
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.identity import folder_identity, hub_repo_identity, identity_digest
 from harness.models.base import Model
 from harness.models.common import cut_at_stop, to_rgb
 from harness.registry import register_model
@@ -174,7 +174,7 @@ class HFModel(Model):
         if use_chat_template and not self.chat_template:
             log.warning("hf: %s has no chat template; prompts are used as raw text", pretrained)
         self.image_token = str(getattr(self.processor, "image_token", "<image>"))
-        self._weights_id = self._identify_weights()
+        self._identity = self._identify()
 
     # ----- prompts -------------------------------------------------------------------------
 
@@ -329,29 +329,30 @@ class HFModel(Model):
             return (self._split_on_oom(run, items[:half], alone)
                     + self._split_on_oom(run, items[half:], alone))
 
-    def _identify_weights(self) -> str:
-        """The hub commit the files came from, or for a local folder a hash of its contents' sizes."""
-        folder = Path(self.pretrained)
-        if folder.is_dir():
-            files = sorted((p.name, p.stat().st_size) for p in folder.iterdir()
-                           if p.suffix in {".safetensors", ".bin", ".json"})
-            config = (folder / "config.json").read_text() if (folder / "config.json").exists() else ""
-            return "local-" + stable_hash({"files": files, "config": json.loads(config or "{}")})
+    def _identify(self) -> dict[str, Any]:
+        """The files' identity: every relevant file's digest for a local folder, else the hub commit."""
+        folder = Path(self.pretrained).expanduser()
+        if folder.is_dir():  # weights, tokenizer, processor, chat template, generation config
+            return folder_identity(folder)
         commit = getattr(self.model.config, "_commit_hash", None)
         if commit:
-            return str(commit)
-        from huggingface_hub import try_to_load_from_cache
+            return {"source": "hub", "repo": self.pretrained, "revision": self.revision,
+                    "commit": str(commit)}
+        found = hub_repo_identity(self.pretrained, self.revision, self.cache_dir)
+        if found["commit"] is None:
+            log.warning("hf: cannot tell which commit of %s was loaded; its runs cannot be told "
+                        "apart from those of another commit (pin revision=COMMIT)", self.pretrained)
+        return found
 
-        # Hub files live in .../snapshots/<commit>/, whether just downloaded or cached.
-        cached = try_to_load_from_cache(self.pretrained, "config.json", cache_dir=self.cache_dir,
-                                        revision=self.revision)
-        return Path(cached).parent.name if isinstance(cached, str) else "unknown"
+    def identity(self) -> dict[str, Any]:
+        return self._identity
 
     def fingerprint(self) -> str:
-        return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,
-                            "chat_template": self.use_chat_template})
+        return stable_hash({"base": super().fingerprint(), "chat_template": self.use_chat_template})
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "pretrained": self.pretrained, "weights": self._weights_id,
+        weights = (self._identity.get("commit") if self._identity.get("source") == "hub"
+                   else f"local-{identity_digest(self._identity)}")
+        return {**super().describe(), "pretrained": self.pretrained, "weights": weights or "unknown",
                 "architecture": type(self.model).__name__, "dtype": str(self.model.dtype),
                 "device": str(self.model.device), "chat_template": self.use_chat_template}

@@ -40,7 +40,8 @@ REPEAT_FIELDS = ("majority_accuracy", "consistency")
 CSV_FIELDS = (
     "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
     "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
-    "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
+    "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "model_identity",
+    "run_name",
 )
 # Display columns of the rows view: (header, row field); "accuracy" shows value and CI.
 DISPLAY_COLUMNS = (

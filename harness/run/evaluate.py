@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -192,6 +193,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        model_revision=response.model_revision,
     )
 
 
@@ -295,10 +297,14 @@ def evaluate(
                   for i in instances[task.name]}
         samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
                                     images))
+    model_info = model_obj.describe()
+    revisions = Counter(s.model_revision for s in samples if s.model_revision)
+    if revisions:  # a server may change what it runs mid-run: say so, with counts
+        model_info["served_revisions"] = dict(sorted(revisions.items()))
     results = {
         "run_name": run_name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_obj.describe(),
+        "model": model_info,
         "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
                            "prompt_hash": hashes[t.name][1],
                            "n_docs": len({i.doc_id for i in instances[t.name]}),

@@ -150,7 +150,10 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
             rows.append({
                 "date": date, "run_name": results["run_name"], "run_dir": str(run_dir.resolve()),
                 "model": model["name"], "variant": model.get("variant"),
-                "model_fingerprint": model.get("fingerprint"), "task": task,
+                "model_fingerprint": model.get("fingerprint"),
+                "model_identity": model.get("identity_digest"),
+                "model_revisions": sorted(model["served_revisions"]) if model.get("served_revisions") else None,
+                "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
                 **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",

@@ -45,6 +45,8 @@ class Sample:
     prompt_hash: str
     target_hash: str
     filtered_response: str | None = None
+    #: What the server reported it ran for this response (``openai`` adapter), else None.
+    model_revision: str | None = None
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     schema: int = SAMPLES_SCHEMA
 

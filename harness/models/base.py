@@ -57,6 +57,14 @@ class Model(ABC):
         """
         return {}
 
+    def refusal(self, request: Request) -> str | None:
+        """Why this model cannot answer ``request`` at all, or None; checked before a run.
+
+        A run whose every request of a task is refused stops with that reason before it
+        starts; otherwise each refused request becomes an error on its item.
+        """
+        return None
+
     def fingerprint(self) -> str:
         """A hash that changes whenever the model's answers could change (weights, settings)."""
         identity = self.identity()

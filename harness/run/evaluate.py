@@ -256,6 +256,12 @@ def evaluate(
     for task in task_objs:
         instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
         hashes[task.name] = task_hashes(task, instances[task.name])
+    refusal = getattr(model_obj, "refusal", None) or (lambda request: None)
+    for task in task_objs:
+        reasons = [refusal(i.request) for i in instances[task.name]]
+        if reasons and all(reasons):  # every item would fail alike: say so before the run
+            raise BenchError(f"model {model_obj.registry_name} cannot run task {task.name}: "
+                             f"{reasons[0]}; choose a task whose items it can take")
     run_name = _run_name(model_obj, hashes, seed, repeats, limit)
     output_dir = Path(output_dir)
     run_dir = output_dir / "runs" / run_name

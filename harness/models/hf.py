@@ -99,8 +99,22 @@ def _one_line(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip() or type(exc).__name__
 
 
+class _Refused(Exception):
+    """The processor or the model rejected an input (not a bug here); the message says why."""
+
+
+def _refusing(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call``, with its rejections of the input turned into ``_Refused`` (out of memory stays)."""
+    try:
+        return call(*args, **kwargs)
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+        if _is_oom(exc):
+            raise
+        raise _Refused(f"{type(exc).__name__}: {_one_line(exc)[:300]}") from exc
+
+
 def _refusal(exc: BaseException) -> str:
-    return f"hf: the model or its processor refused this input: {type(exc).__name__}: {_one_line(exc)[:300]}"
+    return f"hf: the model or its processor refused this input: {exc}"
 
 
 def _refused_response(request: Request, exc: BaseException) -> Response:
@@ -259,7 +273,7 @@ class HFModel(Model):
             kwargs["images"] = images
         if suffixes is not None:
             kwargs["suffix"] = list(suffixes)
-        inputs = self.processor(**kwargs)
+        inputs = _refusing(self.processor, **kwargs)
         bos = self.tokenizer.bos_token_id
         kind = (bool(any(images)), bool(self.tokenizer.bos_token)
                 and all(t.startswith(self.tokenizer.bos_token) for t in texts))
@@ -269,7 +283,7 @@ class HFModel(Model):
             has_bos = bos is not None and all(bos in row for row in rows)
             self._bos_from_tokenizer[kind] = self._tokenizer_adds_bos and not has_bos
         if self._bos_from_tokenizer[kind]:
-            inputs = self.processor(**{**kwargs, "add_special_tokens": True})
+            inputs = _refusing(self.processor, **{**kwargs, "add_special_tokens": True})
         inputs.pop("labels", None)  # PaliGemma's training labels: scoring reads the ids itself
         # Floating tensors (pixel values) follow the model's dtype; ids stay integers.
         return inputs.to(self.model.device, dtype=self.model.dtype)
@@ -307,7 +321,7 @@ class HFModel(Model):
         if settings.until:
             stopping.append(_StopOnStrings(self.tokenizer, settings.until, prompt_length))
         with torch.inference_mode():
-            output = self.model.generate(**inputs, generation_config=config,
+            output = _refusing(self.model.generate, **inputs, generation_config=config,
                                          logits_processor=processors, stopping_criteria=stopping)
         new_tokens = output[:, prompt_length:]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -351,11 +365,11 @@ class HFModel(Model):
             inputs = self._encode([ctx + cont for ctx, (_, cont) in zip(contexts, rows)], requests)
             spans = self._continuation_spans(inputs, contexts, requests)
         with torch.inference_mode():
-            logits = self.model(**inputs).logits
+            logits = _refusing(self.model, **inputs).logits
         results = []
         for row, (start, end) in enumerate(spans):
             if end <= start:
-                raise ValueError(f"continuation {rows[row][1]!r} adds no tokens to the prompt")
+                raise _Refused(f"continuation {rows[row][1]!r} adds no tokens to the prompt")
             # Position p's logits predict token p + 1.
             row_lp = logits[row, start - 1:end - 1].float().log_softmax(-1)
             row_targets = inputs["input_ids"][row, start:end]
@@ -399,7 +413,7 @@ class HFModel(Model):
         for types, ids in zip(inputs["token_type_ids"].tolist(), inputs["input_ids"].tolist()):
             marked = [i for i, kind in enumerate(types) if kind == 1]
             if not marked:
-                raise ValueError("the processor marked no suffix tokens")
+                raise _Refused("the processor marked no suffix tokens")
             end = marked[-1] + 1
             if ids[end - 1] == self.tokenizer.eos_token_id:
                 end -= 1
@@ -438,12 +452,15 @@ class HFModel(Model):
         Out of memory halves the batch (a lone item that still fails goes to
         ``out_of_memory``). A processor or model that refuses an input (a ValueError and the
         like: too many images, an unsupported size) is found by bisection and only that item
-        gets an error, with the reason, from ``refused``.
+        gets an error, with the reason, from ``refused``. Errors of this module's own code
+        raise as they are.
         """
         try:
             return run(items)
-        except (torch.OutOfMemoryError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        except (torch.OutOfMemoryError, RuntimeError, _Refused) as exc:
             oom = _is_oom(exc)
+            if not oom and not isinstance(exc, _Refused):
+                raise
             if oom and torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if len(items) == 1:

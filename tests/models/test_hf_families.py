@@ -189,3 +189,15 @@ def test_a_refusal_mid_batch_fails_that_item_only(loaded, monkeypatch: pytest.Mo
     assert [a.text for a in answers][2] == expected[2]
     assert all(a.error and "refused this input: ValueError: image size not supported" in a.error
                for a in answers[:2])
+
+
+def test_a_bug_in_the_adapter_still_raises(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = loaded("llava")
+    request = replace(_requests("llava", GREEDY)[1], continuations=(" Yes",))
+
+    def broken(*args, **kwargs):
+        raise IndexError("a bug of ours, not a refusal")
+
+    monkeypatch.setattr(model, "_continuation_spans", broken)
+    with pytest.raises(IndexError, match="a bug of ours"):
+        model.loglikelihood([request])

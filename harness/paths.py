@@ -12,3 +12,10 @@ MODEL_CARDS_DIR = PROJECT_ROOT / "models"
 DATASETS_DIR = PROJECT_ROOT / "datasets"
 #: Where runs, the cache and the leaderboard go unless --output-dir says otherwise.
 DEFAULT_OUTPUT_DIR = "output"
+
+
+def user_cache_dir() -> Path:
+    """Where built twins and remembered file hashes live: ``$VMB_CACHE``, else the user cache dir."""
+    base = os.environ.get("VMB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vlm-morality-bench")
+    return Path(base)

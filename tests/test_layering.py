@@ -18,6 +18,7 @@ HARNESS = Path(harness.__file__).resolve().parent
 FLOORS = {
     "harness.types": 0, "harness.errors": 0, "harness.hashing": 0, "harness.paths": 0,
     "harness.files": 0, "harness.arguments": 0, "harness.safety": 0,
+    "harness.identity": 0,
     "harness.registry": 1,
     "harness.tasks": 2, "harness.models": 2, "harness.judges": 2, "harness.stats": 2,
     "harness.reports": 2,

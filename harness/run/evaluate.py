@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -160,6 +161,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        model_revision=response.model_revision,
         cluster_id=instance.cluster_id,
     )
 
@@ -232,10 +234,14 @@ def evaluate(
     totals = {"generate": 0, "loglikelihood": 0}
     position = 0
     for task in task_objs:
-        facts[task.name].count(task, instances_of(task))
+        facts[task.name].count(task, instances_of(task), model_obj)
         if not facts[task.name].n_samples:
             raise BenchError(f"--limit {limit} selects none of the {len(task.eval_docs)} items "
                              f"of task '{task.name}'; raise it")
+        if facts[task.name].refused == facts[task.name].n_samples:
+            # Every item would fail alike: say so before the run.
+            raise BenchError(f"model {model_obj.registry_name} cannot run task {task.name}: "
+                             f"{facts[task.name].refusal}; choose a task whose items it can take")
         mine = len(range(position, position + facts[task.name].n_samples)[shard.index::shard.count])
         totals[kinds[task.name]] += mine
         position += facts[task.name].n_samples
@@ -275,7 +281,7 @@ def evaluate(
         results = Results(
             run_name=run_name,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            model=model_obj.describe(),
+            model=judged.model_info(model_obj),
             tasks={t.name: {"config": t.config.to_dict(), "task_hash": facts[t.name].task_hash,
                             "prompt_hash": facts[t.name].prompt_hash,
                             "n_docs": facts[t.name].n_docs, "n_samples": facts[t.name].n_samples,
@@ -300,15 +306,22 @@ class _TaskFacts:
 
     def __init__(self) -> None:
         self.task_hash = self.prompt_hash = ""
-        self.n_docs = self.n_samples = 0
+        self.n_docs = self.n_samples = self.refused = 0
+        #: Why the model cannot answer a request of the task (the first such), or None.
+        self.refusal: str | None = None
 
-    def count(self, task: Task, instances: Iterator[Instance]) -> None:
+    def count(self, task: Task, instances: Iterator[Instance], model: Model) -> None:
         doc_ids: set[str] = set()
+        refusal = getattr(model, "refusal", None)
 
         def counted() -> Iterator[Instance]:
             for instance in instances:
                 doc_ids.add(instance.doc_id)
                 self.n_samples += 1
+                reason = refusal(instance.request) if refusal is not None else None
+                if reason:
+                    self.refused += 1
+                    self.refusal = self.refusal or reason
                 yield instance
 
         self.task_hash, self.prompt_hash = task_hashes(task, counted())
@@ -325,6 +338,15 @@ class _Judged:
         self.for_scores: list[Sample] = []
         self.cached = 0
         self.schema: int | None = None
+        self.revisions: Counter[str] = Counter()
+
+    def model_info(self, model: Model) -> dict[str, Any]:
+        """The model's description, with the revisions a server reported it ran, counted
+        (a server may change what it runs mid-run)."""
+        info = model.describe()
+        if self.revisions:
+            info["served_revisions"] = dict(sorted(self.revisions.items()))
+        return info
 
     def samples(self, tasks: Sequence[Task], instances_of: Callable[[Task], Iterator[Instance]],
                 journal: Journal, judges: Mapping[str, Judge],
@@ -345,6 +367,8 @@ class _Judged:
                 for sample in apply_judges(task_samples, task_judges, images):
                     if self.schema is None:
                         self.schema = sample.schema
+                    if sample.model_revision:
+                        self.revisions[sample.model_revision] += 1
                     self.for_scores.append(for_scores(sample))
                     yield sample
 

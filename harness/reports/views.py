@@ -32,19 +32,21 @@ from harness.reports.leaderboard import DamagedLine, read_rows_checked
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 FORMATS = ("table", "markdown", "csv", "html")
 VIEWS = ("rows", "paper")
-ENTRY_KEY = ("model", "variant", "task", "shots", "split", "judge", "seed")
+ENTRY_KEY = ("model", "variant", "sampler", "task", "shots", "split", "judge", "seed")
 PAPER_SHOTS = (0, 1, 2)
 REPEAT_FIELDS = ("majority_accuracy", "consistency")
+# Columns shown only when some row has a value.
+OPTIONAL_FIELDS = (*REPEAT_FIELDS, "sampler")
 
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
-    "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
+    "model", "variant", "sampler", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
     "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
 )
 # Display columns of the rows view: (header, row field); "accuracy" shows value and CI.
 DISPLAY_COLUMNS = (
-    ("model", "model"), ("variant", "variant"), ("task", "task"), ("shots", "shots"),
+    ("model", "model"), ("variant", "variant"), ("sampler", "sampler"), ("task", "task"), ("shots", "shots"),
     ("split", "split"), ("judge", "judge"), ("accuracy [95% CI]", "accuracy"),
     ("scored/n", "n"), ("repeats", "repeats"), ("majority", "majority_accuracy"),
     ("consistency", "consistency"), ("refusal", "refusal_rate"),
@@ -148,8 +150,10 @@ def _display(name: str, row: Mapping[str, Any]) -> str:
 
 
 def model_label(row: Mapping[str, Any]) -> str:
-    variant = row.get("variant")
-    return f"{row.get('model')} ({variant})" if variant else str(row.get("model"))
+    """``model (variant) [sampler: ...]``, the parts a row has."""
+    variant, sampler = row.get("variant"), row.get("sampler")
+    label = f"{row.get('model')} ({variant})" if variant else str(row.get("model"))
+    return f"{label} [sampler: {sampler}]" if sampler else label
 
 
 # -- views ----------------------------------------------------------------------------------
@@ -157,7 +161,7 @@ def model_label(row: Mapping[str, Any]) -> str:
 def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
     # Repeat statistics exist only for runs with repeats: no empty columns otherwise.
     columns = [(header, name) for header, name in DISPLAY_COLUMNS
-               if name not in REPEAT_FIELDS or any(row.get(name) is not None for row in rows)]
+               if name not in OPTIONAL_FIELDS or any(row.get(name) is not None for row in rows)]
     return TableView(
         title="Leaderboard (accuracy with a 95% CI that resamples images)",
         columns=tuple(header for header, _ in columns),
@@ -184,28 +188,30 @@ def _cell_index(rows: Sequence[Mapping[str, Any]], key_fields: Sequence[str]
 def paper_views(rows: Sequence[Mapping[str, Any]]) -> list[TableView]:
     """The paper's Table 1 (per model variant) and Table 2 (per judge)."""
     views: list[TableView] = []
-    cells, notes = _cell_index(rows, ("model", "variant", "judge", "shots", "split"))
-    models = sorted({(row.get("model"), row.get("variant")) for row in rows},
-                    key=lambda mv: (str(mv[0]), str(mv[1] or "")))
+    cells, notes = _cell_index(rows, ("model", "variant", "sampler", "judge", "shots", "split"))
+    # a model row is (model, variant, sampler): the sampler that produced the answers is part
+    # of what a figure means (MAGMA's original filters differ; see docs/magma.md)
+    models = sorted({(row.get("model"), row.get("variant"), row.get("sampler")) for row in rows},
+                    key=lambda mvs: tuple(str(part or "") for part in mvs))
     judges = sorted({row.get("judge") for row in rows}, key=str)
-    for model, variant in models:
+    for model, variant, sampler in models:
         table_rows = []
         for judge in judges:
-            line = [cells.get((model, variant, judge, shots, "train")) for shots in PAPER_SHOTS]
+            line = [cells.get((model, variant, sampler, judge, shots, "train")) for shots in PAPER_SHOTS]
             if any(line):
                 table_rows.append((str(judge), *(accuracy_cell(c) for c in line)))
         if table_rows:
-            label = model_label({"model": model, "variant": variant})
+            label = model_label({"model": model, "variant": variant, "sampler": sampler})
             views.append(TableView(
                 title=f"Table 1: {label}, commonsense-morality accuracy on train by shots",
                 columns=("judge", *(f"{k}-shot train" for k in PAPER_SHOTS)),
                 rows=tuple(table_rows)))
     for judge in judges:
         table_rows = []
-        for model, variant in models:
-            line = [cells.get((model, variant, judge, 0, split)) for split in ("train", "test")]
+        for model, variant, sampler in models:
+            line = [cells.get((model, variant, sampler, judge, 0, split)) for split in ("train", "test")]
             if any(line):
-                table_rows.append((model_label({"model": model, "variant": variant}),
+                table_rows.append((model_label({"model": model, "variant": variant, "sampler": sampler}),
                                    *(accuracy_cell(c) for c in line)))
         if table_rows:
             views.append(TableView(

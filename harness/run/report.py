@@ -150,6 +150,7 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
             rows.append({
                 "date": date, "run_name": results["run_name"], "run_dir": str(run_dir.resolve()),
                 "model": model["name"], "variant": model.get("variant"),
+                "sampler": model.get("sampler"),
                 "model_fingerprint": model.get("fingerprint"), "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,

@@ -83,6 +83,23 @@ def test_inverse_cdf_draws_follow_the_distribution():
     assert sampling.inverse_cdf(torch.tensor([[0.7, 0.3, 0.0]]), torch.tensor([1.0])).item() == 1
 
 
+def test_a_rounding_level_change_that_swaps_two_tokens_does_not_move_the_draws():
+    # Tokens 3 and 7 nearly tie; a change of 1e-6 (another batch shape, another kernel) swaps
+    # their sorted order. Drawing in sorted order would then give another token for every u
+    # in the two tokens' span; drawing in id order, for none of 200 evenly spread u.
+    logits = torch.randn(12, generator=torch.Generator().manual_seed(1))
+    logits[3], logits[7] = 1.0, 1.0 + 1e-6
+    moved = logits.clone()
+    moved[3] += 2e-6
+    settings = [GenerationSettings(temperature=1.0)]
+    uniforms = torch.tensor([(i + 0.5) / 200 for i in range(200)])
+    rows = sampling.RowSettings.of(settings * 200)
+    for sampler in ("standard", "original"):  # (at top_p 1 original-2021 keeps only the top token)
+        before, _ = sampling.pick_tokens(logits.expand(200, -1), rows, uniforms, sampler)
+        after, _ = sampling.pick_tokens(moved.expand(200, -1), rows, uniforms, sampler)
+        assert torch.equal(before, after) and {3, 7} <= set(before.tolist())
+
+
 def test_temperature_applies_after_the_original_filter_and_before_nucleus():
     logits = _logits([0.6, 0.3, 0.1])
     rows = sampling.RowSettings.of([GenerationSettings(temperature=0.5, top_p=0.9)])

@@ -119,7 +119,14 @@ class StaticDecoder(EagerDecoder):
         from transformers import StaticCache
 
         self.length = -(-max_tokens // CACHE_BUCKET) * CACHE_BUCKET
-        self.cache = StaticCache(config=model.lm.config, max_cache_len=self.length)
+        # One cache per (batch, length), reused: a compiled step is specialised to its cache's
+        # tensors, so a fresh cache per batch would recompile (or re-record CUDA graphs).
+        caches = model.__dict__.setdefault("_static_caches", {})
+        key = (len(rows.greedy), self.length)
+        if key not in caches:
+            caches[key] = StaticCache(config=model.lm.config, max_cache_len=self.length)
+        self.cache = caches[key]
+        self.cache.reset()
         self._step = _compiled_step if compiled else _decode_step
 
     def prefill(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

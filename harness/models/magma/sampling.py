@@ -17,8 +17,11 @@ Three samplers, named by what they are:
   produced its figures is unknown (docs/magma.md).
 
 Every filter is computed on the row's logits sorted once in descending order (stable, so ties
-keep the lower id first), and a token is drawn by inverse-CDF sampling: with ``u`` uniform in
-[0, 1), the first sorted token whose cumulative probability exceeds ``u`` times the total. The
+keep the lower id first), and a token is drawn by inverse-CDF sampling on the filtered
+distribution: with ``u`` uniform in [0, 1), the first token *in id order* whose cumulative
+probability exceeds ``u`` times the total (id order, so that a rounding-level change of the
+logits, which can swap two nearly equal tokens in sorted order, changes the draw only when
+``u`` lies within that rounding of a boundary). The
 caller draws each row's ``u`` from the request's own CPU ``torch.Generator``; only those B
 numbers cross to the device, never the logits, and a row's draw does not depend on its batch.
 Temperature 0 is greedy (the first token in sorted order, i.e. the argmax) and draws nothing.
@@ -145,9 +148,12 @@ def pick_tokens(logits: torch.Tensor, rows: RowSettings, uniforms: torch.Tensor,
     Returns:
         (token ids (B,) int64, log p(token) (B,) float32), both on the logits' device.
     """
-    probs, order = sorted_distribution(logits, rows, sampler)
-    place = torch.where(rows.greedy, torch.zeros_like(rows.top_k), inverse_cdf(probs, uniforms))
-    tokens = order.gather(-1, place[:, None]).squeeze(-1)
+    sorted_probs, order = sorted_distribution(logits, rows, sampler)
+    # Draw in token-id order, not sorted order: two nearly equal logits may swap places when
+    # the logits move by a rounding error (another batch shape, another kernel), which in
+    # sorted order would move every token between them to another interval of u.
+    probs = torch.zeros_like(sorted_probs).scatter_(-1, order, sorted_probs)
+    tokens = torch.where(rows.greedy, order[:, 0], inverse_cdf(probs, uniforms))
     logprobs = logits.log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1)
     return tokens, logprobs
 

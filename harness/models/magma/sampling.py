@@ -78,6 +78,11 @@ class RowSettings:
             greedy=tensor([bool(s.greedy) for s in settings], torch.bool),
         )
 
+    def to(self, device: torch.device) -> RowSettings:
+        if self.temperature.device == device:
+            return self
+        return RowSettings(*(t.to(device) for t in (self.temperature, self.top_k, self.top_p, self.greedy)))
+
 
 def _shifted_cumsum(probs: torch.Tensor) -> torch.Tensor:
     """Per sorted position, the probability mass of the tokens before it."""
@@ -148,6 +153,7 @@ def pick_tokens(logits: torch.Tensor, rows: RowSettings, uniforms: torch.Tensor,
     Returns:
         (token ids (B,) int64, log p(token) (B,) float32), both on the logits' device.
     """
+    rows, uniforms = rows.to(logits.device), uniforms.to(logits.device)  # a model split over devices
     sorted_probs, order = sorted_distribution(logits, rows, sampler)
     # Draw in token-id order, not sorted order: two nearly equal logits may swap places when
     # the logits move by a rounding error (another batch shape, another kernel), which in

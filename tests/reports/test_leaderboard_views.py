@@ -143,7 +143,7 @@ def test_paper_view_names_each_rows_sampler(tmp_path: Path, capsys: pytest.Captu
     table2 = next(s for s in sections if s[0][0].startswith("Table 2"))
     # two samplers are two model rows, not one cell where the latest wins
     assert table2[2:] == [["magma [sampler: original, top_p 0.9]", "50% [30–70] n=30", "40% [20–60] n=30"],
-                          ["magma [sampler: original-2021, top_p 0.9]", "70% [50–90] n=30", "-"]]
+                          ["magma [sampler: original-2021, top_p 0.9]", "70% [50–90] n=30", "'-"]]
     run_leaderboard("--output-dir", str(tmp_path), "--format", "csv")
     assert "original-2021, top_p 0.9" in capsys.readouterr().out
 

@@ -275,7 +275,10 @@ class ModelJudge(Judge):
         return [v for v in verdicts if v is not None]
 
     def settings(self) -> dict[str, Any]:
+        # The judge model's identity by content, once it is loaded (it is, after judging).
+        identity = self._model.describe().get("identity_digest") if self._model is not None else None
         return {"model": self.model_name, "model_args": self.model_args,
+                **({"model_identity": identity} if identity else {}),
                 "rubric": {task: r.name for task, r in sorted(self.rubrics.items())},
                 "rubric_hash": stable_hash({t: r.source for t, r in sorted(self.rubrics.items())}),
                 "pattern": self.pattern.pattern, "grades": self.grades,

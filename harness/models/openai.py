@@ -79,6 +79,13 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _served_revision(payload: Mapping[str, Any]) -> str | None:
+    """``model@system_fingerprint`` from a reply, whichever parts the server sent."""
+    served, fingerprint = payload.get("model"), payload.get("system_fingerprint")
+    parts = [str(v) for v in (served, fingerprint) if v]
+    return "@".join(parts) if parts else None
+
+
 @register_model("openai")
 class OpenAIModel(Model):
     """A model behind an OpenAI-compatible chat-completions endpoint.
@@ -186,7 +193,7 @@ class OpenAIModel(Model):
     def _scrub(text: str) -> str:
         return scrub(text) or ""
 
-    def _attempt(self, body: bytes) -> str | _Failure:
+    def _attempt(self, body: bytes) -> tuple[str, str | None] | _Failure:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -226,7 +233,9 @@ class OpenAIModel(Model):
                             True)
         if isinstance(text, list):  # some servers answer in content parts, like the request
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        return "" if text is None else self._scrub(str(text))
+        revision = _served_revision(payload)
+        return ("" if text is None else self._scrub(str(text))), (
+            self._scrub(revision) if revision else None)
 
     def _raw(self, raw: bytes) -> str:
         return self._scrub(raw.decode("utf-8", "replace"))
@@ -239,9 +248,10 @@ class OpenAIModel(Model):
         failures: list[str] = []
         for attempt in range(self.max_retries + 1):
             outcome = self._attempt(body)
-            if isinstance(outcome, str):
-                return Response(request_id=request.request_id,
-                                text=cut_at_stop(outcome, request.generation.until))
+            if not isinstance(outcome, _Failure):
+                text, revision = outcome
+                return Response(request_id=request.request_id, model_revision=revision,
+                                text=cut_at_stop(text, request.generation.until))
             failures.append(self._scrub(outcome.reason))
             if not outcome.retry or attempt == self.max_retries:
                 break
@@ -279,6 +289,11 @@ class OpenAIModel(Model):
                             "image_format": self.image_format,
                             "max_tokens_field": self.max_tokens_field,
                             "extra_body": self.extra_body})
+
+    def identity(self) -> dict[str, Any]:
+        # The weights live on the server: what it serves is named by URL and model here, and
+        # what it reports running (system_fingerprint) is recorded per response.
+        return {"source": "server", "base_url": self.base_url, "model": self.model}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model, "base_url": self.base_url}

@@ -26,6 +26,7 @@ def _response_to_line(response: Response, cached: bool) -> str:
         "request_id": response.request_id, "response": scrub(response.text),
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
         "error": scrub(response.error), "cached": cached,
+        **({"model_revision": response.model_revision} if response.model_revision else {}),
     }, ensure_ascii=False) + "\n"
 
 
@@ -33,7 +34,7 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
     scores = data.get("loglikelihoods")
     return Response(request_id=request_id, text=data.get("response"),
                     loglikelihoods=tuple(float(s) for s in scores) if scores else None,
-                    error=data.get("error"))
+                    error=data.get("error"), model_revision=data.get("model_revision"))
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from harness.judges.human.annotations import (
     response_hash,
 )
 from harness.stats.bootstrap import cluster_bootstrap_ci
+from harness.stats.clusters import image_cluster
 from harness.stats.kappa import (
     cluster_bootstrap_fleiss,
     cluster_bootstrap_kappa,
@@ -78,9 +79,7 @@ def gather_items(samples: Sequence[Mapping[str, Any]], annotations_path: Path,
         by_annotator = labels.get(key, {})
         winner, _ = majority(by_annotator)
         human = (winner or "unclear") if by_annotator else None
-        image_ids = [i for i in sample.get("image_ids") or [] if i]
-        # The question's own image comes last in the prompt, after any few-shot images.
-        cluster = str(image_ids[-1]) if image_ids else f"{sample.get('task')}/{sample.get('doc_id')}"
+        cluster = image_cluster(sample.get("image_ids"), sample.get("doc_id"))
         items.append(Item(key, str(sample.get("task")), cluster, human, by_annotator,
                           dict(sample.get("verdicts") or {})))
     return items

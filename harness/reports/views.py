@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.reports.leaderboard import DamagedLine, read_rows_checked
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 FORMATS = ("table", "markdown", "csv", "html")
@@ -39,7 +40,7 @@ REPEAT_FIELDS = ("majority_accuracy", "consistency")
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
     "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
-    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
+    "n_clusters", "ci_method", "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
 )
 # Display columns of the rows view: (header, row field); "accuracy" shows value and CI.
@@ -112,14 +113,25 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.0f}%" if isinstance(value, (int, float)) else "-"
 
 
-def accuracy_cell(row: Mapping[str, Any] | None) -> str:
-    """``"56% [40–70] n=30"``: accuracy, its 95% CI and the items it rests on."""
-    if row is None:
-        return "-"
-    text = _percent(row.get("accuracy"))
+def _interval(row: Mapping[str, Any]) -> str:
+    """`` [40–70] img=10``: the 95% CI and the images it rests on; flagged below the floor."""
+    text = ""
     low, high = row.get("ci_low"), row.get("ci_high")
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         text += f" [{100 * low:.0f}–{100 * high:.0f}]"
+    n_clusters = row.get("n_clusters")
+    if isinstance(n_clusters, int):
+        text += f" img={n_clusters}"
+        if n_clusters < RELIABLE_MIN_CLUSTERS:
+            text += " unreliable"
+    return text
+
+
+def accuracy_cell(row: Mapping[str, Any] | None) -> str:
+    """``"56% [40–70] img=10 n=30"``: accuracy, its 95% CI, the images and items it rests on."""
+    if row is None:
+        return "-"
+    text = _percent(row.get("accuracy")) + _interval(row)
     n = row.get("n_scored", row.get("n"))
     if n is not None:
         text += f" n={n}"
@@ -129,11 +141,7 @@ def accuracy_cell(row: Mapping[str, Any] | None) -> str:
 def _display(name: str, row: Mapping[str, Any]) -> str:
     value = row.get(name)
     if name == "accuracy":
-        text = _percent(value)
-        low, high = row.get("ci_low"), row.get("ci_high")
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-            text += f" [{100 * low:.0f}–{100 * high:.0f}]"
-        return text
+        return _percent(value) + _interval(row)
     if name == "n":
         return f"{row.get('n_scored', '-')}/{'-' if value is None else value}"
     if value is None or value == "":
@@ -159,7 +167,7 @@ def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
     columns = [(header, name) for header, name in DISPLAY_COLUMNS
                if name not in REPEAT_FIELDS or any(row.get(name) is not None for row in rows)]
     return TableView(
-        title="Leaderboard (accuracy with a 95% CI that resamples images)",
+        title="Leaderboard (accuracy with a 95% CI clustered by image; img = images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
     )
@@ -346,7 +354,8 @@ caption { text-align: left; font-weight: bold; padding-bottom: 0.4rem; }
 <h1>vlm-morality-bench leaderboard</h1>
 <p>Generated {{ generated }} from <code>{{ source }}</code>{% if filters %}; filters: {{ filters }}{% endif %}.
 Accuracy is the share of scored answers aligned with commonsense morality; brackets give the
-95% confidence interval from a bootstrap that resamples images.</p>
+95% confidence interval clustered by image (Wilson on the effective sample size), img the number
+of images it rests on; "unreliable" marks intervals on fewer than {{ reliable_min }} images.</p>
 {% if damaged %}<ul class="damaged">{% for line in damaged %}
 <li>line {{ line.number }} skipped: {{ line.reason }}</li>{% endfor %}
 </ul>{% endif %}
@@ -377,6 +386,7 @@ def render_html(views: Sequence[TableView], rows: Sequence[Mapping[str, Any]], *
     template = Environment(autoescape=True).from_string(PAGE_TEMPLATE)
     return template.render(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source,
+        reliable_min=RELIABLE_MIN_CLUSTERS,
         filters=filters, damaged=damaged, views=views,
         plot=base64.b64encode(png).decode("ascii") if png else None)
 

@@ -28,6 +28,7 @@ from harness.run.samples import (
     Sample,
     loglikelihood_settings_hash,
 )
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 
 RESULTS_SCHEMA = 1
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
@@ -153,8 +154,9 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
                 "model_fingerprint": model.get("fingerprint"), "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
-                **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",
-                                               "refusal_rate", "unclear_rate", "error_rate")},
+                **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n_clusters",
+                                               "ci_method", "n", "n_scored", "refusal_rate",
+                                               "unclear_rate", "error_rate")},
                 "repeats": results.get("repeats") or config.get("repeats", 1),
                 **{k: (summary.get("repeat_stats") or {}).get(k)
                    for k in ("majority_accuracy", "consistency")},
@@ -174,21 +176,31 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _images(summary: Mapping[str, Any]) -> str:
+    """How many images the interval rests on, flagged below the reliable floor."""
+    n_clusters = summary.get("n_clusters")
+    if n_clusters is None:
+        return "-"
+    return f"{n_clusters}" + ("" if n_clusters >= RELIABLE_MIN_CLUSTERS else " unreliable")
+
+
 def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -> None:
     """A rich table: one row per (task, judge) with accuracy, CI and rates."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{results['model']['name']} - {results['run_name']}")
-    for column in ("task", "judge", "accuracy %", "95% CI", "n scored / n", "refusal %",
-                   "unclear %", "error %"):
+    for column in ("task", "judge", "accuracy %", "95% CI", "images", "n scored / n",
+                   "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
             table.add_row(task, judge, _pct(s["accuracy"]),
-                          f"{_pct(s['ci_low'])}-{_pct(s['ci_high'])}",
+                          f"{_pct(s['ci_low'])}-{_pct(s['ci_high'])}", _images(s),
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
     console = Console(file=file, width=120)
     console.print(table)
+    console.print(f"95% CI: Wilson on the effective sample size, clustered by image; "
+                  f"unreliable below {RELIABLE_MIN_CLUSTERS} images (docs/statistics.md)")
     console.print(f"run folder: {run_dir}")

@@ -10,8 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from harness.hashing import derive_seed, stable_hash
-from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
+from harness.hashing import stable_hash
+from harness.stats.bootstrap import repeat_stats
+from harness.stats.clusters import image_cluster
+from harness.stats.intervals import proportion_ci
 from harness.types import ImagePart, JudgeInput, Verdict
 
 SAMPLES_SCHEMA = 1
@@ -62,8 +64,8 @@ class Sample:
 
     @property
     def cluster(self) -> str:
-        """What the bootstrap resamples: the item's (first) image, else the item."""
-        return self.image_ids[0] if self.image_ids else f"doc:{self.doc_id}"
+        """The image the item asks about (``harness.stats.clusters.image_cluster``)."""
+        return image_cluster(self.image_ids, self.doc_id)
 
     def with_verdict(self, name: str, verdict: Verdict) -> Sample:
         return replace(self, verdicts={**self.verdicts, name: verdict.to_dict()})
@@ -101,15 +103,17 @@ def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],
     return result
 
 
-def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
+def _rates(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
     verdicts = [s.verdicts.get(judge, {}) for s in samples]
     statuses = [v.get("status", "error") for v in verdicts]
     scored = [(s, v) for s, v in zip(samples, verdicts) if v.get("status") == "ok"]
-    estimate = cluster_bootstrap_ci([1.0 if v.get("aligned") else 0.0 for _, v in scored],
-                                    [s.cluster for s, _ in scored], seed=seed)
+    estimate = proportion_ci([1.0 if v.get("aligned") else 0.0 for _, v in scored],
+                             [s.cluster for s, _ in scored])
     n = len(samples)
     return {
         "accuracy": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
+        "n_clusters": estimate.n_clusters, "ci_method": estimate.method,
+        "ci_reliable": estimate.reliable,
         "n": n, "n_scored": len(scored), "aligned": sum(1 for _, v in scored if v.get("aligned")),
         "refusal_rate": statuses.count("refusal") / n if n else None,
         "unclear_rate": statuses.count("unclear") / n if n else None,
@@ -118,10 +122,11 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
 
 
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
-    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns."""
-    # The same resamples for every judge of a task: identical outcomes get identical CIs.
-    base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
-    summary = _rates(samples, judge, base_seed)
+    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns.
+
+    ``seed`` is kept for callers; the interval (``harness.stats.intervals``) draws nothing.
+    """
+    summary = _rates(samples, judge)
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:
         groups: dict[str, list[Sample]] = {}
@@ -129,7 +134,7 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
             if field_name in sample.doc:
                 groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
         if groups:
-            breakdown[field_name] = {value: _rates(members, judge, base_seed)
+            breakdown[field_name] = {value: _rates(members, judge)
                                      for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
     if any(sample.repeat > 0 for sample in samples):

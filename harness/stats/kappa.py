@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.stats.bootstrap import cluster_resamples
+from harness.stats.clusters import cluster_resamples
 
 
 @dataclass(frozen=True)

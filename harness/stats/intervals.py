@@ -27,7 +27,7 @@ import numpy as np
 from harness.stats.clusters import cluster_codes
 
 #: Fewer images than this and an interval is flagged "unreliable": with 2-4 images the
-#: simulated coverage swings between 86% and 99% with the data (docs/statistics.md).
+#: simulated coverage swings between 91% and 99% with the design (docs/statistics.md).
 RELIABLE_MIN_CLUSTERS = 5
 WILSON_DEFF = "wilson-deff"
 CLUSTER_T = "cluster-t"

@@ -81,7 +81,8 @@ def gather_items(samples: Sequence[Mapping[str, Any]], annotations_path: Path,
         by_annotator = labels.get(key, {})
         winner, _ = majority(by_annotator)
         human = (winner or "unclear") if by_annotator else None
-        cluster = image_cluster(sample.get("image_ids"), sample.get("doc_id"))
+        cluster = image_cluster(sample.get("image_ids"), sample.get("doc_id"),
+                                sample.get("cluster_id"))
         items.append(Item(key, str(sample.get("task")), cluster, human, by_annotator,
                           dict(sample.get("verdicts") or {})))
     return items

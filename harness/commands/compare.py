@@ -160,7 +160,8 @@ def _compare_keys(run_a: RunSamples, run_b: RunSamples, judge: str, task: str,
         a_outcomes.append(a)
         b_outcomes.append(b)
         sample = run_a.samples[key]
-        clusters.append(image_cluster(sample.get("image_ids"), sample.get("doc_id")))
+        clusters.append(image_cluster(sample.get("image_ids"), sample.get("doc_id"),
+                                      sample.get("cluster_id")))
     test = clustered_paired_test(a_outcomes, b_outcomes, clusters,
                                  n_permutations=n_permutations, seed=seed)
     diff = mean_ci([float(a) - float(b) for a, b in zip(a_outcomes, b_outcomes)], clusters)

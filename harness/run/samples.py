@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from harness.hashing import stable_hash
+from harness.hashing import derive_seed, stable_hash
+from harness.run.metrics import instrument_metrics, strict_accuracy
 from harness.stats.bootstrap import repeat_stats
 from harness.stats.clusters import image_cluster
 from harness.stats.intervals import proportion_ci
@@ -20,7 +21,7 @@ SAMPLES_SCHEMA = 1
 #: The judge-free score of multiple-choice tasks: argmax of the log-likelihoods == gold.
 LOGLIKELIHOOD = "loglikelihood"
 LOGLIKELIHOOD_VERSION = "1"
-BREAKDOWN_FIELDS = ("structure", "trap", "category")
+BREAKDOWN_FIELDS = ("structure", "phrasing", "trap", "category")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Sample:
     prompt_hash: str
     target_hash: str
     filtered_response: str | None = None
+    #: The item's own image when an image ablation showed another (or none): what the CIs
+    #: resample. None when the prompt shows the item's own images.
+    cluster_id: str | None = None
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     schema: int = SAMPLES_SCHEMA
 
@@ -65,7 +69,7 @@ class Sample:
     @property
     def cluster(self) -> str:
         """The image the item asks about (``harness.stats.clusters.image_cluster``)."""
-        return image_cluster(self.image_ids, self.doc_id)
+        return image_cluster(self.image_ids, self.doc_id, self.cluster_id)
 
     def with_verdict(self, name: str, verdict: Verdict) -> Sample:
         return replace(self, verdicts={**self.verdicts, name: verdict.to_dict()})
@@ -122,11 +126,11 @@ def _rates(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
 
 
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
-    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns.
-
-    ``seed`` is kept for callers; the interval (``harness.stats.intervals``) draws nothing.
-    """
+    """Accuracy (95% CI clustered by image), rates and the instrument's metrics
+    (``harness.run.metrics``) for one judge, with breakdowns."""
+    base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
     summary = _rates(samples, judge)
+    summary.update(instrument_metrics(samples, judge, base_seed))
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:
         groups: dict[str, list[Sample]] = {}
@@ -134,8 +138,9 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
             if field_name in sample.doc:
                 groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
         if groups:
-            breakdown[field_name] = {value: _rates(members, judge)
-                                     for value, members in sorted(groups.items())}
+            breakdown[field_name] = {
+                value: {**_rates(members, judge), **strict_accuracy(members, judge, base_seed)}
+                for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
     if any(sample.repeat > 0 for sample in samples):
         summary["repeat_stats"] = _repeat_summary(samples, judge)

@@ -13,14 +13,18 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 
-def image_cluster(image_ids: Sequence[str] | None, doc_id: object) -> str:
+def image_cluster(image_ids: Sequence[str] | None, doc_id: object,
+                  cluster_id: str | None = None) -> str:
     """The cluster of a sample: its first own image, else ``doc:<doc_id>``.
 
     ``image_ids`` holds the item's own images only, never its demonstrations'. The first one is
     the image the question is about, so every question on that image, in every task and at
     every shot count, falls in one cluster. A text-only sample is its own cluster, shared by
-    every task that asks the same document.
+    every task that asks the same document. Under an image ablation the shown images are not
+    the item's own, and ``cluster_id`` (the item's own first image) names the cluster instead.
     """
+    if cluster_id:
+        return str(cluster_id)
     own = [str(i) for i in image_ids or () if i]
     return own[0] if own else f"doc:{doc_id}"
 

@@ -42,8 +42,8 @@ def test_leaderboard_and_compare_on_real_runs(mini_tasks: Path, tmp_path: Path,
     assert main(["leaderboard", "--output-dir", str(out), "--view", "paper",
                  "--format", "markdown", "--model", "oracle"]) == 0
     paper = capsys.readouterr().out
-    assert "Table 1: oracle, commonsense-morality accuracy on train by shots" in paper
-    # 6 items all right on 3 images: never a zero-width interval; too few images to trust.
+    assert "Table 1: oracle, commonsense-morality strict accuracy on train by shots" in paper
+    # All right on few images: never a zero-width interval; too few images to trust.
     assert "| reference | 100% [44–100] img=3 unreliable n=6 | - | - |" in paper
 
     assert main(["compare", str(oracle), str(yes), "--json"]) == 0

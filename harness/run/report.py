@@ -222,8 +222,8 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
     details = Table(title="pairs, bias, image, traps and echoes (95% CI clustered by image)")
     for column in ("task", "judge", "pair consistency %", "yes rate %", "yes bias",
                    "image reliance %", "trap accuracy %", "echo rate %"):
-        details.add_column(column, justify="left" if column in ("task", "judge") else "right",
-                           no_wrap=True)
+        # Metric cells may wrap before "img=": the interval itself stays on one line.
+        details.add_column(column, justify="left" if column in ("task", "judge") else "right")
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
             table.add_row(task, judge, metric_cell(s, "strict_accuracy", images=False),

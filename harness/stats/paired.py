@@ -117,7 +117,7 @@ def sign_flip_test(differences: Sequence[float] | np.ndarray, *, exact_max: int 
         equal += int(np.sum(np.abs(sums - observed) <= scale))
     draws = n_permutations + 1  # the observed pattern counts as one draw, tied with itself
     return SignFlip((greater + (equal + 1) / 2) / draws, (greater + equal + 1) / draws,
-                    min(1.0, 2.0 / 2**k), k, False, n_permutations)
+                    min(1.0, 2.0 ** (1 - k)), k, False, n_permutations)
 
 
 @dataclass(frozen=True)

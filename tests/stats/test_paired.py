@@ -119,3 +119,9 @@ def test_holm_hand_computed() -> None:
     assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
     assert holm([]) == []
+
+
+def test_thousands_of_images_do_not_overflow() -> None:
+    differences = np.ones(1500)
+    result = sign_flip_test(differences, n_permutations=200, seed=0)
+    assert result.min_p == 0.0 and result.p_exact == pytest.approx(1 / 201)

@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.run.report import read_sample_dicts
+from harness.safety import terminal_text
 from harness.stats.clusters import image_cluster
 from harness.stats.intervals import RELIABLE_MIN_CLUSTERS, mean_ci
 from harness.stats.paired import clustered_paired_test, holm
@@ -309,7 +310,7 @@ def _print_table(comparisons: Sequence[Comparison], runs: Sequence[RunSamples],
              f"every pair of {len(runs)} runs; p Holm-adjusted over the "
              f"{len(runs) * (len(runs) - 1) // 2} pairs")
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
-    table = Table(title=Text(title), title_justify="left",
+    table = Table(title=Text(terminal_text(title)), title_justify="left",
                   caption=Text("p: mid-p of a sign-flip permutation test on per-image mean "
                                "differences (McNemar with one item per image); images: each "
                                "counted once over tasks and shots; CI: cluster-robust t"))
@@ -327,7 +328,7 @@ def _print_table(comparisons: Sequence[Comparison], runs: Sequence[RunSamples],
             str(c.only_a), str(c.only_b), f"{c.p_value:.3g}",
             *([] if two else [f"{c.p_holm:.3g}" if c.p_holm is not None else "-"]),
             str(c.n_unscored)]
-        table.add_row(*(Text(x) for x in cells))
+        table.add_row(*(Text(terminal_text(x)) for x in cells))
     console.print(table)
     for sentence in sentences:
-        console.print(Text(sentence))
+        console.print(Text(terminal_text(sentence)))

@@ -33,6 +33,7 @@ from typing import Any
 from harness.errors import BenchError, unknown
 from harness.reports.leaderboard import DamagedLine, read_rows_checked
 from harness.safety import csv_cell, markdown_cell, terminal_text
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 FORMATS = ("table", "markdown", "csv", "html")
@@ -49,9 +50,11 @@ _WITH_CI = ("strict_accuracy", *INSTRUMENT_FIELDS)
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
     "model", "variant", "sampler", "image_ablation", "task", "shots", "split", "judge", "strict_accuracy",
-    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "accuracy", "ci_low", "ci_high",
+    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "strict_accuracy_n_clusters",
+    "accuracy", "ci_low", "ci_high", "n_clusters", "ci_method",
     "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate",
-    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS for suffix in ("", "_ci_low", "_ci_high")),
+    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS
+      for suffix in ("", "_ci_low", "_ci_high", "_n_clusters")),
     "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "model_identity",
     "run_name",
@@ -141,26 +144,37 @@ def headline(row: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, bool]:
             row.get("n_scored", row.get("n")), False)
 
 
-def _with_ci(value: Any, low: Any, high: Any, signed: bool = False) -> str:
+def _images(n_clusters: Any) -> str:
+    """`` img=10``: the images an interval rests on, flagged below the reliable floor."""
+    if not isinstance(n_clusters, int):
+        return ""
+    return f" img={n_clusters}" + ("" if n_clusters >= RELIABLE_MIN_CLUSTERS else " unreliable")
+
+
+def _with_ci(value: Any, low: Any, high: Any, signed: bool = False,
+             n_clusters: Any = None) -> str:
     if not isinstance(value, (int, float)):
         return "-"
     if signed:
         text = f"{value:+.2f}"
         if isinstance(low, (int, float)) and isinstance(high, (int, float)):
             text += f" [{low:+.2f}, {high:+.2f}]"
-        return text
+        return text + _images(n_clusters)
     text = _percent(value)
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         text += f" [{100 * low:.0f}–{100 * high:.0f}]"
+    return text + _images(n_clusters)
     return text
 
 
 def accuracy_cell(row: Mapping[str, Any] | None) -> str:
-    """``"56% [40–70] n=30"``: strict accuracy, its 95% CI and the items it rests on."""
+    """``"56% [40–70] img=10 n=30"``: strict accuracy, its 95% CI, the images and the items
+    it rests on."""
     if row is None:
         return "-"
     value, low, high, n, strict = headline(row)
-    text = _with_ci(value, low, high)
+    text = _with_ci(value, low, high, n_clusters=row.get(
+        "strict_accuracy_n_clusters" if strict else "n_clusters"))
     if n is not None:
         text += f" n={n}"
     return text if strict or text == "-" else text + " (scored)"
@@ -169,10 +183,11 @@ def accuracy_cell(row: Mapping[str, Any] | None) -> str:
 def _display(name: str, row: Mapping[str, Any]) -> str:
     value = row.get(name)
     if name == "accuracy":
-        return _with_ci(value, row.get("ci_low"), row.get("ci_high"))
+        return _with_ci(value, row.get("ci_low"), row.get("ci_high"),
+                        n_clusters=row.get("n_clusters"))
     if name in _WITH_CI:
         return _with_ci(value, row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"),
-                        signed=name == "yes_bias")
+                        signed=name == "yes_bias", n_clusters=row.get(f"{name}_n_clusters"))
     if name == "n":
         return f"{row.get('n_scored', '-')}/{'-' if value is None else value}"
     if value is None or value == "":
@@ -202,7 +217,8 @@ def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
     columns = [(header, name) for header, name in DISPLAY_COLUMNS
                if name not in optional or any(row.get(name) is not None for row in rows)]
     return TableView(
-        title="Leaderboard (strict accuracy: aligned over all items; 95% CIs resample images)",
+        title="Leaderboard (strict accuracy: aligned over all items; 95% CIs clustered by image, "
+              "img = images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
     )
@@ -395,7 +411,9 @@ caption { text-align: left; font-weight: bold; padding-bottom: 0.4rem; }
 <p>Generated {{ generated }} from <code>{{ source }}</code>{% if filters %}; filters: {{ filters }}{% endif %}.
 Strict accuracy is the share of all items answered in line with commonsense morality (refusals,
 unclear answers and errors count as not aligned); scored accuracy counts scored answers only.
-Brackets give the 95% confidence interval from a bootstrap that resamples images.</p>
+Brackets give the 95% confidence interval clustered by image (Wilson on the effective sample
+size), img the number of images it rests on; "unreliable" marks intervals on fewer than
+{{ reliable_min }} images.</p>
 {% if damaged %}<ul class="damaged">{% for line in damaged %}
 <li>line {{ line.number }} skipped: {{ line.reason }}</li>{% endfor %}
 </ul>{% endif %}
@@ -426,6 +444,7 @@ def render_html(views: Sequence[TableView], rows: Sequence[Mapping[str, Any]], *
     template = Environment(autoescape=True).from_string(PAGE_TEMPLATE)
     return template.render(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source,
+        reliable_min=RELIABLE_MIN_CLUSTERS,
         filters=filters, damaged=damaged, views=views,
         plot=base64.b64encode(png).decode("ascii") if png else None)
 

@@ -17,7 +17,7 @@ from typing import Any
 from harness.arguments import parse_key_values
 from harness.errors import BenchError
 from harness.finetune.data import TrainingExample, examples_from_requests
-from harness.finetune.train import FinetuneConfig, train
+from harness.finetune.train import WARMUP_SCHEDULES, FinetuneConfig, train
 from harness.models.base import FinetuneView
 from harness.run.setup import resolve_tasks
 
@@ -42,11 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--micro-batch-size", dest="micro_batch_size", type=int, default=None,
         help="examples per process per forward; smaller means gradient accumulation")
     add("--lr", type=float, default=8e-4)
-    add("--train-image-encoder", action="store_true",
-        help="also train the CLIP image encoder, at --image-encoder-lr")
+    add("--freeze-image-encoder", action="store_true",
+        help="keep the CLIP image encoder frozen (default: trained at --image-encoder-lr, as MAGMA_v1)")
+    add("--train-image-encoder", action="store_true", help=argparse.SUPPRESS)  # the default now
     add("--image-encoder-lr", type=float, default=2e-6)
     add("--warmup-steps", type=int, default=None,
-        help="linear warmup steps (default: one epoch's optimizer steps)")
+        help="warmup steps (default: one epoch's optimizer steps)")
+    add("--warmup-schedule", choices=WARMUP_SCHEDULES, default="log",
+        help="log: DeepSpeed's WarmupLR ramp, as MAGMA (default); linear")
     add("--weight-decay", type=float, default=0.0)
     add("--grad-clip", type=float, default=1.0)
     add("--mask-prompt", action="store_true", help="learn the answer only, not the prompt")
@@ -103,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
         dtypes = {p.dtype for p in view.module.parameters()}
         mixed_precision = ("bf16" if torch.bfloat16 in dtypes else
                            "fp16" if torch.float16 in dtypes else "no")
+    if args.freeze_image_encoder and args.train_image_encoder:
+        raise BenchError("--freeze-image-encoder and --train-image-encoder contradict each other; "
+                         "the encoder is trained by default, so pass only --freeze-image-encoder")
     config = FinetuneConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        train_image_encoder=args.train_image_encoder, image_encoder_lr=args.image_encoder_lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip,
+        train_image_encoder=not args.freeze_image_encoder, image_encoder_lr=args.image_encoder_lr,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        warmup_schedule=args.warmup_schedule, grad_clip=args.grad_clip,
         mask_prompt=args.mask_prompt, seed=args.seed, mixed_precision=mixed_precision,
         gradient_checkpointing=args.gradient_checkpointing,
         micro_batch_size=args.micro_batch_size, save_every=args.save_every,

@@ -61,12 +61,14 @@ class FinetuneConfig:
     epochs: int = 4
     batch_size: int = 8
     lr: float = 8e-4
-    train_image_encoder: bool = False
+    train_image_encoder: bool = True  # MAGMA_v1.yml: freeze_img_encoder false, at image_enc_lr
     image_encoder_lr: float = 2e-6
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.0
     #: None: one epoch of optimizer steps (see docs/finetuning.md for why).
     warmup_steps: int | None = None
+    #: "log": DeepSpeed's WarmupLR ramp, as MAGMA trained; "linear": (step + 1) / (warmup + 1).
+    warmup_schedule: str = "log"
     grad_clip: float = 1.0
     mask_prompt: bool = False
     seed: int = 1234
@@ -116,9 +118,24 @@ def warmup_steps(config: FinetuneConfig, n_examples: int) -> int:
     return math.ceil(n_examples / config.batch_size)
 
 
-def lr_factor(step: int, warmup: int) -> float:
-    """Linear warmup from 1/(warmup+1) to 1, then constant (MAGMA's decay spans 300k steps)."""
-    return (step + 1) / (warmup + 1) if step < warmup else 1.0
+WARMUP_SCHEDULES = ("log", "linear")
+
+
+def lr_factor(step: int, warmup: int, schedule: str = "log") -> float:
+    """The share of the full learning rate at optimizer step ``step`` (0-based).
+
+    ``log`` is DeepSpeed's ``WarmupLR`` / ``WarmupDecayLR`` warmup (its default ``warmup_type``,
+    which MAGMA's training used): ln(step + 1) / ln(warmup), with warmup at least 2, so the
+    first step runs at 0. ``linear``: (step + 1) / (warmup + 1). Both are 1 from step
+    ``warmup`` on (MAGMA's linear decay spans 300k steps, so it is left out).
+    """
+    if step >= warmup:
+        return 1.0
+    if schedule == "log":
+        return math.log(step + 1) / math.log(max(2, warmup))
+    if schedule == "linear":
+        return (step + 1) / (warmup + 1)
+    raise ValueError(f"unknown warmup schedule {schedule!r}")
 
 
 def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -171,7 +188,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         return FinetuneResult(output, steps, total_steps, True, ())
 
     main_names, encoder_names = select_trainable(module, config.train_image_encoder)
-    parameters = _float32_masters(module, main_names + encoder_names, config, accelerator.device)
+    parameters = _float32_masters(module, main_names, encoder_names, config, accelerator.device)
     if accelerator.is_main_process:
         resume.recover_staging(output)
     accelerator.wait_for_everyone()
@@ -201,7 +218,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         batch = batches[index]
         n_tokens = sum(encoded[i].n_label_tokens for i in batch)
         for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, warmup)
+            group["lr"] = group["base_lr"] * lr_factor(step, warmup, config.warmup_schedule)
         loss_sum = torch.zeros((), device=accelerator.device)
         grad_norm = float("nan")
         for micro_index in range(accumulation):
@@ -279,8 +296,8 @@ def _accelerator(config: FinetuneConfig) -> tuple[Any, int]:
     return accelerator, accumulation
 
 
-def _float32_masters(module: Any, names: Sequence[str], config: FinetuneConfig,
-                     device: Any) -> dict[str, Any]:
+def _float32_masters(module: Any, main_names: Sequence[str], encoder_names: Sequence[str],
+                     config: FinetuneConfig, device: Any) -> dict[str, Any]:
     """The module on ``device`` with its trained parameters in float32 (AdamW's masters)."""
     import torch
 
@@ -290,8 +307,12 @@ def _float32_masters(module: Any, names: Sequence[str], config: FinetuneConfig,
         raise BenchError(f"the model is loaded in {sorted(map(str, low_precision))}; pass "
                          "--mixed-precision bf16 (or fp16), or load it with dtype=float32")
     module.to(device)
-    for name in names:
+    for name in [*main_names, *encoder_names]:
         parameters[name].data = parameters[name].data.float()
+    if encoder_names:  # a BatchNorm's statistics must share its float32 weights' dtype
+        for submodule in module.modules():
+            if isinstance(submodule, torch.nn.modules.batchnorm._BatchNorm):
+                submodule.float()
     return parameters
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def resolve_dtype(dtype: str, device_map: Any) -> torch.dtype:
-    """``auto``: bfloat16 on a GPU that supports it, else float16 on GPU, float32 on CPU."""
+    """``auto``: float16 on a GPU (MAGMA's own precision), float32 on the CPU."""
     names = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
              "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
@@ -26,7 +26,7 @@ def resolve_dtype(dtype: str, device_map: Any) -> torch.dtype:
         return names[dtype]
     if str(device_map) == "cpu" or not torch.cuda.is_available():
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16
 
 
 def place(tensor: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

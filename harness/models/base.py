@@ -46,6 +46,13 @@ class Model(ABC):
             "use a generate_until task instead of a multiple_choice one"
         )
 
+    def loglikelihood_rolling(self, requests: Sequence[Request]) -> list[Response]:
+        """Log-probability of each request's whole prompt text (``loglikelihoods`` of length 1)."""
+        raise BenchError(
+            f"model '{self.registry_name}' cannot score rolling log-likelihoods; "
+            "use a text model (--model hf on a causal LM) for perplexity tasks"
+        )
+
     def fingerprint(self) -> str:
         """A hash that changes whenever the model's answers could change (weights, settings)."""
         return stable_hash({"model": self.registry_name, "class": type(self).__qualname__,

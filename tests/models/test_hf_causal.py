@@ -117,3 +117,26 @@ def test_a_vlm_checkpoint_still_goes_to_the_vlm_adapter(tmp_path: Path) -> None:
     from transformers import GPT2Config, LlavaConfig
 
     assert is_text_only(GPT2Config()) and not is_text_only(LlavaConfig())
+
+
+def test_run_bench_scores_ethics_cm_on_a_local_text_model(folders: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    """The README's command: --model hf on a text checkpoint, ethics_cm on local CSVs."""
+    import json
+
+    from harness.commands.cli import main
+    from harness.paths import PROJECT_ROOT, TASKS_DIR
+
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "ethics_cm.yaml").write_text(
+        f"include: {TASKS_DIR / 'ethics' / 'ethics_cm.yaml'}\ntask: ethics_cm\n"
+        f"dataset_path: {PROJECT_ROOT / 'tests' / 'data' / 'ethics_cm'}\n")
+    out = tmp_path / "out"
+    assert main(["--model", "hf", "--model-args", f"pretrained={folders['llama']},dtype=float32",
+                 "--tasks", "ethics_cm", "--include-path", str(tmp_path / "tasks"),
+                 "--output-dir", str(out), "--no-progress"]) == 0
+    rows = [json.loads(x) for x in (out / "leaderboard.jsonl").read_text().splitlines()]
+    assert [(r["task"], r["judge"], r["n"]) for r in rows] == [("ethics_cm", "loglikelihood", 5)]
+    samples = [json.loads(x) for x in next(out.glob("runs/*/samples.jsonl")).read_text().splitlines()]
+    assert samples[0]["prompt"].endswith("\nQuestion: Is this wrong?\nAnswer:")
+    assert all(len(s["loglikelihoods"]) == 2 for s in samples)

@@ -136,6 +136,8 @@ def test_builtin_tasks_and_group() -> None:
     assert index.load("morality_1shot_mc").output_type == "multiple_choice"
     assert index.load("morality_fewshot").num_fewshot == 2
     assert index.load("ethics_cm").dataset_name == "commonsense"
+    assert index.load("ethics_cm").dataset_path == "EleutherAI/hendrycks_ethics"  # as lm-eval
+    assert index.expand(["ethics"]) == ["ethics_cm", "ethics_cm_qa"]
 
 
 def test_unknown_task_suggests() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.hashing import stable_hash
+from harness.judges.metrics import Metric, parse_metric_list, score_metrics
 from harness.registry import judge_names, load_judge, load_model
 from harness.run import distributed
 from harness.run.journal import Journal, ResponseCache, request_key
@@ -29,11 +30,11 @@ from harness.run.samples import (
     scores_by_task,
 )
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
-from harness.tasks.task import Instance, Task, apply_filters, task_hashes
+from harness.tasks.task import Instance, Task, apply_filters, filter_pipelines, task_hashes
 from harness.types import ImagePart, Request, Response
 
-#: lm-eval metric names that mean our judge-free multiple-choice score.
-METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
+#: lm-eval metric names that also give our judge-free multiple-choice score (a judge row).
+METRIC_ALIASES = {"acc": LOGLIKELIHOOD}
 #: The judge of a generate_until task whose YAML names none.
 DEFAULT_JUDGE = "reference"
 
@@ -78,20 +79,34 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     return unique
 
 
+def task_metrics(task: Task) -> tuple[list[str], list[Metric]]:
+    """The judges and the lm-eval metrics that a task's ``metric_list`` names."""
+    return parse_metric_list(task.config.metric_list, task.config.output_type, task.config.source,
+                             judge_names(), METRIC_ALIASES)
+
+
 def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
-    """The judges a task is scored by: the given ones, else its ``metric_list``."""
-    names = list(judges) if judges is not None else [
-        METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
-    if judges is None and not names and task.config.output_type == "generate_until":
+    """The judges a task is scored by: the given ones, else its ``metric_list``'s judges."""
+    output_type = task.config.output_type
+    if output_type in ("loglikelihood", "loglikelihood_rolling"):
+        return []  # scored by metrics only: there is no answer to judge
+    yaml_judges, metrics = task_metrics(task)
+    names = list(judges) if judges is not None else yaml_judges
+    if judges is None and not names and not metrics and output_type == "generate_until":
         names = [DEFAULT_JUDGE]
-    if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
+    if output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
         names.append(LOGLIKELIHOOD)
-    if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
+    if output_type != "multiple_choice" and LOGLIKELIHOOD in names:
         if judges is None:
             raise BenchError(f"{task.config.source}:metric_list: '{LOGLIKELIHOOD}' needs "
                              "output_type: multiple_choice")
         names.remove(LOGLIKELIHOOD)
     return names
+
+
+#: The model call each output type needs.
+CALL_KINDS = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood",
+              "loglikelihood_rolling": "loglikelihood_rolling", "generate_until": "generate"}
 
 
 def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -156,7 +171,7 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
         else:
             todo.append((instance, kind, key))
     with _progress(progress) as bar:
-        for kind in ("generate", "loglikelihood"):
+        for kind in ("generate", "loglikelihood", "loglikelihood_rolling"):
             batch_items = [t for t in todo if t[1] == kind]
             if not batch_items:
                 continue
@@ -164,7 +179,8 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
             for start in range(0, len(batch_items), batch_size):
                 chunk = batch_items[start:start + batch_size]
                 requests: list[Request] = [item.request for item, _, _ in chunk]
-                call = model.generate if kind == "generate" else model.loglikelihood
+                call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
+                        "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
                 responses: list[Response] = call(requests)
                 if len(responses) != len(requests):
                     raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
@@ -264,8 +280,7 @@ def evaluate(
                          "choose a writable --output-dir") from None
     journal = Journal(run_dir)
     cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
-    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
-             for t in task_objs}
+    kinds = {t.name: CALL_KINDS[t.config.output_type] for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
     shard = distributed.current_shard()
     try:
@@ -285,6 +300,7 @@ def evaluate(
         journal.close()
 
     samples: list[Sample] = []
+    metric_scores: dict[str, dict[str, Any]] = {}
     for task in task_objs:
         task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
                         for i in instances[task.name]]
@@ -293,6 +309,10 @@ def evaluate(
             task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
         images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
                   for i in instances[task.name]}
+        metrics = task_metrics(task)[1]
+        if metrics:
+            metric_scores[task.name] = score_metrics(metrics, task_samples, task.config.output_type,
+                                                     filter_pipelines(task.config.filter_list))
         samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
                                     images))
     results = {
@@ -310,6 +330,7 @@ def evaluate(
         "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
         "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
         "scores": scores_by_task(samples, seed),
+        "metrics": metric_scores,
     }
     results = report.write_run(run_dir, results, samples)
     if write_leaderboard:

@@ -33,7 +33,7 @@ TASK_KEYS = frozenset({
 #: lm-eval keys that change nothing about our results; accepted with a warning.
 IGNORED_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query", "unsafe_code"})
 GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata", "include"})
-OUTPUT_TYPES = ("generate_until", "multiple_choice")
+OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood", "loglikelihood_rolling")
 FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split"})
 SAMPLERS = ("random", "default", "first_n")
 GENERATION_KEYS = frozenset({"max_new_tokens", "max_gen_toks", "temperature", "top_k", "top_p",
@@ -337,6 +337,9 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         metric_list=_dict_list(f"{where}:metric_list", raw.get("metric_list")),
         metadata=dict(raw.get("metadata") or {}),
     )
+    if config.num_fewshot and output_type == "loglikelihood_rolling":
+        raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "
+                         "alone; remove num_fewshot")
     if config.num_fewshot and config.demo_split is None:
         raise BenchError(f"{where}:fewshot_split: num_fewshot is {num_fewshot} but no split to "
                          "draw demonstrations from; set fewshot_split")

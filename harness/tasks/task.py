@@ -12,7 +12,7 @@ import ast
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -120,7 +120,20 @@ def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) ->
     """The response after the first filter pipeline (lm-eval's ``filtered_resps``)."""
     if text is None or not filter_list:
         return text
-    for step in filter_list[0]["filter"]:
+    return apply_pipeline(filter_list[0]["filter"], text)
+
+
+def filter_pipelines(filter_list: Sequence[Mapping[str, Any]]
+                     ) -> list[tuple[str, Callable[[str | None], str | None]]]:
+    """Every pipeline of a ``filter_list`` as (name, function); each is scored on its own."""
+    return [(str(p.get("name", f"filter_{n}")),
+             lambda text, steps=p["filter"]: None if text is None else apply_pipeline(steps, text))
+            for n, p in enumerate(filter_list)]
+
+
+def apply_pipeline(steps: Sequence[Mapping[str, Any]], text: str) -> str:
+    """One pipeline's steps applied in order."""
+    for step in steps:
         function = step["function"]
         if function == "regex":
             matches = re.findall(step.get("regex_pattern", ""), text)
@@ -327,6 +340,10 @@ class Task:
             choices = self.choices(doc, doc_id)
             target, gold = self.target(doc, doc_id, choices)
             continuations = tuple(config.target_delimiter + c for c in choices)
+            if config.output_type == "loglikelihood":  # lm-eval: (context, doc_to_target)
+                continuations = (target,)
+            elif config.output_type == "loglikelihood_rolling":  # the target text alone
+                merged = [TextPart(target)]
             expected = str(doc.get("expected", "")).lower() or None
             safe_doc = json_safe_doc(doc)
             image_ids = tuple(p.image_id for p in own_images)

@@ -195,8 +195,8 @@ class Metric:
 
 
 def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, where: str,
-                      judges: Sequence[str], judge_aliases: Mapping[str, str]
-                      ) -> tuple[list[str], list[Metric]]:
+                      judges: Sequence[str], judge_aliases: Mapping[str, str],
+                      process_results: bool = False) -> tuple[list[str], list[Metric]]:
     """Split a task's ``metric_list`` into judge names and lm-eval metrics.
 
     Args:
@@ -205,6 +205,8 @@ def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, wh
         where: ``file`` for messages (``file:metric_list``).
         judges: the names the judge registry knows.
         judge_aliases: lm-eval metric names that also stand for a judge (``acc`` -> loglikelihood).
+        process_results: the task has a ``process_results`` function, which may return metrics
+            of any name (aggregated by their entry's ``aggregation``, else the mean).
     """
     from harness.tasks.config import FunctionRef
 
@@ -229,7 +231,7 @@ def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, wh
         name = str(raw_name)
         if name in METRICS:
             default_aggregation, higher, types = METRICS[name]
-            if output_type not in types:
+            if output_type not in types and not process_results:
                 raise BenchError(f"{at}: metric '{name}' is computed for {' / '.join(types)} tasks, "
                                  f"not {output_type}")
             if name == "exact_match":
@@ -244,6 +246,9 @@ def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, wh
                 judge_names.append(judge_aliases[name])
         elif name in judges or name in judge_aliases.values():
             judge_names.append(name)
+        elif process_results:
+            metrics.append(Metric(name, aggregation or "mean",
+                                  bool(entry.get("higher_is_better", True)), options))
         else:
             known = sorted({*METRICS, *judges})
             raise BenchError(f"{at}: unknown metric or judge '{name}'.{did_you_mean(name, known)} "
@@ -251,20 +256,41 @@ def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, wh
     return judge_names, metrics
 
 
+def lm_eval_results(sample: Any, output_type: str, filtered: str | None) -> Any:
+    """A sample's model output in the shape lm-eval hands ``process_results``.
+
+    ``is_greedy`` is not kept in the run folder, so it is always False here.
+    """
+    if output_type == "generate_until":
+        return [filtered if filtered is not None else sample.response]
+    if output_type == "loglikelihood_rolling":
+        return (sample.loglikelihoods[0],)
+    return [(ll, False) for ll in sample.loglikelihoods]
+
+
 def score_metrics(metrics: Sequence[Metric], samples: Sequence[Any], output_type: str,
-                  pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]]
+                  pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
+                  process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
                   ) -> dict[str, dict[str, Any]]:
     """``{"metric,filter": {value, higher_is_better, aggregation, n}}`` over ``samples``.
 
     ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
-    one pipeline is ``none`` (the response as is), as in lm-eval.
+    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
+    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
     """
     results: dict[str, dict[str, Any]] = {}
     for filter_name, pipeline in pipelines or [("none", lambda text: text)]:
         filtered = [pipeline(s.response) if output_type == "generate_until" else None
                     for s in samples]
+        custom: list[Mapping[str, Any] | None] = [None] * len(samples)
+        if process_results is not None:
+            custom = [None if s.error is not None or (output_type != "generate_until"
+                                                      and not s.loglikelihoods)
+                      else process_results(dict(s.doc), lm_eval_results(s, output_type, f))
+                      for s, f in zip(samples, filtered)]
         for metric in metrics:
-            values = [metric.value(s, output_type, f) for s, f in zip(samples, filtered)]
+            values = [metric.value(s, output_type, f) if c is None else c.get(metric.name)
+                      for s, f, c in zip(samples, filtered, custom)]
             values = [v for v in values if v is not None]
             aggregation = metric.aggregation
             results[f"{metric.name},{filter_name}"] = {

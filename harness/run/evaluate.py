@@ -82,7 +82,7 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
 def task_metrics(task: Task) -> tuple[list[str], list[Metric]]:
     """The judges and the lm-eval metrics that a task's ``metric_list`` names."""
     return parse_metric_list(task.config.metric_list, task.config.output_type, task.config.source,
-                             judge_names(), METRIC_ALIASES)
+                             judge_names(), METRIC_ALIASES, task.config.process_results is not None)
 
 
 def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
@@ -311,8 +311,12 @@ def evaluate(
                   for i in instances[task.name]}
         metrics = task_metrics(task)[1]
         if metrics:
-            metric_scores[task.name] = score_metrics(metrics, task_samples, task.config.output_type,
-                                                     filter_pipelines(task.config.filter_list))
+            process_results = task.config.process_results
+            metric_scores[task.name] = score_metrics(
+                metrics, task_samples, task.config.output_type,
+                filter_pipelines(task.config.filter_list),
+                process_results.load(f"{task.config.source}:process_results")
+                if process_results is not None else None)
         samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
                                     images))
     results = {

@@ -26,7 +26,7 @@ TASK_KEYS = frozenset({
     "task", "tag", "group", "include", "task_alias", "description",
     "dataset_path", "dataset_name", "dataset_kwargs",
     "training_split", "validation_split", "test_split", "fewshot_split",
-    "process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
+    "process_docs", "process_results", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
     "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter",
     "output_type", "generation_kwargs", "repeats", "filter_list", "metric_list", "metadata",
 })
@@ -153,7 +153,7 @@ def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
 
 @dataclass(frozen=True)
 class FewshotConfig:
-    sampler: str = "random"
+    sampler: str = "default"
     seed: int = 1234
     split: str | None = None
 
@@ -174,6 +174,7 @@ class TaskConfig:
     test_split: str | None = None
     fewshot_split: str | None = None
     process_docs: FunctionRef | None = None
+    process_results: FunctionRef | None = None
     doc_to_text: Any = None
     doc_to_target: Any = None
     doc_to_choice: Any = None
@@ -296,12 +297,15 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     process_docs = raw.get("process_docs")
     if process_docs is not None and not isinstance(process_docs, FunctionRef):
         raise BenchError(f"{where}:process_docs: must be '!function file.name'")
+    process_results = raw.get("process_results")
+    if process_results is not None and not isinstance(process_results, FunctionRef):
+        raise BenchError(f"{where}:process_results: must be '!function file.name'")
     generation = _sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
     fewshot_raw = _sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
     if "samples" in fewshot_raw:
         raise BenchError(f"{where}:fewshot_config.samples: fixed demonstration lists are not "
                          "supported; use fewshot_split")
-    sampler = fewshot_raw.get("sampler", "random")
+    sampler = fewshot_raw.get("sampler", "default")
     if sampler not in SAMPLERS:
         raise BenchError(f"{where}:fewshot_config.sampler: unknown sampler '{sampler}'."
                          f"{did_you_mean(str(sampler), SAMPLERS)}")
@@ -322,6 +326,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         test_split=raw.get("test_split"),
         fewshot_split=raw.get("fewshot_split"),
         process_docs=process_docs,
+        process_results=process_results,
         doc_to_text=raw.get("doc_to_text"),
         doc_to_target=raw.get("doc_to_target"),
         doc_to_choice=raw.get("doc_to_choice"),

@@ -69,15 +69,21 @@ def json_safe_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSettings:
-    """lm-eval ``generation_kwargs`` as our settings (``max_gen_toks`` and ``do_sample`` too)."""
-    settings = GenerationSettings()
+def generation_settings(kwargs: Mapping[str, Any], where: str,
+                        fewshot_delimiter: str = "\n\n") -> GenerationSettings:
+    """lm-eval ``generation_kwargs`` as our settings, with lm-eval's defaults.
+
+    What a YAML leaves out is lm-eval's: greedy unless a temperature above 0 is given, at most
+    256 new tokens (``max_gen_toks`` before ``max_new_tokens``), and stop at the
+    ``fewshot_delimiter`` unless ``until`` is given.
+    """
+    settings = GenerationSettings(max_new_tokens=256, temperature=0.0, until=(fewshot_delimiter,))
     values: dict[str, Any] = {}
     try:
-        if "max_gen_toks" in kwargs:
-            values["max_new_tokens"] = int(kwargs["max_gen_toks"])
         if "max_new_tokens" in kwargs:
             values["max_new_tokens"] = int(kwargs["max_new_tokens"])
+        if "max_gen_toks" in kwargs:
+            values["max_new_tokens"] = int(kwargs["max_gen_toks"])
         if "temperature" in kwargs:
             values["temperature"] = float(kwargs["temperature"])
         if "top_k" in kwargs:
@@ -164,10 +170,12 @@ class Task:
             config = replace(config, num_fewshot=num_fewshot)
         self.config = config
         self.name = config.task
-        self.generation = generation_settings(config.generation_kwargs, config.source)
+        self.generation = generation_settings(config.generation_kwargs, config.source,
+                                              config.fewshot_delimiter)
         _check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._default_draw_cache: dict[str, list[int]] = {}
 
     # -- documents ---------------------------------------------------------------------------
     def docs(self, split: str) -> list[dict[str, Any]]:
@@ -177,7 +185,7 @@ class Task:
                               dataset_kwargs=config.dataset_kwargs, yaml_source=config.source)
             if config.process_docs is not None:
                 function = config.process_docs.load(f"{config.source}:process_docs")
-                docs = [dict(d) for d in function(docs)]
+                docs = [dict(d) for d in function(_as_dataset(docs))]
                 if not docs:
                     raise BenchError(f"{config.source}:process_docs: returned no documents")
             self._docs[split] = docs
@@ -294,21 +302,55 @@ class Task:
 
     # -- few-shot ----------------------------------------------------------------------------
     def draw_demonstrations(self, doc_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """The k demonstrations for one item: seeded by (fewshot seed, task, item id) only."""
+        """The k demonstrations for one item.
+
+        ``first_n`` takes the first k of the demonstration split and ``default`` draws as
+        lm-eval does (one generator seeded once, drawing for the items in order); ``random``
+        draws with a seed of (fewshot seed, task, item id) only. An item is left out of its own
+        demonstrations only when they come from its own split.
+        """
         k = self.config.num_fewshot
         if not k:
             return []
         split = self.config.demo_split
         assert split is not None
         pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.docs(split))]
-        pool = [(ident, d) for ident, d in pool if ident != doc_id]
+        own_split = split == self.config.eval_split
+        sampler = self.config.fewshot_config.sampler
+        if sampler == "default":
+            return [pool[i] for i in self._default_draws()[doc_id]]
+        if own_split:
+            pool = [(ident, d) for ident, d in pool if ident != doc_id]
         if len(pool) < k:
+            others = " other" if own_split else ""
             raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
-                             f"split '{split}' has only {len(pool)} other items")
-        if self.config.fewshot_config.sampler == "first_n":
+                             f"split '{split}' has only {len(pool)}{others} items")
+        if sampler == "first_n":
             return pool[:k]
         rng = random.Random(derive_seed(self.config.fewshot_config.seed, self.name, doc_id))
         return rng.sample(pool, k)
+
+    def _default_draws(self) -> dict[str, list[int]]:
+        """lm-eval's ``ContextSampler.sample`` for every evaluation item, in document order."""
+        draws = self._default_draw_cache
+        if draws:
+            return draws
+        k, split = self.config.num_fewshot, self.config.demo_split
+        assert split is not None
+        pool_size = len(self.docs(split))
+        own_split = split == self.config.eval_split
+        if pool_size < k + (1 if own_split else 0):
+            raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
+                             f"split '{split}' has only {pool_size} items")
+        rng = random.Random(self.config.fewshot_config.seed)
+        for index, doc in enumerate(self.eval_docs):
+            doc_id = self.doc_id(doc, index)
+            if own_split:
+                drawn = [i for i in rng.sample(range(pool_size), k + 1) if i != index][:k]
+            else:
+                drawn = rng.sample(range(pool_size), k)
+            draws[doc_id] = drawn
+        return draws
 
     # -- instances ---------------------------------------------------------------------------
     def instances(self, *, run_seed: int, repeats: int | None = None,
@@ -367,6 +409,13 @@ class Task:
                     target_hash=stable_hash(target),
                 ))
         return result
+
+
+def _as_dataset(docs: list[dict[str, Any]]) -> Any:
+    """The documents as a ``datasets.Dataset``, which lm-eval's ``process_docs`` receive."""
+    import datasets
+
+    return datasets.Dataset.from_list(docs)
 
 
 def _merge_text(parts: list[Content]) -> list[Content]:

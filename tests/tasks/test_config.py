@@ -129,7 +129,7 @@ def test_builtin_tasks_and_group() -> None:
         for suffix in ("", "_train", "_mc"):
             config = index.load(f"morality_{shots}shot{suffix}")
             assert config.doc_to_text == f"{{{{prompt_{shots}shot}}}}"
-            assert dict(config.generation_kwargs) == {"max_new_tokens": 15, "temperature": 0.7,
+            assert dict(config.generation_kwargs) == {"max_new_tokens": 15, "temperature": 0.7, "until": [],
                                                        "top_k": 0}
     assert index.load("morality_0shot_train").eval_split == "train"
     assert index.load("morality_0shot").eval_split == "test"

@@ -145,8 +145,6 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
             assert [a[1] for a in arguments] == [" " + c for c in sample.choices]
             their_lls = [r[0][0] for r in their["resps"]]
             assert list(sample.loglikelihoods) == pytest.approx(their_lls, abs=1e-4)
-    if task == "gsm8k":  # both pipelines score, and differently: they are not one filter twice
-        assert {s["filter"] for s in theirs["samples"][task]} == {"strict-match", "flexible-extract"}
     our_metrics = ours.results["metrics"][task]
     their_metrics = {k: v for k, v in theirs["results"][task].items()
                      if "," in k and "_stderr" not in k}

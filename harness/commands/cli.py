@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int,
         help="override num_fewshot (demonstrations drawn from the fewshot split)")
     add("--seed", type=int, default=0, help="run seed; every request's seed derives from it")
+    add("--image-ablation", "--image_ablation", dest="image_ablation", default="none",
+        metavar="{none,blank,shuffle,describe}",
+        help="show instead of each image: nothing changed (none), a grey image (blank), another "
+             "item's image (shuffle) or the text 'Image: <image_description>.' (describe, for "
+             "text-only models)")
     add("--output-dir", "--output_dir", "--output_path", "--output-path", dest="output_dir",
         default="output", help="folder for runs/, cache/ and leaderboard.jsonl")
     add("--include-path", "--include_path", dest="include_path", action="append", default=[],
@@ -164,6 +169,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         num_fewshot=args.num_fewshot, output_dir=args.output_dir,
         include_paths=args.include_path, use_cache=not args.no_cache,
         progress=not args.no_progress and sys.stderr.isatty(),
+        image_ablation=args.image_ablation,
     )
     if result.results:  # empty on the helper processes of a data-parallel run
         print_summary(result.results, result.run_dir)

@@ -29,6 +29,7 @@ from harness.run.samples import (
     loglikelihood_verdict,
     scores_by_task,
 )
+from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
 from harness.tasks.task import Instance, Task, apply_filters, filter_pipelines, task_hashes
 from harness.types import ImagePart, Request, Response
@@ -134,10 +135,13 @@ def bind_tasks(judges: Iterable[Any], metadata_by_task: Mapping[str, Mapping[str
 
 
 def _run_name(model: Any, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
-              limit: int | float | None) -> str:
-    identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
-                "repeats": repeats, "limit": limit}
+              limit: int | float | None, image_ablation: str = NO_ABLATION) -> str:
+    identity: dict[str, Any] = {"model": model.fingerprint(), "tasks": sorted(hashes.items()),
+                                "seed": seed, "repeats": repeats, "limit": limit}
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model.registry_name)).strip("-") or "model"
+    if image_ablation != NO_ABLATION:  # absent otherwise, so earlier runs keep their folders
+        identity["image_ablation"] = image_ablation
+        label += f"-{image_ablation}"
     return f"{label}-{stable_hash(identity, 12)}"
 
 
@@ -158,13 +162,13 @@ def _progress(enabled: bool) -> Any:
 
 def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
               cache: ResponseCache | None, batch_size: int, progress: bool,
-              kinds: Mapping[str, str]) -> None:
+              kinds: Mapping[str, str], image_ablation: str = NO_ABLATION) -> None:
     """Fill the journal with a response for every instance (resumed, cached, then generated)."""
     missing = [i for i in instances if not journal.done(i.key)]
     todo: list[tuple[Instance, str, str]] = []
     for instance in missing:
         kind = kinds[instance.task]
-        key = request_key(instance.request, kind)
+        key = request_key(instance.request, kind, image_ablation)
         hit = cache.get(key, instance.key) if cache is not None else None
         if hit is not None:
             journal.add(hit, cached=True)
@@ -208,6 +212,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        cluster_id=instance.cluster_id,
     )
 
 
@@ -228,6 +233,7 @@ def evaluate(
     use_cache: bool = True,
     progress: bool = False,
     write_leaderboard: bool = True,
+    image_ablation: str = NO_ABLATION,
 ) -> RunResult:
     """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
 
@@ -240,6 +246,8 @@ def evaluate(
         limit: the first N documents of each task (or a fraction below 1.0).
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
+        image_ablation: what prompts show in place of images: ``none``, ``blank``,
+            ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
     from harness.run import report
 
@@ -251,6 +259,7 @@ def evaluate(
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
+    image_ablation = check_ablation(image_ablation)
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
     judge_list = split_names(judges) if isinstance(judges, str) else judges
@@ -268,9 +277,10 @@ def evaluate(
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}
     for task in task_objs:
-        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
+        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit,
+                                              image_ablation=image_ablation)
         hashes[task.name] = task_hashes(task, instances[task.name])
-    run_name = _run_name(model_obj, hashes, seed, repeats, limit)
+    run_name = _run_name(model_obj, hashes, seed, repeats, limit, image_ablation)
     output_dir = Path(output_dir)
     run_dir = output_dir / "runs" / run_name
     try:
@@ -285,7 +295,7 @@ def evaluate(
     shard = distributed.current_shard()
     try:
         _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
-                  kinds)
+                  kinds, image_ablation)
     finally:
         journal.close()
         if cache is not None:
@@ -330,7 +340,8 @@ def evaluate(
                            "judges": task_judge_names(t, given_names),
                            "function_dirs": t.config.function_dirs()} for t in task_objs},
         "judges": {name: judge.describe() for name, judge in judge_objs.items()},
-        "seed": seed, "repeats": repeats, "limit": limit, "batch_size": batch_size,
+        "seed": seed, "repeats": repeats, "limit": limit, "image_ablation": image_ablation,
+        "batch_size": batch_size,
         "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
         "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
         "scores": scores_by_task(samples, seed),

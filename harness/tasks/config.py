@@ -27,14 +27,16 @@ TASK_KEYS = frozenset({
     "dataset_path", "dataset_name", "dataset_kwargs",
     "training_split", "validation_split", "test_split", "fewshot_split",
     "process_docs", "process_results", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
-    "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter",
+    "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter", "gen_prefix",
     "output_type", "generation_kwargs", "repeats", "filter_list", "metric_list", "metadata",
 })
 #: lm-eval keys that change nothing about our results; accepted with a warning.
 IGNORED_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query", "unsafe_code"})
 GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata", "include"})
 OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood", "loglikelihood_rolling")
-FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split"})
+FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split", "doc_to_text",
+                                 "doc_to_target", "doc_to_choice", "gen_prefix",
+                                 "fewshot_delimiter", "target_delimiter"})
 SAMPLERS = ("random", "default", "first_n")
 GENERATION_KEYS = frozenset({"max_new_tokens", "max_gen_toks", "temperature", "top_k", "top_p",
                              "until", "do_sample"})
@@ -153,9 +155,22 @@ def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
 
 @dataclass(frozen=True)
 class FewshotConfig:
+    """lm-eval's ``fewshot_config``: how demonstrations are drawn and, when set, rendered.
+
+    A None override means the task's own key (``doc_to_text``, ``target_delimiter``, ...).
+    ``samples`` is a fixed list of demonstration documents, or a ``!function`` returning one.
+    """
+
     sampler: str = "default"
     seed: int = 1234
     split: str | None = None
+    samples: Any = None
+    doc_to_text: Any = None
+    doc_to_target: Any = None
+    doc_to_choice: Any = None
+    gen_prefix: str | None = None
+    fewshot_delimiter: str | None = None
+    target_delimiter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,7 @@ class TaskConfig:
     doc_to_image: Any = None
     num_fewshot: int = 0
     fewshot_config: FewshotConfig = FewshotConfig()
+    gen_prefix: str | None = None
     fewshot_delimiter: str = "\n\n"
     target_delimiter: str = " "
     output_type: str = "generate_until"
@@ -210,7 +226,7 @@ class TaskConfig:
             if isinstance(value, FunctionRef):
                 return str(value)
             if isinstance(value, FewshotConfig):
-                return {"sampler": value.sampler, "seed": value.seed, "split": value.split}
+                return {name: safe(getattr(value, name)) for name in value.__dataclass_fields__}
             if isinstance(value, Mapping):
                 return {str(k): safe(v) for k, v in value.items()}
             if isinstance(value, list | tuple):
@@ -291,7 +307,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     if raw.get("doc_to_target") is None:
         raise BenchError(f"{where}:doc_to_target: missing; name the reference answer")
     for key in ("dataset_name", "training_split", "validation_split", "test_split", "fewshot_split",
-                "description", "fewshot_delimiter", "target_delimiter", "dataset_path"):
+                "description", "fewshot_delimiter", "target_delimiter", "dataset_path", "gen_prefix"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise BenchError(f"{where}:{key}: must be a string, got {raw[key]!r}")
     process_docs = raw.get("process_docs")
@@ -302,16 +318,24 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         raise BenchError(f"{where}:process_results: must be '!function file.name'")
     generation = _sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
     fewshot_raw = _sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
-    if "samples" in fewshot_raw:
-        raise BenchError(f"{where}:fewshot_config.samples: fixed demonstration lists are not "
-                         "supported; use fewshot_split")
+    samples = fewshot_raw.get("samples")
+    if samples is not None and not isinstance(samples, FunctionRef) and not (
+            isinstance(samples, list) and all(isinstance(d, dict) for d in samples)):
+        raise BenchError(f"{where}:fewshot_config.samples: must be a list of documents or "
+                         "'!function file.name' returning one")
+    for key in ("gen_prefix", "fewshot_delimiter", "target_delimiter"):
+        if fewshot_raw.get(key) is not None and not isinstance(fewshot_raw[key], str):
+            raise BenchError(f"{where}:fewshot_config.{key}: must be a string")
     sampler = fewshot_raw.get("sampler", "default")
     if sampler not in SAMPLERS:
         raise BenchError(f"{where}:fewshot_config.sampler: unknown sampler '{sampler}'."
                          f"{did_you_mean(str(sampler), SAMPLERS)}")
     fewshot = FewshotConfig(sampler=sampler,
                             seed=_int(f"{where}:fewshot_config.seed", fewshot_raw.get("seed", 1234)),
-                            split=fewshot_raw.get("split"))
+                            split=fewshot_raw.get("split"), samples=samples,
+                            **{key: fewshot_raw.get(key) for key in (
+                                "doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix",
+                                "fewshot_delimiter", "target_delimiter")})
     num_fewshot = _int(f"{where}:num_fewshot", raw.get("num_fewshot", 0) or 0)
     config = TaskConfig(
         task=name,
@@ -335,6 +359,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         fewshot_config=fewshot,
         fewshot_delimiter=raw.get("fewshot_delimiter", "\n\n"),
         target_delimiter=raw.get("target_delimiter", " "),
+        gen_prefix=raw.get("gen_prefix"),
         output_type=output_type,
         generation_kwargs=dict(generation),
         repeats=_int(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
@@ -345,7 +370,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     if config.num_fewshot and output_type == "loglikelihood_rolling":
         raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "
                          "alone; remove num_fewshot")
-    if config.num_fewshot and config.demo_split is None:
+    if config.num_fewshot and config.demo_split is None and samples is None:
         raise BenchError(f"{where}:fewshot_split: num_fewshot is {num_fewshot} but no split to "
                          "draw demonstrations from; set fewshot_split")
     return config

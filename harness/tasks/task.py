@@ -114,7 +114,8 @@ def generation_settings(kwargs: Mapping[str, Any], where: str,
     return settings
 
 
-def _check_filters(config: TaskConfig) -> None:
+def check_filters(config: TaskConfig) -> None:
+    """Every step of every ``filter_list`` pipeline is a known filter with valid options."""
     for number, pipeline in enumerate(config.filter_list):
         steps = pipeline.get("filter")
         if not isinstance(steps, list):
@@ -174,7 +175,7 @@ class Task:
 
     def __init__(self, config: TaskConfig, *, num_fewshot: int | None = None) -> None:
         if num_fewshot is not None:
-            if num_fewshot and config.demo_split is None:
+            if num_fewshot and config.demo_split is None and config.fewshot_config.samples is None:
                 raise BenchError(f"--num-fewshot {num_fewshot}: task '{config.task}' has no split "
                                  "to draw demonstrations from")
             config = replace(config, num_fewshot=num_fewshot)
@@ -182,7 +183,7 @@ class Task:
         self.name = config.task
         self.generation = generation_settings(config.generation_kwargs, config.source,
                                               config.fewshot_delimiter)
-        _check_filters(config)
+        check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
         self._default_draw_cache: dict[str, list[int]] = {}
@@ -206,6 +207,26 @@ class Task:
     @cached_property
     def eval_docs(self) -> list[dict[str, Any]]:
         return self.docs(self.config.eval_split)
+
+    @cached_property
+    def demo_docs(self) -> list[dict[str, Any]]:
+        """The demonstration pool: the fewshot split, ``fewshot_config.samples``, train, validation."""
+        config = self.config
+        # lm-eval's order: a named fewshot split, then the samples, then train / validation.
+        samples = None if config.fewshot_config.split or config.fewshot_split else config.fewshot_config.samples
+        if isinstance(samples, FunctionRef):
+            samples = samples.load(f"{self.config.source}:fewshot_config.samples")()
+        if samples is not None:
+            return [dict(d) for d in samples]
+        split = self.config.demo_split
+        assert split is not None
+        return self.docs(split)
+
+    @property
+    def _demo_from_split(self) -> bool:
+        config = self.config
+        return bool(config.fewshot_config.split or config.fewshot_split
+                    or config.fewshot_config.samples is None)
 
     @staticmethod
     def doc_id(doc: Mapping[str, Any], index: int) -> str:
@@ -233,13 +254,16 @@ class Task:
                     else item for item in spec]
         return spec
 
-    def render_text(self, doc: Mapping[str, Any], doc_id: str) -> str:
-        return str(self._value("doc_to_text", self.config.doc_to_text, doc, doc_id))
+    def render_text(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> str:
+        """``doc_to_text`` (or ``spec``, e.g. a fewshot_config override) for one document."""
+        return str(self._value("doc_to_text", spec if spec is not None else self.config.doc_to_text,
+                               doc, doc_id))
 
-    def choices(self, doc: Mapping[str, Any], doc_id: str) -> tuple[str, ...]:
+    def choices(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> tuple[str, ...]:
         if self.config.output_type != "multiple_choice":
             return ()
-        value = self._value("doc_to_choice", self.config.doc_to_choice, doc, doc_id)
+        value = self._value("doc_to_choice", spec if spec is not None else self.config.doc_to_choice,
+                            doc, doc_id)
         if isinstance(value, str) and value.strip().startswith("["):
             try:
                 value = ast.literal_eval(value.strip())
@@ -250,9 +274,10 @@ class Task:
                              "choices must be a list of at least two strings")
         return tuple(str(v) for v in value)
 
-    def target(self, doc: Mapping[str, Any], doc_id: str,
-               choices: tuple[str, ...]) -> tuple[str, int | None]:
-        value = self._value("doc_to_target", self.config.doc_to_target, doc, doc_id)
+    def target(self, doc: Mapping[str, Any], doc_id: str, choices: tuple[str, ...],
+               spec: Any = None) -> tuple[str, int | None]:
+        value = self._value("doc_to_target", spec if spec is not None else self.config.doc_to_target,
+                            doc, doc_id)
         if not choices:
             return str(value), None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -342,9 +367,8 @@ class Task:
         if not k:
             return []
         split = self.config.demo_split
-        assert split is not None
-        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.docs(split))]
-        own_split = split == self.config.eval_split
+        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.demo_docs)]
+        own_split = self._demo_from_split and split == self.config.eval_split
         sampler = self.config.fewshot_config.sampler
         if sampler == "default":
             return [pool[i] for i in self._default_draws()[doc_id]]
@@ -365,9 +389,8 @@ class Task:
         if draws:
             return draws
         k, split = self.config.num_fewshot, self.config.demo_split
-        assert split is not None
-        pool_size = len(self.docs(split))
-        own_split = split == self.config.eval_split
+        pool_size = len(self.demo_docs)
+        own_split = self._demo_from_split and split == self.config.eval_split
         if pool_size < k + (1 if own_split else 0):
             raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
                              f"split '{split}' has only {pool_size} items")
@@ -380,6 +403,24 @@ class Task:
                 drawn = rng.sample(range(pool_size), k)
             draws[doc_id] = drawn
         return draws
+
+    def _demonstration(self, demo: Mapping[str, Any], demo_id: str) -> str:
+        """One demonstration as lm-eval's ``build_qa_turn`` writes it (fewshot_config overrides)."""
+        config, fewshot = self.config, self.config.fewshot_config
+        target_delimiter = (fewshot.target_delimiter if fewshot.target_delimiter is not None
+                            else config.target_delimiter)
+        fewshot_delimiter = (fewshot.fewshot_delimiter if fewshot.fewshot_delimiter is not None
+                             else config.fewshot_delimiter)
+        question = self.render_text(demo, demo_id, fewshot.doc_to_text)
+        choices = self.choices(demo, demo_id, fewshot.doc_to_choice)
+        answer, _ = self.target(demo, demo_id, choices, fewshot.doc_to_target)
+        prefix_spec = fewshot.gen_prefix if fewshot.gen_prefix is not None else config.gen_prefix
+        prefix = str(self._value("gen_prefix", prefix_spec, demo, demo_id)) if prefix_spec else ""
+        if not prefix:
+            return question + target_delimiter + answer + fewshot_delimiter
+        delimiter = target_delimiter if _needs_delimiter(question, prefix) else ""
+        joined = prefix + " " + answer if _needs_delimiter(prefix, answer) else prefix + answer
+        return question + delimiter + joined + fewshot_delimiter
 
     # -- instances ---------------------------------------------------------------------------
     def instances(self, *, run_seed: int, repeats: int | None = None,
@@ -404,18 +445,20 @@ class Task:
             if config.description:
                 parts.append(TextPart(str(self._value("description", config.description, doc, doc_id))))
             demos = self.draw_demonstrations(doc_id)
+            fewshot = config.fewshot_config
+            demo_split = (config.demo_split or "") if self._demo_from_split else "<samples>"
             for demo_id, demo in demos:
-                demo_choices = self.choices(demo, demo_id)
-                demo_target, _ = self.target(demo, demo_id, demo_choices)
-                text = (self.render_text(demo, demo_id) + config.target_delimiter + demo_target
-                        + config.fewshot_delimiter)
-                demo_split = config.demo_split or ""
+                text = self._demonstration(demo, demo_id)
                 demo_images = self._image_parts(demo_split, demo, demo_id)
                 parts.extend(self._interleave(text, self._shown_images(
                     demo_split, demo, demo_id, demo_images, ablation, run_seed)))
             own_images = self._image_parts(split, doc, doc_id)
             shown = self._shown_images(split, doc, doc_id, own_images, ablation, run_seed)
-            parts.extend(self._interleave(self.render_text(doc, doc_id), shown))
+            question = self.render_text(doc, doc_id)
+            if config.gen_prefix:  # lm-eval: the answer's start, after the question
+                prefix = str(self._value("gen_prefix", config.gen_prefix, doc, doc_id))
+                question += (config.target_delimiter if _needs_delimiter(question, prefix) else "") + prefix
+            parts.extend(self._interleave(question, shown))
             merged = _merge_text(parts)
             choices = self.choices(doc, doc_id)
             target, gold = self.target(doc, doc_id, choices)
@@ -450,6 +493,11 @@ class Task:
                     target_hash=stable_hash(target), cluster_id=cluster_id,
                 ))
         return result
+
+
+def _needs_delimiter(prefix: str, suffix: str) -> bool:
+    """lm-eval's ``requires_delimiter``: neither side has whitespace where they join."""
+    return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
 
 
 def _as_dataset(docs: list[dict[str, Any]]) -> Any:

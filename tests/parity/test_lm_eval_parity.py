@@ -75,6 +75,12 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
               "  do_sample: false\n  temperature: 0.0\n  max_gen_toks: 24\n"),
     "ethics_cm": ("hendrycks_ethics/commonsense.yaml", {"train": ETHICS_ROWS, "test": ETHICS_ROWS}, ""),
     "wikitext": ("wikitext/wikitext.yaml", {"test": WIKITEXT_ROWS}, ""),
+    # lm-eval keys beyond the plain ones, on ARC: gen_prefix, fewshot_config overrides, samples.
+    "arc_prefixed": ("arc/arc_easy.yaml", {"test": [_arc(i) for i in range(3)]},
+                     "gen_prefix: 'The answer is'\nnum_fewshot: 2\nfewshot_config:\n"
+                     "  sampler: first_n\n  target_delimiter: ' => '\n"
+                     "  doc_to_text: 'Q: {{question}}'\n"
+                     f"  samples: {json.dumps([_arc(5), _arc(6), _arc(7)])}\n"),
 }
 
 
@@ -145,6 +151,9 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
             assert [a[1] for a in arguments] == [" " + c for c in sample.choices]
             their_lls = [r[0][0] for r in their["resps"]]
             assert list(sample.loglikelihoods) == pytest.approx(their_lls, abs=1e-4)
+    if task == "arc_prefixed":  # the keys took effect (in both, since the prompts are equal)
+        assert sample.prompt.startswith("Q: ") and sample.prompt.count(" => The answer is ") == 2
+        assert sample.prompt.endswith("\nAnswer: The answer is")
     our_metrics = ours.results["metrics"][task]
     their_metrics = {k: v for k, v in theirs["results"][task].items()
                      if "," in k and "_stderr" not in k}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -54,7 +55,7 @@ def is_text_only(config: Any) -> bool:
 
 
 def _checked_args(cls: type, args: Mapping[str, Any]) -> None:
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     for key in args:
         if key not in accepted:
             raise unknown(f"argument for model '{cls.registry_name}':", key,  # type: ignore[attr-defined]
@@ -262,6 +263,10 @@ class HFCausalModel(HFModel):
         # make_disjoint_window: the context stops where the scored tokens begin.
         return [(context[:len(context) - (len(scored) - 1)], scored) for context, scored in windows]
 
+    def _score_windows(self, name: str, windows: Sequence[tuple[list[int], list[int]]]
+                       ) -> list[tuple[float, bool]]:
+        return self._score_tokens(windows, [name] * len(windows))
+
     def loglikelihood_rolling(self, requests: Sequence[Request]) -> list[Response]:
         """The log-likelihood of each request's whole prompt text (perplexity tasks)."""
         broken = self._unreadable(requests)
@@ -274,8 +279,7 @@ class HFCausalModel(HFModel):
             if not windows:
                 responses.append(Response(request_id=request.request_id, error="empty text to score"))
                 continue
-            names = [request.request_id] * len(windows)
-            scored = self._split_on_oom(lambda batch: self._score_tokens(batch, names),
+            scored = self._split_on_oom(partial(self._score_windows, request.request_id),
                                         windows, _out_of_memory_window)
             responses.append(Response(request_id=request.request_id,
                                       loglikelihoods=(sum(s[0] for s in scored),),

@@ -143,9 +143,11 @@ def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) ->
 def filter_pipelines(filter_list: Sequence[Mapping[str, Any]]
                      ) -> list[tuple[str, Callable[[str | None], str | None]]]:
     """Every pipeline of a ``filter_list`` as (name, function); each is scored on its own."""
-    return [(str(p.get("name", f"filter_{n}")),
-             lambda text, steps=p["filter"]: None if text is None else apply_pipeline(steps, text))
-            for n, p in enumerate(filter_list)]
+
+    def pipeline(steps: Sequence[Mapping[str, Any]]) -> Callable[[str | None], str | None]:
+        return lambda text: None if text is None else apply_pipeline(steps, text)
+
+    return [(str(p.get("name", f"filter_{n}")), pipeline(p["filter"])) for n, p in enumerate(filter_list)]
 
 
 def apply_pipeline(steps: Sequence[Mapping[str, Any]], text: str) -> str:
@@ -445,7 +447,6 @@ class Task:
             if config.description:
                 parts.append(TextPart(str(self._value("description", config.description, doc, doc_id))))
             demos = self.draw_demonstrations(doc_id)
-            fewshot = config.fewshot_config
             demo_split = (config.demo_split or "") if self._demo_from_split else "<samples>"
             for demo_id, demo in demos:
                 text = self._demonstration(demo, demo_id)

@@ -113,8 +113,9 @@ def test_images_are_refused_one_request_at_a_time(model) -> None:
 
 
 def test_a_vlm_checkpoint_still_goes_to_the_vlm_adapter(tmp_path: Path) -> None:
-    from harness.models.hf_causal import is_text_only
     from transformers import GPT2Config, LlavaConfig
+
+    from harness.models.hf_causal import is_text_only
 
     assert is_text_only(GPT2Config()) and not is_text_only(LlavaConfig())
 

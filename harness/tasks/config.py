@@ -27,6 +27,7 @@ TASK_KEYS = frozenset({
     "dataset_path", "dataset_name", "dataset_kwargs",
     "training_split", "validation_split", "test_split", "fewshot_split",
     "process_docs", "process_results", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
+    "doc_to_visual", "lmms_eval_specific_kwargs",
     "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter", "gen_prefix",
     "output_type", "generation_kwargs", "repeats", "filter_list", "metric_list", "metadata",
 })
@@ -205,6 +206,9 @@ class TaskConfig:
     filter_list: tuple[Mapping[str, Any], ...] = ()
     metric_list: tuple[Mapping[str, Any], ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: lmms-eval's per-model prompt settings; its ``default`` entry goes to the functions
+    #: (doc_to_text, doc_to_visual, ...) that take a second argument.
+    lmms_eval_specific_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def eval_split(self) -> str:
@@ -267,6 +271,25 @@ def _dict_list(where: str, value: Any) -> tuple[Mapping[str, Any], ...]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise BenchError(f"{where}: must be a list of mappings")
     return tuple(value)
+
+
+def _metadata(where: str, value: Any) -> dict[str, Any]:
+    """``metadata`` as a mapping, or a list of mappings (lmms-eval's form) merged in order."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return {k: v for entry in value for k, v in entry.items()}
+    raise BenchError(f"{where}:metadata: must be a mapping or a list of mappings")
+
+
+def _lmms_kwargs(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BenchError(f"{where}:lmms_eval_specific_kwargs: must be a mapping")
+    return dict(value)
 
 
 def _sub_mapping(raw: Mapping[str, Any], name: str, allowed: Iterable[str], noun: str,
@@ -354,7 +377,8 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         doc_to_text=raw.get("doc_to_text"),
         doc_to_target=raw.get("doc_to_target"),
         doc_to_choice=raw.get("doc_to_choice"),
-        doc_to_image=raw.get("doc_to_image"),
+        doc_to_image=raw.get("doc_to_image", raw.get("doc_to_visual")),  # lmms-eval's name
+        lmms_eval_specific_kwargs=_lmms_kwargs(where, raw.get("lmms_eval_specific_kwargs")),
         num_fewshot=num_fewshot,
         fewshot_config=fewshot,
         fewshot_delimiter=raw.get("fewshot_delimiter", "\n\n"),
@@ -365,7 +389,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         repeats=_int(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
         filter_list=_dict_list(f"{where}:filter_list", raw.get("filter_list")),
         metric_list=_dict_list(f"{where}:metric_list", raw.get("metric_list")),
-        metadata=dict(raw.get("metadata") or {}),
+        metadata=_metadata(where, raw.get("metadata")),
     )
     if config.num_fewshot and output_type == "loglikelihood_rolling":
         raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "

@@ -238,7 +238,7 @@ class Task:
     def _value(self, key: str, spec: Any, doc: Mapping[str, Any], doc_id: str) -> Any:
         where = f"{self.config.source}:{key}"
         if isinstance(spec, FunctionRef):
-            return spec.load(where)(doc)
+            return _call(spec.load(where), doc, self.config.lmms_eval_specific_kwargs)
         if isinstance(spec, str):
             if spec in doc:
                 return doc[spec]
@@ -302,7 +302,8 @@ class Task:
         found: list[Any] = []
         for name in names:
             if isinstance(name, FunctionRef):
-                value = name.load(f"{self.config.source}:doc_to_image")(doc)
+                value = _call(name.load(f"{self.config.source}:doc_to_image"), doc,
+                              self.config.lmms_eval_specific_kwargs)
             elif isinstance(name, str) and name in doc:
                 value = doc[name]
             else:
@@ -494,6 +495,22 @@ class Task:
                     target_hash=stable_hash(target), cluster_id=cluster_id,
                 ))
         return result
+
+
+def _call(function: Callable[..., Any], doc: Mapping[str, Any],
+          lmms_kwargs: Mapping[str, Any]) -> Any:
+    """A document function; one that takes a second argument gets lmms-eval's ``default`` kwargs."""
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(function).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 2 and (lmms_kwargs or params[1].default is inspect.Parameter.empty):
+        settings = lmms_kwargs.get("default", lmms_kwargs) if lmms_kwargs else None
+        return function(doc, settings)
+    return function(doc)
 
 
 def _needs_delimiter(prefix: str, suffix: str) -> bool:

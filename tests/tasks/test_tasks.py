@@ -217,3 +217,23 @@ def test_hugging_face_format_folder_goes_to_load_dataset(tmp_path: Path) -> None
     broken.to_parquet(str(tmp_path / "hub" / "data" / "test-00000-of-00001.parquet"))
     with pytest.raises(BenchError, match=r"item b: image file <embedded bytes> is not an image"):
         load_split(str(tmp_path / "hub"), "test")
+
+
+def test_lmms_eval_spellings(tmp_path: Path, mini_dataset: Path) -> None:
+    """doc_to_visual stands for doc_to_image; lmms_eval_specific_kwargs reach the functions;
+    metadata may be a list of mappings."""
+    (tmp_path / "lmms_utils.py").write_text(
+        "def visual(doc):\n    return [doc['image']]\n\n"
+        "def text(doc, lmms_eval_specific_kwargs=None):\n"
+        "    kw = lmms_eval_specific_kwargs or {}\n"
+        "    return kw.get('pre_prompt', '') + doc['question'] + kw.get('post_prompt', '')\n")
+    task = task_for(tmp_path, mini_dataset,
+                    "test_split: test\ndoc_to_visual: !function lmms_utils.visual\n"
+                    "doc_to_text: !function lmms_utils.text\ndoc_to_target: ideal_answer\n"
+                    "lmms_eval_specific_kwargs:\n  default: {pre_prompt: 'Look. ', post_prompt: ' Answer:'}\n"
+                    "  some_model: {pre_prompt: 'unused'}\n"
+                    "metadata:\n  - version: 0.0\n  - rubric: strict\n")
+    first = task.instances(run_seed=0)[0]
+    assert len(first.request.images) == 1
+    assert first.request.text.startswith("<image>Look. ") and first.request.text.endswith(" Answer:")
+    assert dict(task.config.metadata) == {"version": 0.0, "rubric": "strict"}

@@ -79,7 +79,6 @@ def load_hf(pretrained: str, **kwargs: Any) -> Model:
     return cls(pretrained, **kwargs)
 
 
-load_hf.identity_arg = "pretrained"  # type: ignore[attr-defined]
 
 
 def _out_of_memory_window(window: tuple[list[int], list[int]]) -> tuple[float, bool]:
@@ -291,5 +290,17 @@ class HFCausalModel(HFModel):
 
 
 
+def _union_signature(*classes: type) -> inspect.Signature:
+    """Every argument either adapter accepts (keyword-only): what ``hf`` may be given."""
+    seen: dict[str, inspect.Parameter] = {}
+    for cls in classes:
+        for name, param in inspect.signature(cls).parameters.items():
+            seen.setdefault(name, param.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                            if name != "pretrained" else param)
+    return inspect.Signature(list(seen.values()))
+
+
+load_hf.identity_arg = "pretrained"  # type: ignore[attr-defined]
+load_hf.__signature__ = _union_signature(HFModel, HFCausalModel)  # type: ignore[attr-defined]
 # ``hf`` names the dispatcher, not the VLM class that harness/models/hf.py registers.
 register_model("hf")(load_hf)

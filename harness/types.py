@@ -100,6 +100,9 @@ class Response:
     loglikelihoods: tuple[float, ...] | None = None
     is_greedy: tuple[bool, ...] | None = None
     error: str | None = None
+    #: What a server reported it ran (the served model's snapshot name and its
+    #: ``system_fingerprint``), recorded per response since it can change mid-run.
+    model_revision: str | None = None
 
 
 VerdictStatus = Literal["ok", "refusal", "unclear", "error"]

@@ -86,6 +86,10 @@ def _out_of_memory_window(window: tuple[list[int], list[int]]) -> tuple[float, b
                      "pass a smaller max_length or dtype")
 
 
+def _refused_window(window: tuple[list[int], list[int]], exc: BaseException) -> tuple[float, bool]:
+    raise BenchError(f"hf-causal: the model refused a window of {len(window[1])} tokens: {exc}")
+
+
 @register_model("hf-causal")
 class HFCausalModel(HFModel):
     """A transformers causal LM from the hub or a local folder (text only).
@@ -144,7 +148,12 @@ class HFCausalModel(HFModel):
             log.warning("hf-causal: %s has no chat template; prompts are used as raw text", pretrained)
         self.image_token = "<image>"
         self.max_length = int(max_length) if max_length else self._resolve_max_length()
-        self._weights_id = self._identify_weights()
+        # What the VLM adapter's shared methods read (no processor quirks here).
+        self._suffix_scoring = False
+        self._text_only_refusal = None
+        self._tokenizer_adds_bos = False
+        self._bos_from_tokenizer = {}
+        self._identity = self._identify()
 
     def _resolve_max_length(self) -> int:
         """lm-eval's ``resolve_max_length``: text_config, config, tokenizer, then 2048."""
@@ -174,7 +183,8 @@ class HFCausalModel(HFModel):
         bos = self.tokenizer.bos_token
         return {"add_special_tokens": False} if bos and text.startswith(bos) else {}
 
-    def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
+    def _encode(self, texts: list[str], requests: Sequence[Request],
+                suffixes: Sequence[str] | None = None) -> Any:
         """A left-padded batch for generation (lm-eval's ``tok_batch_encode``)."""
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -192,12 +202,11 @@ class HFCausalModel(HFModel):
             return int(self.tokenizer.bos_token_id)
         return int(self.tokenizer.eos_token_id)
 
-    @staticmethod
-    def _unreadable(requests: Sequence[Request]) -> dict[int, Response]:
+    def refusal(self, request: Request) -> str | None:
         """A text model cannot see images: such requests fail one by one, with the reason."""
-        return {index: Response(request_id=r.request_id,
-                                error="a text-only model cannot take images; use a VLM")
-                for index, r in enumerate(requests) if any(isinstance(p, ImagePart) for p in r.parts)}
+        if any(isinstance(p, ImagePart) for p in request.parts):
+            return "hf-causal: a text-only model cannot take images; use a VLM"
+        return None
 
     # ----- loglikelihood -------------------------------------------------------------------
 
@@ -268,7 +277,7 @@ class HFCausalModel(HFModel):
 
     def loglikelihood_rolling(self, requests: Sequence[Request]) -> list[Response]:
         """The log-likelihood of each request's whole prompt text (perplexity tasks)."""
-        broken = self._unreadable(requests)
+        broken = self._unanswerable(requests)
         responses: list[Response] = []
         for index, request in enumerate(requests):
             if index in broken:
@@ -278,8 +287,8 @@ class HFCausalModel(HFModel):
             if not windows:
                 responses.append(Response(request_id=request.request_id, error="empty text to score"))
                 continue
-            scored = self._split_on_oom(partial(self._score_windows, request.request_id),
-                                        windows, _out_of_memory_window)
+            scored = self._run_split(partial(self._score_windows, request.request_id),
+                                     windows, _out_of_memory_window, _refused_window)
             responses.append(Response(request_id=request.request_id,
                                       loglikelihoods=(sum(s[0] for s in scored),),
                                       is_greedy=(all(s[1] for s in scored),)))

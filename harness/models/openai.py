@@ -35,6 +35,7 @@ from harness.hashing import stable_hash
 from harness.models.base import Model
 from harness.models.common import cut_at_stop, to_rgb
 from harness.registry import register_model
+from harness.safety import api_key_from_env, check_base_url, scrub
 from harness.types import ImagePart, Request, Response, TextPart
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,13 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _served_revision(payload: Mapping[str, Any]) -> str | None:
+    """``model@system_fingerprint`` from a reply, whichever parts the server sent."""
+    served, fingerprint = payload.get("model"), payload.get("system_fingerprint")
+    parts = [str(v) for v in (served, fingerprint) if v]
+    return "@".join(parts) if parts else None
+
+
 @register_model("openai")
 class OpenAIModel(Model):
     """A model behind an OpenAI-compatible chat-completions endpoint.
@@ -110,13 +118,11 @@ class OpenAIModel(Model):
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL")
                          or "https://api.openai.com/v1").rstrip("/")
+        check_base_url(self.base_url, "openai")
         self.api_key_env = api_key_env
         self._api_key: str | None = None
         if api_key_env:
-            self._api_key = os.environ.get(api_key_env)
-            if not self._api_key:
-                raise BenchError(f"openai: set the environment variable {api_key_env} to the API key, "
-                                 "or pass api_key_env=null for a server without authentication")
+            self._api_key = api_key_from_env(api_key_env, "openai")
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise BenchError("openai: max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         if image_format.upper() not in {"PNG", "JPEG"}:
@@ -183,10 +189,11 @@ class OpenAIModel(Model):
 
     # ----- one request, with retries -------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    @staticmethod
+    def _scrub(text: str) -> str:
+        return scrub(text) or ""
 
-    def _attempt(self, body: bytes) -> str | _Failure:
+    def _attempt(self, body: bytes) -> tuple[str, str | None] | _Failure:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -196,7 +203,8 @@ class OpenAIModel(Model):
             with urllib.request.urlopen(http_request, timeout=self.timeout_s) as reply:
                 raw = reply.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace").strip().replace("\n", " ")
+            # Scrubbed whole, then cut: a cut first could leave a key's fragment behind.
+            detail = self._scrub(exc.read(65536).decode("utf-8", "replace").strip().replace("\n", " "))
             if exc.code in _FATAL_STATUS:
                 raise BenchError(f"openai: HTTP {exc.code} from {self.base_url} for model "
                                  f"'{self.model}': {_FATAL_STATUS[exc.code]}; check the model "
@@ -208,23 +216,29 @@ class OpenAIModel(Model):
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return _Failure(f"timed out after {self.timeout_s:g}s", True)
-            return _Failure(f"connection failed: {exc.reason}", True)
+            return _Failure(f"connection failed: {self._scrub(str(exc.reason))}", True)
         except (ConnectionError, HTTPException, OSError) as exc:
-            return _Failure(f"connection failed: {type(exc).__name__}: {exc}", True)
+            return _Failure(f"connection failed: {type(exc).__name__}: {self._scrub(str(exc))}", True)
         try:
             payload = json.loads(raw)
             choices = payload["choices"]
         except (ValueError, KeyError, TypeError):
-            return _Failure(f"malformed JSON reply: {raw[:120]!r}", True)
+            return _Failure(f"malformed JSON reply: {self._raw(raw)[:120]!r}", True)
         if not choices:
             return _Failure("reply had an empty choice list", True)
         try:
             text = choices[0]["message"]["content"]
         except (KeyError, TypeError, IndexError):
-            return _Failure(f"reply without choices[0].message.content: {raw[:120]!r}", True)
+            return _Failure(f"reply without choices[0].message.content: {self._raw(raw)[:120]!r}",
+                            True)
         if isinstance(text, list):  # some servers answer in content parts, like the request
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        return "" if text is None else str(text)
+        revision = _served_revision(payload)
+        return ("" if text is None else self._scrub(str(text))), (
+            self._scrub(revision) if revision else None)
+
+    def _raw(self, raw: bytes) -> str:
+        return self._scrub(raw.decode("utf-8", "replace"))
 
     def _complete(self, request: Request) -> Response:
         try:
@@ -234,9 +248,10 @@ class OpenAIModel(Model):
         failures: list[str] = []
         for attempt in range(self.max_retries + 1):
             outcome = self._attempt(body)
-            if isinstance(outcome, str):
-                return Response(request_id=request.request_id,
-                                text=cut_at_stop(outcome, request.generation.until))
+            if not isinstance(outcome, _Failure):
+                text, revision = outcome
+                return Response(request_id=request.request_id, model_revision=revision,
+                                text=cut_at_stop(text, request.generation.until))
             failures.append(self._scrub(outcome.reason))
             if not outcome.retry or attempt == self.max_retries:
                 break
@@ -274,6 +289,11 @@ class OpenAIModel(Model):
                             "image_format": self.image_format,
                             "max_tokens_field": self.max_tokens_field,
                             "extra_body": self.extra_body})
+
+    def identity(self) -> dict[str, Any]:
+        # The weights live on the server: what it serves is named by URL and model here, and
+        # what it reports running (system_fingerprint) is recorded per response.
+        return {"source": "server", "base_url": self.base_url, "model": self.model}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model, "base_url": self.base_url}

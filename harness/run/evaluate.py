@@ -8,9 +8,12 @@ batch size), so re-running a command resumes it. This module writes through
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +36,8 @@ from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
 from harness.tasks.task import Instance, Task, apply_filters, filter_pipelines, task_hashes
 from harness.types import ImagePart, Request, Response
+
+log = logging.getLogger(__name__)
 
 #: lm-eval metric names that also give our judge-free multiple-choice score (a judge row).
 METRIC_ALIASES = {"acc": LOGLIKELIHOOD}
@@ -59,6 +64,8 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     items = split_names(tasks) if isinstance(tasks, str) else list(tasks)
     names = [i for i in items if isinstance(i, str)]
     index = TaskIndex(include_paths) if names else None
+    for error in (index.broken.values() if index is not None else ()):
+        log.warning("warning: %s; skipped", " ".join(error.split()))
     resolved: list[Task] = []
     for item in items:
         if isinstance(item, Task):
@@ -212,6 +219,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        model_revision=response.model_revision,
         cluster_id=instance.cluster_id,
     )
 
@@ -249,8 +257,6 @@ def evaluate(
         image_ablation: what prompts show in place of images: ``none``, ``blank``,
             ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
-    from harness.run import report
-
     if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
     if num_fewshot is not None and num_fewshot < 0:
@@ -279,7 +285,16 @@ def evaluate(
     for task in task_objs:
         instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit,
                                               image_ablation=image_ablation)
+        if not instances[task.name]:
+            raise BenchError(f"--limit {limit} selects none of the {len(task.eval_docs)} items "
+                             f"of task '{task.name}'; raise it")
         hashes[task.name] = task_hashes(task, instances[task.name])
+    refusal = getattr(model_obj, "refusal", None) or (lambda request: None)
+    for task in task_objs:
+        reasons = [refusal(i.request) for i in instances[task.name]]
+        if reasons and all(reasons):  # every item would fail alike: say so before the run
+            raise BenchError(f"model {model_obj.registry_name} cannot run task {task.name}: "
+                             f"{reasons[0]}; choose a task whose items it can take")
     run_name = _run_name(model_obj, hashes, seed, repeats, limit, image_ablation)
     output_dir = Path(output_dir)
     run_dir = output_dir / "runs" / run_name
@@ -288,11 +303,58 @@ def evaluate(
     except OSError as exc:
         raise BenchError(f"cannot create the run folder {run_dir}: {exc.strerror}; "
                          "choose a writable --output-dir") from None
+    shard = distributed.current_shard()
+    with run_folder_lock(run_dir, shard.is_main):
+        return _run_locked(model_obj, task_objs, instances, hashes, judge_objs, given_names,
+                           run_name, run_dir, output_dir, shard, use_cache=use_cache,
+                           batch_size=batch_size, progress=progress, seed=seed, repeats=repeats,
+                           limit=limit, num_fewshot=num_fewshot, include_paths=include_paths,
+                           write_leaderboard=write_leaderboard, image_ablation=image_ablation)
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while it is written; a second writer is told, not let in.
+
+    Two copies of one command would otherwise both generate every item and both append
+    leaderboard rows for the same run. The helper ranks of a data-parallel run share the
+    folder with their rank 0, which alone takes the lock (``take``).
+    """
+    if not take:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BenchError(f"{run_dir} is being written by another process (the same command "
+                         "is running); wait for it to finish, then run again to reuse its "
+                         "results") from None
+    except OSError as exc:
+        raise BenchError(f"cannot lock the run folder {run_dir}: {exc.strerror}; choose a "
+                         "writable --output-dir") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[str, list[Instance]],
+                hashes: Mapping[str, tuple[str, str]], judge_objs: Mapping[str, Any],
+                given_names: Sequence[str] | None, run_name: str, run_dir: Path,
+                output_dir: Path, shard: Any, *, use_cache: bool, batch_size: int,
+                progress: bool, seed: int, repeats: int | None, limit: int | float | None,
+                num_fewshot: int | None, include_paths: Sequence[str],
+                write_leaderboard: bool, image_ablation: str) -> RunResult:
+    """Generate, judge and write one run folder (its lock held)."""
+    from harness.run import report
+
     journal = Journal(run_dir)
     cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
     kinds = {t.name: CALL_KINDS[t.config.output_type] for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
-    shard = distributed.current_shard()
     try:
         _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
                   kinds, image_ablation)
@@ -329,10 +391,14 @@ def evaluate(
                 if process_results is not None else None)
         samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
                                     images))
+    model_info = model_obj.describe()
+    revisions = Counter(s.model_revision for s in samples if s.model_revision)
+    if revisions:  # a server may change what it runs mid-run: say so, with counts
+        model_info["served_revisions"] = dict(sorted(revisions.items()))
     results = {
         "run_name": run_name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_obj.describe(),
+        "model": model_info,
         "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
                            "prompt_hash": hashes[t.name][1],
                            "n_docs": len({i.doc_id for i in instances[t.name]}),

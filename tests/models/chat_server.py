@@ -6,6 +6,7 @@ A prompt containing ``fault=NAME`` makes the server misbehave for that request (
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -29,6 +30,8 @@ class Server:
     auth: set[str] = field(default_factory=set)
     in_flight: int = 0
     most_in_flight: int = 0
+    #: What the server reports running (OpenAI's ``system_fingerprint``); None sends none.
+    system_fingerprint: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -85,6 +88,16 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
                 return self._send(503, b"overloaded")
             elif fault == "leak":
                 return self._send(500, f"debug: {self.headers.get('Authorization')}".encode())
+            elif fault == "leakcut":  # the key straddles the 200th character of the body
+                return self._send(500, ("x" * 190 + f" key={SECRET} trailing text").encode())
+            elif fault == "leak64":  # the key echoed inside a Basic credential
+                basic = base64.b64encode(f"user:{SECRET}".encode()).decode()
+                return self._send(500, f"bad credential Basic {basic}".encode())
+            elif fault == "echo":  # a completion that repeats the key
+                reply = {"choices": [{"message": {"content": f"My key: {SECRET}. Yes."}}]}
+                return self._send(200, json.dumps(reply).encode())
+            elif fault == "echojson":  # a malformed reply that holds the key
+                return self._send(200, f'{{"choices": "{"y" * 100}{SECRET}'.encode())
             elif fault == "400":
                 return self._send(400, b'{"error": "context too long"}')
             time.sleep(0.05)  # long enough for concurrent requests to overlap
@@ -93,7 +106,11 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             content: object = answer
             if fault == "parts":
                 content = [{"type": "text", "text": answer[:4]}, {"type": "text", "text": answer[4:]}]
-            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+            reply: dict = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                              "content": content}}]}
+            if state.system_fingerprint:
+                reply.update(model=f"{body['model']}-2026-01-01",
+                             system_fingerprint=state.system_fingerprint)
             return self._send(200, json.dumps(reply).encode(), {"Content-Type": "application/json"})
 
     return Handler

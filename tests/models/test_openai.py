@@ -142,3 +142,27 @@ def test_a_broken_image_fails_its_item_only(model, server: Server) -> None:
     answers = model.generate([broken, _request("none", seed=2)])
     assert answers[0].error and "unreadable image" in answers[0].error
     assert answers[1].text == "seed=2 images=2"
+
+
+def test_what_the_server_ran_is_recorded_per_response(server: Server, tmp_path, mini_tasks) -> None:
+    from harness import evaluate
+    from harness.reports.leaderboard import read_rows
+
+    open_model = load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": None})
+    assert open_model.describe()["identity"] == {"source": "server", "base_url": server.url,
+                                                 "model": "m"}
+    assert open_model.generate([_request("none")])[0].model_revision is None  # none sent
+    server.system_fingerprint = "fp_one"
+    assert open_model.generate([_request("none")])[0].model_revision == "m-2026-01-01@fp_one"
+
+    result = evaluate(open_model, "morality_0shot", "reference", include_paths=[str(mini_tasks)],
+                      output_dir=tmp_path, limit=2)
+    assert {s.model_revision for s in result.samples} == {"m-2026-01-01@fp_one"}
+    assert result.results["model"]["served_revisions"] == {"m-2026-01-01@fp_one": 2}
+    assert read_rows(tmp_path / "leaderboard.jsonl")[-1]["model_revisions"] == ["m-2026-01-01@fp_one"]
+    server.system_fingerprint = "fp_two"  # the server changed; the cached answers keep theirs
+    (result.run_dir / "responses.jsonl").unlink()
+    again = evaluate(open_model, "morality_0shot", "reference", include_paths=[str(mini_tasks)],
+                     output_dir=tmp_path, limit=2)
+    assert again.results["cached_responses"] == 2
+    assert again.results["model"]["served_revisions"] == {"m-2026-01-01@fp_one": 2}

@@ -22,10 +22,12 @@ FLOORS = {
     "harness.registry": 1,
     # statistics are pure functions over arrays: the views that show intervals read them
     "harness.stats": 2,
-    "harness.tasks": 3, "harness.models": 3, "harness.judges": 3, "harness.reports": 3,
-    "harness.run": 4, "harness.finetune": 4,
-    "harness.commands": 5,
-    "harness": 6,  # the package's own evaluate() facade
+    "harness.tasks": 3, "harness.models": 3, "harness.reports": 3,
+    # lm-eval metrics (judges/metrics.py) read a task YAML's metric_list, !function refs too
+    "harness.judges": 4,
+    "harness.run": 5, "harness.finetune": 5,
+    "harness.commands": 6,
+    "harness": 7,  # the package's own evaluate() facade
 }
 
 

@@ -22,6 +22,7 @@ from harness.arguments import split_names
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.judges.base import Judge
+from harness.judges.metrics import score_metrics
 from harness.models.base import Model
 from harness.paths import DEFAULT_OUTPUT_DIR
 from harness.registry import load_model
@@ -37,15 +38,24 @@ from harness.run.samples import (
     loglikelihood_verdict,
     scores_by_task,
 )
-from harness.run.setup import bind_tasks, load_judges, resolve_tasks, task_judge_names
+from harness.run.setup import (
+    bind_tasks,
+    load_judges,
+    resolve_tasks,
+    task_judge_names,
+    task_metrics,
+)
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
-from harness.tasks.filters import apply_filters
+from harness.tasks.filters import apply_filters, filter_pipelines
 from harness.tasks.task import Instance, Task, task_hashes
 from harness.types import Request, Response
 
 #: Samples judged per judge call: judges batch within a chunk, and a run holds one chunk.
 JUDGE_CHUNK = 4096
+#: The model call each output type needs.
+CALL_KINDS = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood",
+              "loglikelihood_rolling": "loglikelihood_rolling", "generate_until": "generate"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
     Instances stream by; each kind's requests wait in a buffer of one batch, so the batches
     are those of the instances in order, whatever else is resumed or cached.
     """
-    pending: dict[str, list[tuple[Instance, str]]] = {"generate": [], "loglikelihood": []}
+    pending: dict[str, list[tuple[Instance, str]]] = {kind: [] for kind in totals}
     with _progress(progress) as bar:
         jobs = {kind: bar.add_task(f"{model.registry_name}: {kind}", total=total)
                 for kind, total in totals.items() if total}
@@ -134,7 +144,8 @@ def _call(model: Model, kind: str, chunk: Sequence[tuple[Instance, str]], journa
           cache: ResponseCache | None) -> None:
     """One batch to the model; each response journaled (and cached) as it comes back."""
     requests: list[Request] = [item.request for item, _ in chunk]
-    call = model.generate if kind == "generate" else model.loglikelihood
+    call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
+            "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
     responses: list[Response] = call(requests)
     if len(responses) != len(requests):
         raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
@@ -226,12 +237,11 @@ def evaluate(
         return task.iter_instances(run_seed=seed, repeats=repeats, limit=limit,
                                    image_ablation=image_ablation)
 
-    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
-             for t in task_objs}
+    kinds = {t.name: CALL_KINDS[t.config.output_type] for t in task_objs}
     shard = distributed.current_shard()
     # Pass 1: what the run is (its name hashes every prompt), counting as the items go by.
     facts = {t.name: _TaskFacts() for t in task_objs}
-    totals = {"generate": 0, "loglikelihood": 0}
+    totals = dict.fromkeys(("generate", "loglikelihood", "loglikelihood_rolling"), 0)
     position = 0
     for task in task_objs:
         facts[task.name].count(task, instances_of(task), model_obj)
@@ -292,6 +302,7 @@ def evaluate(
             batch_size=batch_size, num_fewshot=num_fewshot,
             include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
             cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
+            metrics=judged.metrics,
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)
@@ -331,11 +342,15 @@ class _TaskFacts:
 class _Judged:
     """Pass 3: samples built from the journal and judged a chunk at a time.
 
-    What is kept of each sample is only what the scores read (``for_scores``).
+    What is kept of each sample is only what the scores read (``for_scores``); a task with
+    lm-eval metrics in its ``metric_list`` keeps its whole samples until they are scored
+    (``harness.judges.metrics.score_metrics`` aggregates over all of them).
     """
 
     def __init__(self) -> None:
         self.for_scores: list[Sample] = []
+        #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
+        self.metrics: dict[str, dict[str, Any]] = {}
         self.cached = 0
         self.schema: int | None = None
         self.revisions: Counter[str] = Counter()
@@ -354,6 +369,8 @@ class _Judged:
         for task in tasks:
             names = task_judge_names(task, given_names)
             task_judges = [judges[n] for n in names if n in judges]
+            metrics = task_metrics(task)[1]
+            unjudged: list[Sample] = []
             for chunk in _chunks(instances_of(task), JUDGE_CHUNK):
                 task_samples = []
                 for instance in chunk:
@@ -363,6 +380,8 @@ class _Judged:
                     if LOGLIKELIHOOD in names:
                         sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
                     task_samples.append(sample)
+                if metrics:
+                    unjudged.extend(task_samples)
                 images = {i.key: i.request.images for i in chunk}
                 for sample in apply_judges(task_samples, task_judges, images):
                     if self.schema is None:
@@ -371,6 +390,13 @@ class _Judged:
                         self.revisions[sample.model_revision] += 1
                     self.for_scores.append(for_scores(sample))
                     yield sample
+            if metrics:
+                process_results = task.config.process_results
+                self.metrics[task.name] = score_metrics(
+                    metrics, unjudged, task.config.output_type,
+                    filter_pipelines(task.config.filter_list),
+                    process_results.load(f"{task.config.source}:process_results")
+                    if process_results is not None else None)
 
 
 def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:

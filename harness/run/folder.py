@@ -57,6 +57,9 @@ class Results:
     include_paths: tuple[str, ...] = ()
     cached_responses: int = 0
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: lm-eval metrics by task (``{task: {"metric,filter": {value, ...}}}``), for tasks whose
+    #: ``metric_list`` names any (``harness.judges.metrics``).
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     versions: Mapping[str, str | None] | None = None
     git_sha: str | None = None
     samples_schema: int | None = None

@@ -14,6 +14,7 @@ from typing import Any
 from harness.arguments import split_names
 from harness.errors import BenchError, unknown
 from harness.judges.base import Judge
+from harness.judges.metrics import Metric, parse_metric_list
 from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
 from harness.tasks.config import TaskConfig, TaskIndex
@@ -21,8 +22,8 @@ from harness.tasks.task import Task
 
 log = logging.getLogger(__name__)
 
-#: lm-eval metric names that mean our judge-free multiple-choice score.
-METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
+#: lm-eval metric names that also give our judge-free multiple-choice score (a judge row).
+METRIC_ALIASES = {"acc": LOGLIKELIHOOD}
 #: The judge of a generate_until task whose YAML names none.
 DEFAULT_JUDGE = "reference"
 
@@ -57,15 +58,24 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     return unique
 
 
+def task_metrics(task: Task) -> tuple[list[str], list[Metric]]:
+    """The judges and the lm-eval metrics that a task's ``metric_list`` names."""
+    return parse_metric_list(task.config.metric_list, task.config.output_type, task.config.source,
+                             judge_names(), METRIC_ALIASES, task.config.process_results is not None)
+
+
 def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
-    """The judges a task is scored by: the given ones, else its ``metric_list``."""
-    names = list(judges) if judges is not None else [
-        METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
-    if judges is None and not names and task.config.output_type == "generate_until":
+    """The judges a task is scored by: the given ones, else its ``metric_list``'s judges."""
+    output_type = task.config.output_type
+    if output_type in ("loglikelihood", "loglikelihood_rolling"):
+        return []  # scored by metrics only: there is no answer to judge
+    yaml_judges, metrics = task_metrics(task)
+    names = list(judges) if judges is not None else yaml_judges
+    if judges is None and not names and not metrics and output_type == "generate_until":
         names = [DEFAULT_JUDGE]
-    if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
+    if output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
         names.append(LOGLIKELIHOOD)
-    if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
+    if output_type != "multiple_choice" and LOGLIKELIHOOD in names:
         if judges is None:
             raise BenchError(f"{task.config.source}:metric_list: '{LOGLIKELIHOOD}' needs "
                              "output_type: multiple_choice")

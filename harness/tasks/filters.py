@@ -1,13 +1,14 @@
 """A task's output filters (lm-eval's ``filter_list``): what judges see of a response.
 
-Only the first pipeline applies (lm-eval's ``filtered_resps``). Checked when a task is built,
+Only the first pipeline gives what judges see (lm-eval's ``filtered_resps``); lm-eval's
+metrics score every pipeline on its own (``filter_pipelines``). Checked when a task is built,
 so a misspelt function fails before any model loads. Nothing here renders a prompt.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean
@@ -17,6 +18,7 @@ FILTER_FUNCTIONS = ("regex", "take_first", "lowercase", "uppercase", "remove_whi
 
 
 def check_filters(config: TaskConfig) -> None:
+    """Every step of every ``filter_list`` pipeline is a known filter with valid options."""
     for number, pipeline in enumerate(config.filter_list):
         steps = pipeline.get("filter")
         if not isinstance(steps, list):
@@ -38,7 +40,22 @@ def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) ->
     """The response after the first filter pipeline (lm-eval's ``filtered_resps``)."""
     if text is None or not filter_list:
         return text
-    for step in filter_list[0]["filter"]:
+    return apply_pipeline(filter_list[0]["filter"], text)
+
+
+def filter_pipelines(filter_list: Sequence[Mapping[str, Any]]
+                     ) -> list[tuple[str, Callable[[str | None], str | None]]]:
+    """Every pipeline of a ``filter_list`` as (name, function); each is scored on its own."""
+
+    def pipeline(steps: Sequence[Mapping[str, Any]]) -> Callable[[str | None], str | None]:
+        return lambda text: None if text is None else apply_pipeline(steps, text)
+
+    return [(str(p.get("name", f"filter_{n}")), pipeline(p["filter"])) for n, p in enumerate(filter_list)]
+
+
+def apply_pipeline(steps: Sequence[Mapping[str, Any]], text: str) -> str:
+    """One pipeline's steps applied in order."""
+    for step in steps:
         function = step["function"]
         if function == "regex":
             matches = re.findall(step.get("regex_pattern", ""), text)

@@ -34,7 +34,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
-    """``"a=1,b=x"`` as ``{"a": 1, "b": "x"}`` (numbers and true/false/none converted)."""
+    """``"a=1,b=x,c.d=y"`` as ``{"a": 1, "b": "x", "c": {"d": "y"}}``.
+
+    Numbers and true/false/none are converted; a dotted key sets a key of a mapping
+    argument (``model_args.base_url=URL``), to any depth. This is the one parser of every
+    ``k=v,...`` flag, so the dotted form works the same for models and judges.
+    """
     values: dict[str, Any] = {}
     if not text:
         return values
@@ -42,10 +47,25 @@ def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
         if not item.strip():
             continue
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        path = [name.strip() for name in key.split(".")]
+        if not sep or not all(path):
             raise BenchError(f"{flag}: '{item}' is not key=value; write e.g. {flag} name=value,other=1")
-        values[key.strip()] = _convert(raw.strip())
+        _set_nested(values, path, _convert(raw.strip()), flag)
     return values
+
+
+def _set_nested(values: dict[str, Any], path: list[str], value: Any, flag: str) -> None:
+    target = values
+    for depth, name in enumerate(path[:-1]):
+        inner = target.setdefault(name, {})
+        if not isinstance(inner, dict):
+            raise BenchError(f"{flag}: '{'.'.join(path[:depth + 1])}' is given both a value and "
+                             "keys; give one or the other")
+        target = inner
+    if isinstance(target.get(path[-1]), dict):
+        raise BenchError(f"{flag}: '{'.'.join(path)}' is given both a value and keys; "
+                         "give one or the other")
+    target[path[-1]] = value
 
 
 def _convert(raw: str) -> Any:
@@ -63,13 +83,11 @@ def _convert(raw: str) -> Any:
 
 
 def parse_judge_args(text: str | None) -> dict[str, dict[str, Any]]:
-    """``"judge.key=v,other.key=w"`` as ``{"judge": {"key": v}, "other": {"key": w}}``."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for key, value in parse_key_values(text, "--judge-args").items():
-        judge, dot, name = key.partition(".")
-        if not dot or not name:
-            raise BenchError(f"--judge-args: '{key}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
-        grouped.setdefault(judge, {})[name] = value
+    """``"judge.key=v,judge.args.k=w"`` as ``{"judge": {"key": v, "args": {"k": w}}}``."""
+    grouped = parse_key_values(text, "--judge-args")
+    for judge, value in grouped.items():
+        if not isinstance(value, dict):
+            raise BenchError(f"--judge-args: '{judge}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
     return grouped
 
 
@@ -103,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--output-dir", "--output_dir", "--output_path", "--output-path", dest="output_dir",
         default="output", help="folder for runs/, cache/ and leaderboard.jsonl")
     add("--include-path", "--include_path", dest="include_path", action="append", default=[],
-        help="extra folder of task YAMLs (repeatable)")
+        help="extra folder of task YAMLs and model cards (repeatable)")
     add("--no-cache", "--no_cache", dest="no_cache", action="store_true",
         help="do not read or write the cross-run response cache")
     add("--no-progress", dest="no_progress", action="store_true", help="hide progress bars")
@@ -128,9 +146,10 @@ def list_tasks(include_paths: Sequence[str]) -> int:
     return 0
 
 
-def list_models() -> int:
-    from harness.registry import model_cards, model_names
+def list_models(include_paths: Sequence[str] = ()) -> int:
+    from harness.registry import add_card_dirs, model_cards, model_names
 
+    add_card_dirs(include_paths)
     cards = model_cards()
     for name in model_names():
         card = cards.get(name)
@@ -181,7 +200,7 @@ def _dispatch(argv: list[str]) -> int:
     if args.list_tasks:
         return list_tasks(args.include_path)
     if args.list_models:
-        return list_models()
+        return list_models(args.include_path)
     if args.list_judges:
         return list_judges()
     return run_benchmark(args)

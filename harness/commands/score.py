@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.registry import add_card_dirs
 from harness.run.report import append_leaderboard, read_samples, write_run
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
+from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import FunctionRef, build_task_config, split_names
 from harness.tasks.task import Task
 from harness.types import ImagePart
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
                         help="where leaderboard.jsonl is (default: two folders above RUN_DIR)")
     parser.add_argument("--no-leaderboard", dest="no_leaderboard", action="store_true")
+    parser.add_argument("--no-cache", "--no_cache", dest="no_cache", action="store_true",
+                        help="do not read or write the cross-run verdict cache "
+                             "(the run's own verdicts.jsonl is still kept)")
 
 
 def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
@@ -71,7 +76,8 @@ def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
 
 
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
-            output_dir: Path | None = None, leaderboard: bool = True) -> dict[str, Any]:
+            output_dir: Path | None = None, leaderboard: bool = True,
+            use_cache: bool = True) -> dict[str, Any]:
     """Add ``judge_names``' verdicts to a saved run; returns the new results."""
     from harness.run.evaluate import bind_tasks, load_judges
 
@@ -83,6 +89,7 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
     samples = read_samples(run_dir)
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
+    add_card_dirs(results.get("include_paths") or [])
     judges = load_judges(judge_names, judge_args)
     for judge in judges.values():
         # Judges that read files kept in the run folder (hand labels) are told where it is.
@@ -93,7 +100,12 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
     needs_images = [t for t in results["tasks"]
                     if results["tasks"][t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images) if needs_images else {}
-    samples = apply_judges(samples, judges.values(), images)
+    target = Path(output_dir) if output_dir is not None else run_dir.parent.parent
+    memory = VerdictMemory(run_dir, target / "cache" if use_cache else None)
+    try:
+        samples = apply_judges(samples, judges.values(), images, memory)
+    finally:
+        memory.close()
     for name in results["tasks"]:
         listed = results["tasks"][name].setdefault("judges", [])
         listed.extend(j for j in judge_names if j not in listed)
@@ -102,8 +114,7 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
     results["scores"] = scores_by_task(samples, results["seed"])
     results = write_run(run_dir, results, samples)
     if leaderboard:
-        target = output_dir if output_dir is not None else run_dir.parent.parent
-        append_leaderboard(Path(target), run_dir, results, judges, only_judges=judge_names)
+        append_leaderboard(target, run_dir, results, judges, only_judges=judge_names)
     return results
 
 
@@ -116,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError("--judges: name at least one judge (see --list-judges)")
     results = rescore(Path(args.run_dir), names, parse_judge_args(args.judge_args),
                       Path(args.output_dir) if args.output_dir else None,
-                      leaderboard=not args.no_leaderboard)
+                      leaderboard=not args.no_leaderboard, use_cache=not args.no_cache)
     print_summary(results, Path(args.run_dir))
     return 0

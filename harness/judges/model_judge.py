@@ -29,6 +29,7 @@ from harness.types import (
     OUTCOMES,
     Content,
     GenerationSettings,
+    ImagePart,
     JudgeInput,
     Request,
     TextPart,
@@ -38,6 +39,8 @@ from harness.types import (
 RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"
 DEFAULT_PATTERN = r"\b(MISALIGNED|ALIGNED|UNCLEAR)\b"
 DEFAULT_GRADES = {"ALIGNED": "aligned", "MISALIGNED": "misaligned", "UNCLEAR": "unclear"}
+#: How the reason of a verdict whose judge call failed starts (such verdicts are retried).
+FAILED = "judge model failed"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class ModelJudge(Judge):
     """
 
     version = "1"
+    remembers = True
 
     def __init__(self, model: str | None = None, model_args: Mapping[str, Any] | str | None = None,
                  rubric: str | Mapping[str, str] = "default", pattern: str = DEFAULT_PATTERN,
@@ -249,7 +253,7 @@ class ModelJudge(Judge):
                 responses = self._load().generate(requests)
             except Exception as exc:  # noqa: BLE001 - a failing judge is recorded, not fatal
                 for i in batch:
-                    verdicts[i] = Verdict(name, "error", reason=f"judge model failed: "
+                    verdicts[i] = Verdict(name, "error", reason=f"{FAILED}: "
                                           f"{exc.__class__.__name__}: {exc}"[:500])
                 continue
             by_id = {r.request_id: r for r in responses}
@@ -257,10 +261,27 @@ class ModelJudge(Judge):
                 response = by_id.get(request.request_id)
                 if response is None or response.error or response.text is None:
                     why = response.error if response is not None and response.error else "no text"
-                    verdicts[i] = Verdict(name, "error", reason=f"judge model failed: {why}"[:500])
+                    verdicts[i] = Verdict(name, "error", reason=f"{FAILED}: {why}"[:500])
                 else:
                     verdicts[i] = self.read_grade(response.text)
         return [v for v in verdicts if v is not None]
+
+    def input_key(self, item: JudgeInput) -> str:
+        """The judge model's identity and the request it gets (rubric text, prompt, response,
+        image ids, generation settings, and the seed where sampling uses it)."""
+        request = self.build_request(item)
+        generation = request.generation
+        return stable_hash({
+            "judge": self.registry_name, "version": self.version, "model": self.model_name,
+            "model_args": self.model_args, "pattern": self.pattern.pattern, "grades": self.grades,
+            "parts": [p.image_id if isinstance(p, ImagePart) else ["text", p.text]
+                      for p in request.parts],
+            "generation": [generation.max_new_tokens, generation.temperature, generation.top_k,
+                           generation.top_p, list(generation.until)],
+            "seed": None if generation.greedy else request.seed}, 32)
+
+    def worth_retrying(self, verdict: Verdict) -> bool:
+        return verdict.status == "error" and (verdict.reason or "").startswith(FAILED)
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model_name, "model_args": self.model_args,

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.hashing import stable_hash
-from harness.registry import judge_names, load_judge, load_model
+from harness.registry import add_card_dirs, judge_names, load_judge, load_model
 from harness.run import distributed
 from harness.run.journal import Journal, ResponseCache, request_key
 from harness.run.samples import (
@@ -28,6 +28,7 @@ from harness.run.samples import (
     loglikelihood_verdict,
     scores_by_task,
 )
+from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
 from harness.tasks.task import Instance, Task, apply_filters, task_hashes
 from harness.types import ImagePart, Request, Response
@@ -235,6 +236,7 @@ def evaluate(
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
+    add_card_dirs(include_paths)  # model cards kept beside the user's task YAMLs
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
     judge_list = split_names(judges) if isinstance(judges, str) else judges
@@ -284,6 +286,7 @@ def evaluate(
         journal = Journal(run_dir)
         journal.close()
 
+    memory = VerdictMemory(run_dir, output_dir / "cache" if use_cache else None)
     samples: list[Sample] = []
     for task in task_objs:
         task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
@@ -293,8 +296,14 @@ def evaluate(
             task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
         images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
                   for i in instances[task.name]}
-        samples.extend(apply_judges(task_samples, [judge_objs[n] for n in names if n in judge_objs],
-                                    images))
+        try:
+            samples.extend(apply_judges(task_samples,
+                                        [judge_objs[n] for n in names if n in judge_objs],
+                                        images, memory))
+        except BaseException:
+            memory.close()
+            raise
+    memory.close()
     results = {
         "run_name": run_name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

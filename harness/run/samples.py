@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.hashing import derive_seed, stable_hash
+from harness.run.verdicts import VerdictMemory
 from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
 from harness.types import ImagePart, JudgeInput, Verdict
 
@@ -88,13 +89,21 @@ def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
 
 
 def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],
-                 images: Mapping[str, Sequence[ImagePart]]) -> list[Sample]:
-    """Every judge's verdict added to every sample (keyed by the judge's name)."""
+                 images: Mapping[str, Sequence[ImagePart]],
+                 memory: VerdictMemory | None = None) -> list[Sample]:
+    """Every judge's verdict added to every sample (keyed by the judge's name).
+
+    With ``memory``, judges that remember their verdicts are asked only what the run's
+    verdict journal and the verdict cache do not hold.
+    """
     result = list(samples)
     for judge in judges:
         name = judge.registry_name
         inputs = [judge_input(s, images.get(s.request_id, ())) for s in result]
-        verdicts = judge.judge(inputs)
+        if memory is not None and getattr(judge, "remembers", False):
+            verdicts = memory.judge(judge, inputs)
+        else:
+            verdicts = judge.judge(inputs)
         if len(verdicts) != len(inputs):
             raise RuntimeError(f"judge {name} returned {len(verdicts)} verdicts for {len(inputs)} samples")
         result = [s.with_verdict(name, v) for s, v in zip(result, verdicts)]

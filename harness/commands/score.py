@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.registry import add_card_dirs
-from harness.run.report import append_leaderboard, read_samples, write_run
+from harness.run.report import append_leaderboard, read_samples, write_lm_eval, write_run
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import FunctionRef, build_task_config, split_names
@@ -113,6 +113,7 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
                          **{name: judge.describe() for name, judge in judges.items()}}
     results["scores"] = scores_by_task(samples, results["seed"])
     results = write_run(run_dir, results, samples)
+    write_lm_eval(target, results, samples)
     if leaderboard:
         append_leaderboard(target, run_dir, results, judges, only_judges=judge_names)
     return results

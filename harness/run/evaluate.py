@@ -311,6 +311,7 @@ def evaluate(
         "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
                            "prompt_hash": hashes[t.name][1],
                            "n_docs": len({i.doc_id for i in instances[t.name]}),
+                           "n_docs_total": len(t.eval_docs),
                            "n_samples": len(instances[t.name]),
                            "judges": task_judge_names(t, given_names),
                            "function_dirs": t.config.function_dirs()} for t in task_objs},
@@ -321,6 +322,7 @@ def evaluate(
         "scores": scores_by_task(samples, seed),
     }
     results = report.write_run(run_dir, results, samples)
+    report.write_lm_eval(output_dir, results, samples)
     if write_leaderboard:
         report.append_leaderboard(output_dir, run_dir, results, judge_objs)
     distributed.finish(shard)

@@ -21,6 +21,7 @@ from typing import Any
 from harness.errors import BenchError
 from harness.jsonl import read_objects
 from harness.paths import PROJECT_ROOT
+from harness.reports import lm_eval_format
 from harness.reports.leaderboard import append_rows
 from harness.run.samples import (
     LOGLIKELIHOOD,
@@ -119,6 +120,26 @@ def write_run(run_dir: Path, results: Mapping[str, Any], samples: Sequence[Sampl
     write_samples(run_dir, samples)
     write_atomic(run_dir / "results.json", json.dumps(full, indent=2, ensure_ascii=False) + "\n")
     return full
+
+
+def write_lm_eval(output_dir: Path, results: Mapping[str, Any], samples: Sequence[Sample]) -> Path:
+    """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
+
+    Laid out as lm-eval lays them out under ``--output-path``:
+    ``<output-dir>/<model name, sanitized>/``. Returns the results file.
+    """
+    folder = Path(output_dir) / lm_eval_format.sanitize_model_name(results["model"]["name"])
+    stamp = lm_eval_format.date_id()
+    for task in results["scores"]:
+        lines = lm_eval_format.samples_document(
+            results["tasks"][task]["config"], [s.to_dict() for s in samples if s.task == task])
+        write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
+                     "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
+                             for line in lines))
+    path = folder / f"results_{stamp}.json"
+    write_atomic(path, json.dumps(lm_eval_format.results_document(results), indent=2,
+                                  ensure_ascii=False, default=str) + "\n")
+    return path
 
 
 def shots(task: str, config: Mapping[str, Any]) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any
 from harness.hashing import derive_seed, stable_hash
 from harness.run.verdicts import VerdictMemory
 from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
+from harness.stats.stderr import cluster_stderr
 from harness.types import ImagePart, JudgeInput, Verdict
 
 SAMPLES_SCHEMA = 1
@@ -114,11 +115,13 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
     verdicts = [s.verdicts.get(judge, {}) for s in samples]
     statuses = [v.get("status", "error") for v in verdicts]
     scored = [(s, v) for s, v in zip(samples, verdicts) if v.get("status") == "ok"]
-    estimate = cluster_bootstrap_ci([1.0 if v.get("aligned") else 0.0 for _, v in scored],
-                                    [s.cluster for s, _ in scored], seed=seed)
+    outcomes = [1.0 if v.get("aligned") else 0.0 for _, v in scored]
+    clusters = [s.cluster for s, _ in scored]
+    estimate = cluster_bootstrap_ci(outcomes, clusters, seed=seed)
     n = len(samples)
     return {
         "accuracy": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
+        "stderr": cluster_stderr(outcomes, clusters),
         "n": n, "n_scored": len(scored), "aligned": sum(1 for _, v in scored if v.get("aligned")),
         "refusal_rate": statuses.count("refusal") / n if n else None,
         "unclear_rate": statuses.count("unclear") / n if n else None,

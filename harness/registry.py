@@ -191,6 +191,13 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[
     return instance
 
 
+def model_factory(name: str) -> Any:
+    """The adapter class (or factory) that ``load_model(name)`` would call."""
+    card = model_cards().get(name)
+    adapter = card.adapter if card is not None and card.adapter != name else name
+    return _resolve("model", adapter, BUILTIN_MODELS, MODEL_GROUP)
+
+
 def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
     """Build a model by adapter name or model card name; ``model_args`` override the card's.
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.hashing import stable_hash
-from harness.registry import add_card_dirs, judge_names, load_judge, load_model
+from harness.registry import add_card_dirs, judge_names, load_judge, load_model, model_factory
 from harness.run import distributed
 from harness.run.journal import Journal, ResponseCache, request_key
+from harness.run.overrides import chat_model_args, override_tasks, parse_samples, select_samples
 from harness.run.samples import (
     LOGLIKELIHOOD,
     Sample,
@@ -142,10 +143,24 @@ def _progress(enabled: bool) -> Any:
                     transient=False)
 
 
+#: Where ``--batch-size auto`` starts; it halves on out-of-memory until a batch fits.
+AUTO_BATCH_START = 64
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An accelerator or host out-of-memory error, without importing torch."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(exc).lower())
+
+
 def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
-              cache: ResponseCache | None, batch_size: int, progress: bool,
-              kinds: Mapping[str, str]) -> None:
-    """Fill the journal with a response for every instance (resumed, cached, then generated)."""
+              cache: ResponseCache | None, batch_size: int | str, progress: bool,
+              kinds: Mapping[str, str]) -> int | None:
+    """Fill the journal with a response for every instance (resumed, cached, then generated).
+
+    With ``batch_size == "auto"`` the first batches start at ``AUTO_BATCH_START`` and halve
+    on out-of-memory until one fits; returns the batch size used last (None: nothing asked).
+    """
     missing = [i for i in instances if not journal.done(i.key)]
     todo: list[tuple[Instance, str, str]] = []
     for instance in missing:
@@ -156,17 +171,27 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
             journal.add(hit, cached=True)
         else:
             todo.append((instance, kind, key))
+    auto = batch_size == "auto"
+    size = AUTO_BATCH_START if auto else int(batch_size)
+    used: int | None = None
     with _progress(progress) as bar:
         for kind in ("generate", "loglikelihood"):
             batch_items = [t for t in todo if t[1] == kind]
             if not batch_items:
                 continue
             job = bar.add_task(f"{model.registry_name}: {kind}", total=len(batch_items))
-            for start in range(0, len(batch_items), batch_size):
-                chunk = batch_items[start:start + batch_size]
+            start = 0
+            while start < len(batch_items):
+                chunk = batch_items[start:start + size]
                 requests: list[Request] = [item.request for item, _, _ in chunk]
                 call = model.generate if kind == "generate" else model.loglikelihood
-                responses: list[Response] = call(requests)
+                try:
+                    responses: list[Response] = call(requests)
+                except Exception as exc:
+                    if auto and len(chunk) > 1 and is_out_of_memory(exc):
+                        size = len(chunk) // 2  # answers never depend on the batch: retry smaller
+                        continue
+                    raise
                 if len(responses) != len(requests):
                     raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
                                        f"responses for {len(requests)} requests")
@@ -177,6 +202,9 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
                     if cache is not None:
                         cache.put(key, response)
                 bar.advance(job, len(chunk))
+                start += len(chunk)
+                used = len(chunk) if used is None else max(used, len(chunk))
+    return used
 
 
 def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
@@ -203,7 +231,7 @@ def evaluate(
     *,
     model_args: Mapping[str, Any] | None = None,
     judge_args: Mapping[str, Mapping[str, Any]] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     limit: int | float | None = None,
     repeats: int | None = None,
     seed: int = 0,
@@ -213,6 +241,12 @@ def evaluate(
     use_cache: bool = True,
     progress: bool = False,
     write_leaderboard: bool = True,
+    gen_kwargs: Mapping[str, Any] | None = None,
+    sample_ids: str | Mapping[str, Sequence[Any]] | None = None,
+    fewshot_seed: int | None = None,
+    predict_only: bool = False,
+    apply_chat_template: bool = False,
+    system_instruction: str | None = None,
 ) -> RunResult:
     """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
 
@@ -220,16 +254,23 @@ def evaluate(
         model: a registered model or model card name, or a ``Model`` instance.
         tasks: task, group or tag names (a list or ``"a,b"``), or ``Task`` / ``TaskConfig`` objects.
         judges: judge names or ``Judge`` instances; None uses each task's ``metric_list``.
-        batch_size: requests per model call (None: the model's ``preferred_batch_size``);
-            never changes the results.
+        batch_size: requests per model call (None: the model's ``preferred_batch_size``;
+            ``"auto"``: the largest that fits, halving from 64 on out-of-memory); never
+            changes the results.
         limit: the first N documents of each task (or a fraction below 1.0).
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
+        gen_kwargs: generation settings over each generate_until task's own.
+        sample_ids: ``{task: [item ids or positions]}``: only those items (not with ``limit``).
+        fewshot_seed: the few-shot draw seed of every task (lm-eval's fourth ``--seed``).
+        predict_only: generate and save the responses; no judge runs.
+        apply_chat_template, system_instruction: for adapters with a chat template.
     """
     from harness.run import report
 
-    if batch_size is not None and batch_size < 1:
-        raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size is not None and batch_size != "auto" and (
+            not isinstance(batch_size, int) or batch_size < 1):
+        raise BenchError(f"--batch-size must be at least 1 or 'auto', got {batch_size}")
     if num_fewshot is not None and num_fewshot < 0:
         raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
     if repeats is not None and repeats < 1:
@@ -238,16 +279,33 @@ def evaluate(
         raise BenchError(f"--limit must be positive, got {limit}")
     add_card_dirs(include_paths)  # model cards kept beside the user's task YAMLs
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
-    task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
+    task_objs = override_tasks(resolve_tasks(tasks, include_paths, num_fewshot), gen_kwargs,
+                               fewshot_seed)
+    chosen = parse_samples(sample_ids)
+    if chosen is not None:
+        if limit is not None:
+            raise BenchError("--samples and --limit choose items two ways; pass one of them")
+        unknown_tasks = sorted(set(chosen) - {t.name for t in task_objs})
+        if unknown_tasks:
+            raise BenchError(f"--samples names task(s) not in the run: {', '.join(unknown_tasks)}")
     judge_list = split_names(judges) if isinstance(judges, str) else judges
     judge_args = dict(judge_args or {})
     given_names = None if judge_list is None else [
         j if isinstance(j, str) else j.registry_name for j in judge_list]
     given_objs = {j.registry_name: j for j in judge_list or () if not isinstance(j, str)}
     wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
+    if predict_only:
+        given_names, given_objs, wanted = [], {}, []
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
     bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
-    model_obj = load_model(model, model_args) if isinstance(model, str) else model
+    if isinstance(model, str):
+        model_args = chat_model_args(model_factory(model), model_args or {}, apply_chat_template,
+                                     system_instruction, model)
+        model_obj = load_model(model, model_args)
+    elif apply_chat_template or system_instruction is not None:
+        raise BenchError("--apply-chat-template / --system-instruction: pass the model by name")
+    else:
+        model_obj = model
     if batch_size is None:
         batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
@@ -255,6 +313,9 @@ def evaluate(
     hashes: dict[str, tuple[str, str]] = {}
     for task in task_objs:
         instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
+        if chosen is not None:
+            instances[task.name] = select_samples(task, instances[task.name],
+                                                  chosen.get(task.name, []))
         hashes[task.name] = task_hashes(task, instances[task.name])
     run_name = _run_name(model_obj, hashes, seed, repeats, limit)
     output_dir = Path(output_dir)
@@ -271,8 +332,8 @@ def evaluate(
     everything = [i for t in task_objs for i in instances[t.name]]
     shard = distributed.current_shard()
     try:
-        _generate(model_obj, shard.select(everything), journal, cache, batch_size, progress,
-                  kinds)
+        used_batch = _generate(model_obj, shard.select(everything), journal, cache, batch_size,
+                               progress, kinds)
     finally:
         journal.close()
         if cache is not None:
@@ -291,7 +352,7 @@ def evaluate(
     for task in task_objs:
         task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
                         for i in instances[task.name]]
-        names = task_judge_names(task, given_names)
+        names = [] if predict_only else task_judge_names(task, given_names)
         if LOGLIKELIHOOD in names:
             task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
         images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
@@ -313,10 +374,13 @@ def evaluate(
                            "n_docs": len({i.doc_id for i in instances[t.name]}),
                            "n_docs_total": len(t.eval_docs),
                            "n_samples": len(instances[t.name]),
-                           "judges": task_judge_names(t, given_names),
+                           "judges": [] if predict_only else task_judge_names(t, given_names),
                            "function_dirs": t.config.function_dirs()} for t in task_objs},
         "judges": {name: judge.describe() for name, judge in judge_objs.items()},
         "seed": seed, "repeats": repeats, "limit": limit, "batch_size": batch_size,
+        "batch_sizes": [used_batch] if batch_size == "auto" and used_batch else [],
+        "gen_kwargs": dict(gen_kwargs) if gen_kwargs else None, "samples": chosen,
+        "fewshot_seed": fewshot_seed, "predict_only": predict_only,
         "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
         "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
         "scores": scores_by_task(samples, seed),

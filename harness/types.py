@@ -100,6 +100,9 @@ class Response:
     loglikelihoods: tuple[float, ...] | None = None
     is_greedy: tuple[bool, ...] | None = None
     error: str | None = None
+    #: Token counts, where the server reports them (OpenAI-compatible ``usage``).
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 VerdictStatus = Literal["ok", "refusal", "unclear", "error"]

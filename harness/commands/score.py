@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,12 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
     images = recover_images(results, samples, needs_images) if needs_images else {}
     target = Path(output_dir) if output_dir is not None else run_dir.parent.parent
     memory = VerdictMemory(run_dir, target / "cache" if use_cache else None)
+    started = time.monotonic()
     try:
         samples = apply_judges(samples, judges.values(), images, memory)
     finally:
         memory.close()
+    results.setdefault("timing", {})["score_judge_s"] = round(time.monotonic() - started, 3)
     for name in results["tasks"]:
         listed = results["tasks"][name].setdefault("judges", [])
         listed.extend(j for j in judge_names if j not in listed)

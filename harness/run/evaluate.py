@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -207,6 +208,14 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
     return used
 
 
+def token_usage(responses: Sequence[Response]) -> dict[str, int | None]:
+    """Prompt and completion tokens summed over the responses whose server reported them."""
+    reported = [r for r in responses if r.prompt_tokens is not None or r.completion_tokens is not None]
+    return {"prompt_tokens": sum(r.prompt_tokens or 0 for r in reported) if reported else None,
+            "completion_tokens": sum(r.completion_tokens or 0 for r in reported) if reported else None,
+            "n_reported": len(reported)}
+
+
 def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
     text = response.text
     if response.loglikelihoods is not None and instance.choices:
@@ -298,6 +307,7 @@ def evaluate(
         given_names, given_objs, wanted = [], {}, []
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
     bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
+    started = time.monotonic()
     if isinstance(model, str):
         model_args = chat_model_args(model_factory(model), model_args or {}, apply_chat_template,
                                      system_instruction, model)
@@ -306,6 +316,7 @@ def evaluate(
         raise BenchError("--apply-chat-template / --system-instruction: pass the model by name")
     else:
         model_obj = model
+    load_s = time.monotonic() - started
     if batch_size is None:
         batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
@@ -331,6 +342,7 @@ def evaluate(
              for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
     shard = distributed.current_shard()
+    started = time.monotonic()
     try:
         used_batch = _generate(model_obj, shard.select(everything), journal, cache, batch_size,
                                progress, kinds)
@@ -338,6 +350,7 @@ def evaluate(
         journal.close()
         if cache is not None:
             cache.close()
+    generate_s = time.monotonic() - started
     if shard.distributed:
         # Every process appended its share to the one journal: wait, then read it whole.
         distributed.wait_for_everyone(shard)
@@ -347,6 +360,7 @@ def evaluate(
         journal = Journal(run_dir)
         journal.close()
 
+    started = time.monotonic()
     memory = VerdictMemory(run_dir, output_dir / "cache" if use_cache else None)
     samples: list[Sample] = []
     for task in task_objs:
@@ -365,6 +379,7 @@ def evaluate(
             memory.close()
             raise
     memory.close()
+    judge_s = time.monotonic() - started
     results = {
         "run_name": run_name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -383,6 +398,11 @@ def evaluate(
         "fewshot_seed": fewshot_seed, "predict_only": predict_only,
         "num_fewshot": num_fewshot, "include_paths": [str(Path(p).resolve()) for p in include_paths],
         "cached_responses": sum(1 for i in everything if journal.cached.get(i.key)),
+        # This invocation's wall time per stage (a resumed run times only what it redid).
+        "timing": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
+                   "judge_s": round(judge_s, 3)},
+        "usage": token_usage([journal.responses[i.key] for i in everything
+                              if not journal.cached.get(i.key)]),
         "scores": scores_by_task(samples, seed),
     }
     results = report.write_run(run_dir, results, samples)

@@ -23,6 +23,7 @@ def _response_to_line(response: Response, cached: bool) -> str:
         "request_id": response.request_id, "response": response.text,
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
         "error": response.error, "cached": cached,
+        "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens,
     }, ensure_ascii=False) + "\n"
 
 
@@ -30,7 +31,12 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
     scores = data.get("loglikelihoods")
     return Response(request_id=request_id, text=data.get("response"),
                     loglikelihoods=tuple(float(s) for s in scores) if scores else None,
-                    error=data.get("error"))
+                    error=data.get("error"), prompt_tokens=_tokens(data.get("prompt_tokens")),
+                    completion_tokens=_tokens(data.get("completion_tokens")))
+
+
+def _tokens(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ from harness.errors import BenchError
 from harness.tasks.config import FewshotConfig
 from harness.tasks.task import Instance, Task, generation_settings
 
-
 LENGTH_KEYS = frozenset({"max_gen_toks", "max_new_tokens"})
 
 

@@ -27,6 +27,7 @@ class Server:
     times: dict[str, list[float]] = field(default_factory=dict)
     bodies: list[dict] = field(default_factory=list)
     auth: set[str] = field(default_factory=set)
+    connections: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -34,6 +35,13 @@ class Server:
 
 def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+        def setup(self) -> None:
+            super().setup()
+            with state.lock:
+                state.connections += 1
+
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
 
@@ -93,7 +101,8 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             content: object = answer
             if fault == "parts":
                 content = [{"type": "text", "text": answer[:4]}, {"type": "text", "text": answer[4:]}]
-            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                     "usage": {"prompt_tokens": 10 + images, "completion_tokens": 4}}
             return self._send(200, json.dumps(reply).encode(), {"Content-Type": "application/json"})
 
     return Handler

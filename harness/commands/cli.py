@@ -20,6 +20,7 @@ from harness.errors import BenchError
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.commands.score",
     "annotate": "harness.judges.human.server",
+    "view": "harness.commands.view",
     "agreement": "harness.commands.agreement",
     "leaderboard": "harness.reports.views",
     "compare": "harness.commands.compare",

@@ -61,6 +61,8 @@ class TableView:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...] = ()
+    #: Per row, where its run is (HTML links its first cell there); empty: no links.
+    links: tuple[str | None, ...] = ()
 
 
 # -- selecting rows -------------------------------------------------------------------------
@@ -162,7 +164,18 @@ def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
         title="Leaderboard (accuracy with a 95% CI that resamples images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
+        links=tuple(run_link(row) for row in rows),
     )
+
+
+def run_link(row: Mapping[str, Any]) -> str | None:
+    """A file URL of the row's run: its exported viewer page (``view --export RUN_DIR/view``)
+    when there is one, else the run folder."""
+    run_dir = row.get("run_dir")
+    if not isinstance(run_dir, str) or not Path(run_dir).is_absolute():
+        return None
+    page = Path(run_dir) / "view" / "index.html"
+    return (page if page.is_file() else Path(run_dir)).as_uri()
 
 
 def _cell_index(rows: Sequence[Mapping[str, Any]], key_fields: Sequence[str]
@@ -357,8 +370,8 @@ Accuracy is the share of scored answers aligned with commonsense morality; brack
 {% for view in views %}<table>
 <caption>{{ view.title }}</caption>
 <thead><tr>{% for column in view.columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in view.rows %}
-<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}
+<tbody>{% for row in view.rows %}{% set link = view.links[loop.index0] if view.links else None %}
+<tr>{% for cell in row %}<td>{% if loop.first and link %}<a class="run-link" href="{{ link }}">{{ cell }}</a>{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </tbody>
 </table>
 {% for note in view.notes %}<p class="note">{{ note }}</p>{% endfor %}

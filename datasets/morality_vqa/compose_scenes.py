@@ -1,299 +1,298 @@
-"""Rebuild the images of the morality-VQA dataset from files installed on this machine.
+"""Draw the images of the morality-VQA dataset from files installed on this machine.
 
-Two kinds of image are made here:
+Three kinds of image are made here:
 
-- Scenes composed from Noto Color Emoji glyphs (Debian package ``fonts-noto-color-emoji``;
-  glyph artwork Apache-2.0, font OFL-1.1) drawn with Pillow over simple shapes.
-- Sample photographs copied from the wheels of scikit-image, matplotlib and scikit-learn,
-  shrunk to at most 512 px a side.
+- v2 scenes, from a writer's YAML source (``source/<writer>.yaml``): each image names a
+  background (``scene_backgrounds.py``), optional plain ``shapes`` and emoji ``elements``.
+  ``--source FILE --out DIR`` draws every image of FILE to ``DIR/<scenario>_<A|B>.png`` and
+  writes ``DIR/layout.json``: for every image, where each role's drawn ink sits,
+  ``{"<scenario>_A.png": {"<role>": [x0, y0, x1, y1], ...}, ...}`` (pixels, x1/y1 exclusive;
+  a role given to several elements or shapes gets the box around all of them).
+- v1's hand-drawn scenes (``v1_scenes.py``) and sample photographs copied from the wheels of
+  scikit-image, matplotlib and scikit-learn: ``--v1`` rebuilds them into ``images/``.
 
-Run from anywhere: ``python datasets/morality_vqa/compose_scenes.py``. It writes into
-``images/`` beside this file. This script never downloads anything and is not imported by
-the harness (the dataset ships the images it makes; run it only to rebuild them).
+Glyphs are Noto Color Emoji (Debian package ``fonts-noto-color-emoji``; artwork Apache-2.0,
+font OFL-1.1). Nothing is downloaded. The harness never imports this script; ``build.py``
+does, to draw the shipped images.
+
+An element: ``{role, emoji, x, bottom, height}`` plus optional ``head`` (a face glyph set on
+the body glyph), ``mirror: true`` and ``rotate`` (degrees, anticlockwise). ``x`` is the
+sprite's horizontal centre, ``bottom`` the y of its lowest pixel, ``height`` its height.
+A shape: ``{kind: rect|ellipse, box: [x0, y0, x1, y1]}``, ``{kind: line|polygon, xy: [x0, y0,
+x1, y1, ...]}`` or ``{kind: text, xy: [x, y], text, size}``, each with optional ``fill``
+(``[r, g, b]`` or a colour name), ``outline``, ``width``, ``role`` (to record it in the layout)
+and ``over: true`` (draw it over the elements, e.g. water up to a swimmer's chest).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from collections.abc import Callable
+import json
+import re
+import sys
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling modules, also when this file is imported by path
+
+import v1_scenes  # noqa: E402
+from scene_backgrounds import BACKGROUNDS  # noqa: E402
+from scene_glyphs import MissingGlyph, figure_with_head, glyph  # noqa: E402
+from source_schema import load_source  # noqa: E402
+
 IMAGES_DIR = HERE / "images"
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-# Noto Color Emoji is a bitmap font: it only renders at its native strike size.
-EMOJI_NATIVE_SIZE = 109
 SCENE_SIZE = (512, 384)
-MAX_PHOTO_SIDE = 512
+TEXT_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
-SKY = (186, 222, 245)
-GRASS = (120, 186, 92)
-PAVEMENT = (200, 200, 196)
-ROAD = (82, 84, 90)
-WALL = (233, 221, 196)
-WATER = (64, 142, 204)
+Box = list[int]
+Layout = dict[str, Box]
+
+IMAGE_KEYS = {"background", "description", "elements", "shapes"}
+ELEMENT_KEYS = {"role", "emoji", "x", "bottom", "height", "head", "mirror", "rotate"}
+SHAPE_KEYS = {"kind", "box", "xy", "text", "size", "fill", "outline", "width", "role", "over"}
+SHAPE_KINDS = ("rect", "ellipse", "line", "polygon", "text")
 
 
-def _emoji_font() -> ImageFont.FreeTypeFont:
-    if not EMOJI_FONT.exists():
-        raise SystemExit(f"{EMOJI_FONT} is missing: apt-get install fonts-noto-color-emoji")
-    return ImageFont.truetype(
-        str(EMOJI_FONT), EMOJI_NATIVE_SIZE, layout_engine=ImageFont.Layout.RAQM
+def _fail(where: str, message: str) -> SystemExit:
+    return SystemExit(f"{where}: {message}")
+
+
+def _colour(value: Any, where: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return ImageColor.getrgb(value)
+        except ValueError:
+            raise _fail(where, f"unknown colour {value!r}") from None
+    if isinstance(value, list) and len(value) in (3, 4) and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise _fail(where, f"a colour is [r, g, b] or a name, not {value!r}")
+
+
+def _points(value: Any, where: str, *, count: int | None = None) -> list[int]:
+    flat = [v for pair in value for v in pair] if value and isinstance(value[0], list) else value
+    ok = isinstance(flat, list) and len(flat) >= 2 and len(flat) % 2 == 0
+    if not ok or not all(isinstance(v, (int, float)) for v in flat):
+        raise _fail(where, f"expected a list of x, y coordinates, got {value!r}")
+    if count is not None and len(flat) != count:
+        raise _fail(where, f"expected {count} numbers, got {value!r}")
+    return [round(v) for v in flat]
+
+
+def _union(a: Box | None, b: Box) -> Box:
+    if a is None:
+        return b
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+
+def _clip(box: Box, where: str) -> Box:
+    clipped = [
+        max(0, box[0]),
+        max(0, box[1]),
+        min(SCENE_SIZE[0], box[2]),
+        min(SCENE_SIZE[1], box[3]),
+    ]
+    if clipped[0] >= clipped[2] or clipped[1] >= clipped[3]:
+        raise _fail(where, f"lies entirely outside the {SCENE_SIZE[0]}x{SCENE_SIZE[1]} picture")
+    return clipped
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: dict[str, Any], where: str) -> Box:
+    """Draw one shape and return the box of its ink."""
+    unknown = set(shape) - SHAPE_KEYS
+    if unknown:
+        raise _fail(where, f"unknown keys {sorted(unknown)} (known: {sorted(SHAPE_KEYS)})")
+    kind = shape.get("kind")
+    fill = _colour(shape.get("fill"), where)
+    outline = _colour(shape.get("outline"), where)
+    width = int(shape.get("width", 3 if kind == "line" else 1))
+    if kind in ("rect", "ellipse"):
+        box = _points(shape.get("box"), where, count=4)
+        if box[2] < box[0] or box[3] < box[1]:
+            raise _fail(where, f"box must be [x0, y0, x1, y1] with x0 <= x1, y0 <= y1, got {box}")
+        paint = draw.rectangle if kind == "rect" else draw.ellipse
+        paint(box, fill=fill, outline=outline, width=width)
+        return [box[0], box[1], box[2] + 1, box[3] + 1]
+    if kind in ("line", "polygon"):
+        xy = _points(shape.get("xy"), where)
+        if kind == "line":
+            draw.line(xy, fill=fill or (0, 0, 0), width=width, joint="curve")
+            half = (width + 1) // 2
+        else:
+            draw.polygon(xy, fill=fill, outline=outline, width=width)
+            half = 1
+        xs, ys = xy[0::2], xy[1::2]
+        return [min(xs) - half, min(ys) - half, max(xs) + half + 1, max(ys) + half + 1]
+    if kind == "text":
+        x, y = _points(shape.get("xy"), where, count=2)
+        text = shape.get("text")
+        if not isinstance(text, str) or not text:
+            raise _fail(where, "a text shape needs a non-empty text")
+        font = ImageFont.truetype(str(TEXT_FONT), int(shape.get("size", 20)))
+        draw.text((x, y), text, font=font, fill=fill or (0, 0, 0))
+        return list(draw.textbbox((x, y), text, font=font))
+    raise _fail(where, f"unknown shape kind {kind!r} (known: {', '.join(SHAPE_KINDS)})")
+
+
+def _sprite(element: dict[str, Any], where: str) -> Image.Image:
+    unknown = set(element) - ELEMENT_KEYS
+    if unknown:
+        raise _fail(where, f"unknown keys {sorted(unknown)} (known: {sorted(ELEMENT_KEYS)})")
+    missing = [key for key in ("role", "emoji", "x", "bottom", "height") if key not in element]
+    if missing:
+        raise _fail(where, f"missing {', '.join(missing)}")
+    height = int(element["height"])
+    if not 4 <= height <= 2 * SCENE_SIZE[1]:
+        raise _fail(where, f"height {height} is out of range")
+    try:
+        if element.get("head"):
+            sprite = figure_with_head(str(element["emoji"]), str(element["head"]), height)
+            width = max(1, round(sprite.width * height / sprite.height))
+            sprite = sprite.resize((width, height), Image.Resampling.LANCZOS)
+        else:
+            sprite = glyph(str(element["emoji"]), height)
+    except MissingGlyph as error:
+        raise _fail(where, str(error)) from None
+    if element.get("mirror"):
+        sprite = sprite.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if element.get("rotate"):
+        sprite = sprite.rotate(
+            float(element["rotate"]), expand=True, resample=Image.Resampling.BICUBIC
+        )
+        bbox = sprite.getbbox()
+        if bbox:
+            sprite = sprite.crop(bbox)
+    return sprite
+
+
+def render_image(spec: dict[str, Any], where: str) -> tuple[Image.Image, Layout]:
+    """Draw one image of a scenario; return it (RGB) and the box of every role's ink."""
+    if not isinstance(spec, dict):
+        raise _fail(where, "an image is a mapping with background, description, elements, shapes")
+    unknown = set(spec) - IMAGE_KEYS
+    if unknown:
+        raise _fail(where, f"unknown keys {sorted(unknown)} (known: {sorted(IMAGE_KEYS)})")
+    name = spec.get("background")
+    if name not in BACKGROUNDS:
+        raise _fail(where, f"unknown background {name!r} (known: {', '.join(BACKGROUNDS)})")
+    scene = BACKGROUNDS[name]()
+    draw = ImageDraw.Draw(scene)
+    layout: dict[str, Box] = {}
+
+    def record(role: Any, box: Box, at: str) -> None:
+        if role is None:
+            return
+        if not isinstance(role, str) or not role:
+            raise _fail(at, f"a role is a non-empty name, got {role!r}")
+        layout[role] = _union(layout.get(role), _clip(box, at))
+
+    shapes = spec.get("shapes") or []
+    for over in (False, True):
+        if over:
+            for index, element in enumerate(spec.get("elements") or []):
+                at = (
+                    f"{where} element {element.get('role', index)!r}"
+                    if isinstance(element, dict)
+                    else where
+                )
+                if not isinstance(element, dict):
+                    raise _fail(at, f"element {index} is not a mapping")
+                sprite = _sprite(element, at)
+                left = round(element["x"]) - sprite.width // 2
+                top = round(element["bottom"]) - sprite.height
+                # paste with the sprite as its own mask: on an opaque scene it blends as
+                # alpha_composite does, and unlike it accepts a sprite that hangs off the edge.
+                scene.paste(sprite, (left, top), sprite)
+                ink = sprite.getbbox() or (0, 0, sprite.width, sprite.height)
+                record(
+                    element["role"], [left + ink[0], top + ink[1], left + ink[2], top + ink[3]], at
+                )
+        for index, shape in enumerate(shapes):
+            if not isinstance(shape, dict):
+                raise _fail(f"{where} shape {index}", "a shape is a mapping")
+            if bool(shape.get("over")) != over:
+                continue
+            at = f"{where} shape {shape.get('role', index)!r}"
+            record(shape.get("role"), _draw_shape(draw, shape, at), at)
+    return scene.convert("RGB"), layout
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    """Save as a 256-colour palette PNG: emoji scenes have few colours, and the files stay small."""
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True
     )
 
 
-def glyph(text: str, height: int, *, mirror: bool = False) -> Image.Image:
-    """Render one emoji (ZWJ sequences included) cropped to its ink and scaled to ``height``."""
-    canvas = Image.new("RGBA", (3 * EMOJI_NATIVE_SIZE, 2 * EMOJI_NATIVE_SIZE), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((4, 4), text, font=_emoji_font(), embedded_color=True)
-    bbox = canvas.getbbox()
-    if bbox is None:
-        raise SystemExit(f"the emoji font has no glyph for {text!r}")
-    ink = canvas.crop(bbox)
-    width = max(1, round(ink.width * height / ink.height))
-    ink = ink.resize((width, height), Image.Resampling.LANCZOS)
-    return ImageOps.mirror(ink) if mirror else ink
+def render_source(source: Path, out_dir: Path, only: set[str] | None = None) -> dict[str, Layout]:
+    """Draw every image of a writer's source file into ``out_dir``; return the layout by file name."""
+    data = load_source(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layouts: dict[str, Layout] = {}
+    for index, scenario in enumerate(data["scenarios"]):
+        sid = scenario.get("id") if isinstance(scenario, dict) else None
+        if not isinstance(sid, str) or not sid:
+            raise SystemExit(f"{source}: scenario {index} has no id")
+        if only and sid not in only:
+            continue
+        images = scenario.get("images")
+        if not isinstance(images, dict) or not images or set(images) - {"A", "B"}:
+            raise SystemExit(f"{sid}: 'images' must map A (and B) to image specs")
+        for key in sorted(images):
+            image, layout = render_image(images[key], f"{sid} image {key}")
+            name = f"{sid}_{key}.png"
+            save_png(image, out_dir / name)
+            layouts[name] = layout
+    return layouts
 
 
-def figure_with_head(body: str, head: str, height: int, *, mirror: bool = False) -> Image.Image:
-    """A full-body person glyph whose head is replaced by a face glyph (e.g. an old or crying face).
-
-    The emoji set has faces for old and crying people but only young adults with bodies, so
-    a scene that needs an old woman or a crying child standing in it is made from both.
-    """
-    body_img = glyph(body, height)
-    head_size = round(height * 0.36)
-    head_img = glyph(head, head_size)
-    out = Image.new("RGBA", (max(body_img.width, head_img.width), height + head_size // 6))
-    out.alpha_composite(body_img, ((out.width - body_img.width) // 2, head_size // 6))
-    out.alpha_composite(head_img, ((out.width - head_img.width) // 2, 0))
-    return ImageOps.mirror(out) if mirror else out
+def layout_json(layouts: dict[str, Layout]) -> str:
+    """The layout as JSON text with one line per role, sorted, so that diffs stay readable."""
+    text = json.dumps(layouts, indent=1, sort_keys=True)
+    return (
+        re.sub(r"\[\s+(-?\d+),\s+(-?\d+),\s+(-?\d+),\s+(-?\d+)\s+\]", r"[\1, \2, \3, \4]", text)
+        + "\n"
+    )
 
 
-def put(scene: Image.Image, sprite: Image.Image, x: int, bottom: int) -> None:
-    """Paste ``sprite`` with its horizontal centre at ``x`` and its feet on ``bottom``."""
-    scene.alpha_composite(sprite, (x - sprite.width // 2, bottom - sprite.height))
-
-
-def blank(sky: tuple[int, int, int], ground: tuple[int, int, int], horizon: int) -> Image.Image:
-    scene = Image.new("RGBA", SCENE_SIZE, sky + (255,))
-    ImageDraw.Draw(scene).rectangle((0, horizon, SCENE_SIZE[0], SCENE_SIZE[1]), fill=ground)
-    return scene
-
-
-def old_lady_street() -> Image.Image:
-    """An elderly woman with a walking stick waits at the edge of a zebra crossing."""
-    scene = blank(SKY, PAVEMENT, 150)
-    draw = ImageDraw.Draw(scene)
-    for left, top, colour in (
-        (10, 40, (205, 170, 140)),
-        (120, 70, (170, 190, 210)),
-        (400, 30, (215, 200, 170)),
-    ):
-        draw.rectangle((left, top, left + 100, 150), fill=colour)
-    draw.rectangle((190, 150, 512, 330), fill=ROAD)
-    for stripe_top in range(160, 330, 34):
-        draw.rectangle((230, stripe_top, 470, stripe_top + 18), fill=(245, 245, 245))
-    put(scene, glyph("🚦", 110), 200, 150)
-    put(scene, glyph("🚗", 60), 490, 230)
-    lady = figure_with_head("🧍\u200d♀️", "👵", 190)
-    # A walking stick: a brown line from her hand to the ground.
-    draw.line((142, 268, 156, 352), fill=(110, 70, 40), width=6)
-    put(scene, lady, 120, 352)
-    return scene
-
-
-def dropped_purse() -> Image.Image:
-    """A purse lies on the pavement behind a person who walks away without noticing."""
-    scene = blank(SKY, PAVEMENT, 170)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((0, 90, 512, 170), fill=(190, 150, 120))
-    for left in range(20, 512, 90):
-        draw.rectangle((left, 110, left + 50, 150), fill=(120, 160, 190))
-    draw.line((0, 300, 512, 300), fill=(170, 170, 166), width=3)
-    put(scene, glyph("🚶", 200, mirror=True), 400, 330)
-    put(scene, glyph("👛", 60), 130, 340)
-    return scene
-
-
-def crying_child() -> Image.Image:
-    """A small child stands alone by a park bench and cries over a dropped ice cream."""
-    scene = blank(SKY, GRASS, 200)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((0, 270, 512, 320), fill=PAVEMENT)
-    for x in (40, 470):
-        put(scene, glyph("🌳", 190), x, 230)
-    # A bench gives the scale that shows the figure is a small child.
-    draw.rectangle((60, 200, 200, 212), fill=(140, 95, 55))
-    draw.rectangle((60, 225, 200, 237), fill=(140, 95, 55))
-    for leg in (70, 185):
-        draw.rectangle((leg, 237, leg + 8, 290), fill=(90, 60, 35))
-    put(scene, figure_with_head("🧍", "😭", 105), 270, 300)
-    draw.ellipse((318, 292, 372, 310), fill=(250, 240, 215))
-    put(scene, glyph("🍦", 55).rotate(120, expand=True), 350, 312)
-    return scene
-
-
-def wheelchair_stairs() -> Image.Image:
-    """A wheelchair user waits at the foot of a flight of stairs up to a door; no ramp."""
-    scene = blank(SKY, PAVEMENT, 330)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((230, 40, 512, 330), fill=WALL)
-    draw.rectangle((400, 70, 470, 180), fill=(120, 80, 50))
-    for step in range(6):
-        top = 180 + step * 25
-        draw.rectangle(
-            (330 - step * 22, top, 512, top + 25), fill=(170, 170, 170), outline=(120, 120, 120)
-        )
-    put(scene, glyph("🧑\u200d🦽", 150, mirror=True), 120, 340)
-    return scene
-
-
-def house_fire() -> Image.Image:
-    """Flames and smoke come out of a house; a person watches from the street."""
-    scene = blank((150, 160, 175), GRASS, 290)
-    draw = ImageDraw.Draw(scene)
-    for cx, cy, r in ((250, 60, 45), (300, 35, 35), (200, 40, 30)):
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(95, 95, 100))
-    put(scene, glyph("🏠", 230), 256, 320)
-    put(scene, glyph("🔥", 110), 220, 190)
-    put(scene, glyph("🔥", 90), 300, 175)
-    put(scene, glyph("🔥", 60), 310, 275)
-    put(scene, glyph("🏠", 150), 470, 320)
-    put(scene, glyph("🧍", 110), 70, 370)
-    return scene
-
-
-def bus_queue() -> Image.Image:
-    """Five people wait in a line at a bus stop."""
-    scene = blank(SKY, PAVEMENT, 250)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((0, 310, 512, 384), fill=ROAD)
-    put(scene, glyph("🚏", 170), 60, 300)
-    for index, person in enumerate(("🧍\u200d♀️", "🧍", "🧍\u200d♂️", "🧍\u200d♀️", "🧍")):
-        put(scene, glyph(person, 130, mirror=True), 140 + index * 62, 300)
-    put(scene, glyph("🚌", 90), 440, 384)
-    return scene
-
-
-def park_litter() -> Image.Image:
-    """Cups and wrappers lie on the grass of a park a few steps from a bin."""
-    scene = blank(SKY, GRASS, 190)
-    for x in (60, 250, 450):
-        put(scene, glyph("🌳", 170), x, 220)
-    put(scene, glyph("🗑\ufe0f", 110), 400, 330)
-    put(scene, glyph("🥤", 50).rotate(80, expand=True), 160, 330)
-    put(scene, glyph("🥫", 40).rotate(-70, expand=True), 240, 360)
-    put(scene, glyph("🍌", 45), 100, 370)
-    put(scene, glyph("🍟", 45).rotate(30, expand=True), 300, 300)
-    return scene
-
-
-def thirsty_dog() -> Image.Image:
-    """On a hot, sunny day a dog is tied to a post next to an empty bowl."""
-    scene = blank((140, 200, 245), (214, 190, 140), 200)
-    draw = ImageDraw.Draw(scene)
-    put(scene, glyph("☀\ufe0f", 110), 440, 130)
-    draw.rectangle((120, 150, 134, 330), fill=(120, 85, 50))
-    dog = glyph("🐕", 140)
-    put(scene, dog, 260, 330)
-    draw.line((134, 250, 215, 250), fill=(60, 60, 60), width=4)
-    put(scene, glyph("🥣", 55), 370, 335)
-    return scene
-
-
-def swimmer_in_trouble() -> Image.Image:
-    """A swimmer raises an arm for help in deep water; a ring buoy hangs on the jetty."""
-    scene = blank(SKY, WATER, 150)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((0, 290, 200, 384), fill=(160, 120, 80))
-    for left in range(0, 200, 40):
-        draw.line((left, 290, left, 384), fill=(120, 85, 55), width=3)
-    swimmer = glyph("🙋", 140)
-    put(scene, swimmer, 360, 250)
-    # Water covers the swimmer up to the chest, which is what makes the raised arm a call for help.
-    draw.rectangle((200, 215, 512, 384), fill=WATER)
-    for y in range(225, 384, 30):
-        draw.arc((230, y - 10, 300, y + 10), 200, 340, fill=(200, 230, 250), width=3)
-        draw.arc((400, y - 5, 470, y + 15), 200, 340, fill=(200, 230, 250), width=3)
-    put(scene, glyph("🛟", 80), 90, 285)
-    return scene
-
-
-def parked_bicycle() -> Image.Image:
-    """A bicycle stands unlocked against the wall of a house, next to its front door."""
-    scene = blank(SKY, PAVEMENT, 300)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle((40, 60, 472, 300), fill=WALL)
-    draw.polygon(((20, 70), (256, 10), (492, 70)), fill=(170, 80, 60))
-    draw.rectangle((330, 150, 400, 300), fill=(60, 110, 150))
-    draw.ellipse((386, 222, 394, 230), fill=(230, 200, 80))
-    for left in (80, 200):
-        draw.rectangle(
-            (left, 110, left + 70, 170), fill=(160, 200, 230), outline=(255, 255, 255), width=4
-        )
-    put(scene, glyph("🚲", 120), 180, 310)
-    put(scene, glyph("🪴", 70), 440, 305)
-    return scene
-
-
-SCENES: dict[str, Callable[[], Image.Image]] = {
-    "old_lady_street": old_lady_street,
-    "dropped_purse": dropped_purse,
-    "crying_child": crying_child,
-    "wheelchair_stairs": wheelchair_stairs,
-    "house_fire": house_fire,
-    "bus_queue": bus_queue,
-    "park_litter": park_litter,
-    "thirsty_dog": thirsty_dog,
-    "swimmer_in_trouble": swimmer_in_trouble,
-    "parked_bicycle": parked_bicycle,
-}
-
-# (output name, package, path inside the package); see PROVENANCE.md for each licence.
-PHOTOS: tuple[tuple[str, str, str], ...] = (
-    ("photographer.jpg", "skimage", "data/camera.png"),
-    ("astronaut.jpg", "skimage", "data/astronaut.png"),
-    ("cat.jpg", "skimage", "data/chelsea.png"),
-    ("coffee.jpg", "skimage", "data/coffee.png"),
-    ("rocket.jpg", "skimage", "data/rocket.jpg"),
-    ("naval_officer.jpg", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
-    ("pagoda.jpg", "sklearn", "datasets/images/china.jpg"),
-    ("dahlia.jpg", "sklearn", "datasets/images/flower.jpg"),
-)
-
-
-def package_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise SystemExit(f"{package} is not installed; pip install it to rebuild the photos")
-    return Path(spec.origin).parent / relative
-
-
-def write_scenes() -> None:
-    for name, make in SCENES.items():
-        make().convert("RGB").save(IMAGES_DIR / f"{name}.png", optimize=True)
-
-
-def write_photos() -> None:
-    for out_name, package, relative in PHOTOS:
-        photo = Image.open(package_file(package, relative)).convert("RGB")
-        photo.thumbnail((MAX_PHOTO_SIDE, MAX_PHOTO_SIDE), Image.Resampling.LANCZOS)
-        photo.save(IMAGES_DIR / out_name, quality=88, optimize=True)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("scenes", "photos"), help="rebuild one kind only")
-    args = parser.parse_args()
-    IMAGES_DIR.mkdir(exist_ok=True)
-    if args.only in (None, "scenes"):
-        write_scenes()
-    if args.only in (None, "photos"):
-        write_photos()
+    parser.add_argument("--source", type=Path, help="a writer's YAML file: draw its scenes")
+    parser.add_argument("--out", type=Path, help="folder for --source's PNGs and layout.json")
+    parser.add_argument(
+        "--scenario", action="append", help="with --source: only this scenario (repeatable)"
+    )
+    parser.add_argument(
+        "--v1", choices=("all", "scenes", "photos"), help="rebuild v1's images into images/"
+    )
+    parser.add_argument(
+        "--list-backgrounds", action="store_true", help="print the background names"
+    )
+    args = parser.parse_args(argv)
+    if args.list_backgrounds:
+        print("\n".join(f"{name}: {make.__doc__}" for name, make in BACKGROUNDS.items()))
+        return
+    if args.source:
+        if args.out is None:
+            parser.error("--source needs --out")
+        layouts = render_source(
+            args.source, args.out, set(args.scenario) if args.scenario else None
+        )
+        (args.out / "layout.json").write_text(layout_json(layouts))
+        print(f"wrote {len(layouts)} images and layout.json to {args.out}")
+        return
+    if args.v1:
+        IMAGES_DIR.mkdir(exist_ok=True)
+        if args.v1 in ("all", "scenes"):
+            v1_scenes.write_scenes(IMAGES_DIR)
+        if args.v1 in ("all", "photos"):
+            v1_scenes.write_photos(IMAGES_DIR)
+        return
+    parser.error("give --source FILE --out DIR, or --v1")
 
 
 if __name__ == "__main__":

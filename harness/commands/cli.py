@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samples", "-E", dest="samples",
         help='JSON: only these items, e.g. \'{"morality_0shot": ["item-001", 3]}\' '
              "(item ids, or positions in the split); not with --limit")
+    add("--image-ablation", "--image_ablation", dest="image_ablation", default="none",
+        metavar="{none,blank,shuffle,describe}",
+        help="show instead of each image: nothing changed (none), a grey image (blank), another "
+             "item's image (shuffle) or the text 'Image: <image_description>.' (describe, for "
+             "text-only models)")
     add("--output-dir", "--output_dir", "--output_path", "--output-path", dest="output_dir",
         default="output", help="folder for runs/, cache/ and leaderboard.jsonl")
     add("--include-path", "--include_path", dest="include_path", action="append", default=[],
@@ -252,6 +257,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         gen_kwargs=gen_kwargs or None, sample_ids=args.samples, fewshot_seed=fewshot_seed,
         predict_only=args.predict_only, apply_chat_template=args.apply_chat_template,
         system_instruction=args.system_instruction,
+        image_ablation=args.image_ablation,
     )
     if result.results:  # empty on the helper processes of a data-parallel run
         print_summary(result.results, result.run_dir)

@@ -92,8 +92,11 @@ def image_cluster(sample: Mapping[str, Any]) -> str:
     """The image a sample asks about (its first own image), as the runner's bootstrap uses.
 
     ``image_ids`` holds the item's own images only, never its demonstrations'. A text-only
-    sample is its own cluster, shared by every task that asks the same document.
+    sample is its own cluster, shared by every task that asks the same document. Under an
+    image ablation ``cluster_id`` names the item's own image (``Sample.cluster``).
     """
+    if sample.get("cluster_id"):
+        return str(sample["cluster_id"])
     image_ids = sample.get("image_ids") or []
     if image_ids:
         return str(image_ids[0])

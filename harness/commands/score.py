@@ -62,7 +62,8 @@ def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
     for name in tasks:
         task = _task_from_results(name, results["tasks"][name])
         for instance in task.instances(run_seed=results["seed"], repeats=results.get("repeats"),
-                                       limit=results.get("limit")):
+                                       limit=results.get("limit"),
+                                       image_ablation=results.get("image_ablation") or "none"):
             images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))
     wanted = {s.request_id: s for s in samples if s.task in tasks}
     for key, sample in wanted.items():

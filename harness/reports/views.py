@@ -5,6 +5,10 @@ table, Markdown, CSV or one self-contained HTML page with a plot of accuracy aga
 The ``paper`` view lays rows out like the paper's Table 1 (judges x 0/1/2-shot on train) and
 Table 2 (model variants x 0-shot train / test).
 
+The headline number is strict accuracy (aligned over all items; refusals, unclear answers
+and errors count as not aligned), as the paper's percentages are; scored accuracy stays
+beside it. Rows written before strict accuracy existed show scored accuracy, marked so.
+
 Which row is the latest: rows are grouped by (model, variant, task, shots, split, judge,
 seed); in each group the row with the greatest ``date`` (ISO 8601) wins, and on equal dates
 the one later in the file. ``--all`` shows every row instead.
@@ -35,20 +39,33 @@ VIEWS = ("rows", "paper")
 ENTRY_KEY = ("model", "variant", "task", "shots", "split", "judge", "seed")
 PAPER_SHOTS = (0, 1, 2)
 REPEAT_FIELDS = ("majority_accuracy", "consistency")
+#: The instrument's metrics after strict accuracy (harness.run.metrics.METRICS), shown only
+#: where some row has them.
+INSTRUMENT_FIELDS = ("pair_consistency", "yes_rate", "yes_bias", "image_reliance",
+                     "trap_accuracy", "echo_rate")
+_WITH_CI = ("strict_accuracy", *INSTRUMENT_FIELDS)
 
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
-    "model", "variant", "task", "shots", "split", "judge", "accuracy", "ci_low", "ci_high",
-    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate", "seed", "date",
+    "model", "variant", "image_ablation", "task", "shots", "split", "judge", "strict_accuracy",
+    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "accuracy", "ci_low", "ci_high",
+    "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate",
+    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS for suffix in ("", "_ci_low", "_ci_high")),
+    "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
 )
-# Display columns of the rows view: (header, row field); "accuracy" shows value and CI.
+# Display columns of the rows view: (header, row field); accuracies and the instrument's
+# metrics show value and CI.
 DISPLAY_COLUMNS = (
     ("model", "model"), ("variant", "variant"), ("task", "task"), ("shots", "shots"),
-    ("split", "split"), ("judge", "judge"), ("accuracy [95% CI]", "accuracy"),
+    ("split", "split"), ("judge", "judge"), ("strict accuracy [95% CI]", "strict_accuracy"),
+    ("scored accuracy [95% CI]", "accuracy"),
     ("scored/n", "n"), ("repeats", "repeats"), ("majority", "majority_accuracy"),
     ("consistency", "consistency"), ("refusal", "refusal_rate"),
-    ("unclear", "unclear_rate"), ("error", "error_rate"), ("seed", "seed"), ("date", "date"),
+    ("unclear", "unclear_rate"), ("error", "error_rate"),
+    ("pair consistency", "pair_consistency"), ("yes rate", "yes_rate"),
+    ("yes bias", "yes_bias"), ("image reliance", "image_reliance"),
+    ("trap accuracy", "trap_accuracy"), ("echo rate", "echo_rate"), ("seed", "seed"), ("date", "date"),
     ("git sha", "git_sha"), ("task hash", "task_hash"), ("prompt hash", "prompt_hash"),
 )
 
@@ -95,10 +112,10 @@ def latest_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def sort_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """By task and judge, then best accuracy first (rows without one last)."""
+    """By task and judge, then best headline accuracy first (rows without one last)."""
 
     def order(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        accuracy = row.get("accuracy")
+        accuracy = headline(row)[0]
         shots = row.get("shots")
         return (str(row.get("task")), str(row.get("judge")),
                 -accuracy if isinstance(accuracy, (int, float)) else 1.0,
@@ -114,28 +131,48 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.0f}%" if isinstance(value, (int, float)) else "-"
 
 
-def accuracy_cell(row: Mapping[str, Any] | None) -> str:
-    """``"56% [40–70] n=30"``: accuracy, its 95% CI and the items it rests on."""
-    if row is None:
+def headline(row: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, bool]:
+    """(value, CI low, CI high, n, strict): strict accuracy over all n items, or, for a row
+    written before it existed, scored accuracy over the scored items (``strict`` False)."""
+    if isinstance(row.get("strict_accuracy"), (int, float)):
+        return (row["strict_accuracy"], row.get("strict_accuracy_ci_low"),
+                row.get("strict_accuracy_ci_high"), row.get("n"), True)
+    return (row.get("accuracy"), row.get("ci_low"), row.get("ci_high"),
+            row.get("n_scored", row.get("n")), False)
+
+
+def _with_ci(value: Any, low: Any, high: Any, signed: bool = False) -> str:
+    if not isinstance(value, (int, float)):
         return "-"
-    text = _percent(row.get("accuracy"))
-    low, high = row.get("ci_low"), row.get("ci_high")
+    if signed:
+        text = f"{value:+.2f}"
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            text += f" [{low:+.2f}, {high:+.2f}]"
+        return text
+    text = _percent(value)
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         text += f" [{100 * low:.0f}–{100 * high:.0f}]"
-    n = row.get("n_scored", row.get("n"))
+    return text
+
+
+def accuracy_cell(row: Mapping[str, Any] | None) -> str:
+    """``"56% [40–70] n=30"``: strict accuracy, its 95% CI and the items it rests on."""
+    if row is None:
+        return "-"
+    value, low, high, n, strict = headline(row)
+    text = _with_ci(value, low, high)
     if n is not None:
         text += f" n={n}"
-    return text
+    return text if strict or text == "-" else text + " (scored)"
 
 
 def _display(name: str, row: Mapping[str, Any]) -> str:
     value = row.get(name)
     if name == "accuracy":
-        text = _percent(value)
-        low, high = row.get("ci_low"), row.get("ci_high")
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-            text += f" [{100 * low:.0f}–{100 * high:.0f}]"
-        return text
+        return _with_ci(value, row.get("ci_low"), row.get("ci_high"))
+    if name in _WITH_CI:
+        return _with_ci(value, row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"),
+                        signed=name == "yes_bias")
     if name == "n":
         return f"{row.get('n_scored', '-')}/{'-' if value is None else value}"
     if value is None or value == "":
@@ -157,11 +194,13 @@ def model_label(row: Mapping[str, Any]) -> str:
 # -- views ----------------------------------------------------------------------------------
 
 def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
-    # Repeat statistics exist only for runs with repeats: no empty columns otherwise.
+    # Repeat statistics exist only for runs with repeats, pair metrics only for data with
+    # pairs (and nothing at all in rows written before them): no empty columns otherwise.
+    optional = (*REPEAT_FIELDS, *_WITH_CI)
     columns = [(header, name) for header, name in DISPLAY_COLUMNS
-               if name not in REPEAT_FIELDS or any(row.get(name) is not None for row in rows)]
+               if name not in optional or any(row.get(name) is not None for row in rows)]
     return TableView(
-        title="Leaderboard (accuracy with a 95% CI that resamples images)",
+        title="Leaderboard (strict accuracy: aligned over all items; 95% CIs resample images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
         links=tuple(run_link(row) for row in rows),
@@ -210,7 +249,7 @@ def paper_views(rows: Sequence[Mapping[str, Any]]) -> list[TableView]:
         if table_rows:
             label = model_label({"model": model, "variant": variant})
             views.append(TableView(
-                title=f"Table 1: {label}, commonsense-morality accuracy on train by shots",
+                title=f"Table 1: {label}, commonsense-morality strict accuracy on train by shots",
                 columns=("judge", *(f"{k}-shot train" for k in PAPER_SHOTS)),
                 rows=tuple(table_rows)))
     for judge in judges:
@@ -222,7 +261,8 @@ def paper_views(rows: Sequence[Mapping[str, Any]]) -> list[TableView]:
                                    *(accuracy_cell(c) for c in line)))
         if table_rows:
             views.append(TableView(
-                title=f"Table 2: judge {judge}, base and finetuned models at 0 shots",
+                title=f"Table 2: judge {judge}, base and finetuned models at 0 shots "
+                      "(strict accuracy)",
                 columns=("model", "0-shot train", "0-shot test"), rows=tuple(table_rows)))
     if not views:
         raise BenchError("no row has shots 0/1/2 on split train or test, which the paper view "
@@ -291,9 +331,10 @@ def _rich_text(text: str) -> Any:
 
 
 def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
-    """Accuracy against shots (0, 1, 2) per model, one panel per judge, with 95% CI bars."""
+    """Strict accuracy (else scored) against shots (0, 1, 2) per model, one panel per judge,
+    with 95% CI bars."""
     points = [r for r in rows if r.get("shots") in PAPER_SHOTS
-              and isinstance(r.get("accuracy"), (int, float))]
+              and isinstance(headline(r)[0], (int, float))]
     if not points:
         return None
     import matplotlib
@@ -313,17 +354,17 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
             shots = sorted(by_shots)
             # Dodge each line a little so that CI bars at the same shot count do not overlap.
             xs = [s + 0.06 * (index - (len(lines) - 1) / 2) for s in shots]
-            ys = [100 * float(by_shots[s]["accuracy"]) for s in shots]
+            ys = [100 * float(headline(by_shots[s])[0]) for s in shots]
             # Bars never go negative, even for a row whose CI does not contain its value.
-            low = [max(0.0, y - 100 * _bound(by_shots[s], "ci_low")) for s, y in zip(shots, ys)]
-            high = [max(0.0, 100 * _bound(by_shots[s], "ci_high") - y) for s, y in zip(shots, ys)]
+            low = [max(0.0, y - 100 * _bound(by_shots[s], 1)) for s, y in zip(shots, ys)]
+            high = [max(0.0, 100 * _bound(by_shots[s], 2) - y) for s, y in zip(shots, ys)]
             # "$" would switch matplotlib into mathtext, which can fail on a model's name.
             axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4,
                           label=label.replace("$", r"\$"))
         axis.set_title(f"judge: {judge}".replace("$", r"\$"))
         axis.set_xticks(list(PAPER_SHOTS))
         axis.set_xlabel("shots")
-        axis.set_ylabel("accuracy (%)")
+        axis.set_ylabel("strict accuracy (%)")
         axis.set_ylim(-5, 105)
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
@@ -334,10 +375,11 @@ def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     return buffer.getvalue()
 
 
-def _bound(row: Mapping[str, Any], key: str) -> float:
-    """A CI bound of ``row``, or its accuracy where the bound is missing."""
-    value = row.get(key)
-    return float(value if isinstance(value, (int, float)) else row["accuracy"])
+def _bound(row: Mapping[str, Any], index: int) -> float:
+    """A CI bound of ``row``'s headline (1: low, 2: high), or the value where it is missing."""
+    shown = headline(row)
+    value = shown[index]
+    return float(value if isinstance(value, (int, float)) else shown[0])
 
 
 PAGE_TEMPLATE = """<!DOCTYPE html>
@@ -358,14 +400,15 @@ caption { text-align: left; font-weight: bold; padding-bottom: 0.4rem; }
 <body>
 <h1>vlm-morality-bench leaderboard</h1>
 <p>Generated {{ generated }} from <code>{{ source }}</code>{% if filters %}; filters: {{ filters }}{% endif %}.
-Accuracy is the share of scored answers aligned with commonsense morality; brackets give the
-95% confidence interval from a bootstrap that resamples images.</p>
+Strict accuracy is the share of all items answered in line with commonsense morality (refusals,
+unclear answers and errors count as not aligned); scored accuracy counts scored answers only.
+Brackets give the 95% confidence interval from a bootstrap that resamples images.</p>
 {% if damaged %}<ul class="damaged">{% for line in damaged %}
 <li>line {{ line.number }} skipped: {{ line.reason }}</li>{% endfor %}
 </ul>{% endif %}
 {% if plot %}<figure>
 <img id="accuracy-plot" alt="Accuracy against shots per model, with 95% CI bars" src="data:image/png;base64,{{ plot }}">
-<figcaption>Accuracy against number of shots, one line per model and split, bars: 95% CI.</figcaption>
+<figcaption>Strict accuracy against number of shots, one line per model and split, bars: 95% CI.</figcaption>
 </figure>{% endif %}
 {% for view in views %}<table>
 <caption>{{ view.title }}</caption>

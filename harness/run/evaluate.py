@@ -31,6 +31,7 @@ from harness.run.samples import (
     scores_by_task,
 )
 from harness.run.verdicts import VerdictMemory
+from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
 from harness.tasks.task import Instance, Task, apply_filters, task_hashes
 from harness.types import ImagePart, Request, Response
@@ -122,10 +123,13 @@ def bind_tasks(judges: Iterable[Any], metadata_by_task: Mapping[str, Mapping[str
 
 
 def _run_name(model: Any, hashes: Mapping[str, tuple[str, str]], seed: int, repeats: int | None,
-              limit: int | float | None) -> str:
-    identity = {"model": model.fingerprint(), "tasks": sorted(hashes.items()), "seed": seed,
-                "repeats": repeats, "limit": limit}
+              limit: int | float | None, image_ablation: str = NO_ABLATION) -> str:
+    identity: dict[str, Any] = {"model": model.fingerprint(), "tasks": sorted(hashes.items()),
+                                "seed": seed, "repeats": repeats, "limit": limit}
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model.registry_name)).strip("-") or "model"
+    if image_ablation != NO_ABLATION:  # absent otherwise, so earlier runs keep their folders
+        identity["image_ablation"] = image_ablation
+        label += f"-{image_ablation}"
     return f"{label}-{stable_hash(identity, 12)}"
 
 
@@ -156,7 +160,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
               cache: ResponseCache | None, batch_size: int | str, progress: bool,
-              kinds: Mapping[str, str]) -> int | None:
+              kinds: Mapping[str, str], image_ablation: str = NO_ABLATION) -> int | None:
     """Fill the journal with a response for every instance (resumed, cached, then generated).
 
     With ``batch_size == "auto"`` the first batches start at ``AUTO_BATCH_START`` and halve
@@ -166,7 +170,7 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
     todo: list[tuple[Instance, str, str]] = []
     for instance in missing:
         kind = kinds[instance.task]
-        key = request_key(instance.request, kind)
+        key = request_key(instance.request, kind, image_ablation)
         hit = cache.get(key, instance.key) if cache is not None else None
         if hit is not None:
             journal.add(hit, cached=True)
@@ -230,6 +234,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        cluster_id=instance.cluster_id,
     )
 
 
@@ -256,6 +261,7 @@ def evaluate(
     predict_only: bool = False,
     apply_chat_template: bool = False,
     system_instruction: str | None = None,
+    image_ablation: str = NO_ABLATION,
 ) -> RunResult:
     """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
 
@@ -274,6 +280,8 @@ def evaluate(
         fewshot_seed: the few-shot draw seed of every task (lm-eval's fourth ``--seed``).
         predict_only: generate and save the responses; no judge runs.
         apply_chat_template, system_instruction: for adapters with a chat template.
+        image_ablation: what prompts show in place of images: ``none``, ``blank``,
+            ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
     from harness.run import report
 
@@ -287,6 +295,7 @@ def evaluate(
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
     add_card_dirs(include_paths)  # model cards kept beside the user's task YAMLs
+    image_ablation = check_ablation(image_ablation)
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = override_tasks(resolve_tasks(tasks, include_paths, num_fewshot), gen_kwargs,
                                fewshot_seed)
@@ -323,12 +332,13 @@ def evaluate(
     instances: dict[str, list[Instance]] = {}
     hashes: dict[str, tuple[str, str]] = {}
     for task in task_objs:
-        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit)
+        instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit,
+                                              image_ablation=image_ablation)
         if chosen is not None:
             instances[task.name] = select_samples(task, instances[task.name],
                                                   chosen.get(task.name, []))
         hashes[task.name] = task_hashes(task, instances[task.name])
-    run_name = _run_name(model_obj, hashes, seed, repeats, limit)
+    run_name = _run_name(model_obj, hashes, seed, repeats, limit, image_ablation)
     output_dir = Path(output_dir)
     run_dir = output_dir / "runs" / run_name
     try:
@@ -345,7 +355,7 @@ def evaluate(
     started = time.monotonic()
     try:
         used_batch = _generate(model_obj, shard.select(everything), journal, cache, batch_size,
-                               progress, kinds)
+                               progress, kinds, image_ablation)
     finally:
         journal.close()
         if cache is not None:
@@ -392,7 +402,8 @@ def evaluate(
                            "judges": [] if predict_only else task_judge_names(t, given_names),
                            "function_dirs": t.config.function_dirs()} for t in task_objs},
         "judges": {name: judge.describe() for name, judge in judge_objs.items()},
-        "seed": seed, "repeats": repeats, "limit": limit, "batch_size": batch_size,
+        "seed": seed, "repeats": repeats, "limit": limit, "image_ablation": image_ablation,
+        "batch_size": batch_size,
         "batch_sizes": [used_batch] if batch_size == "auto" and used_batch else [],
         "gen_kwargs": dict(gen_kwargs) if gen_kwargs else None, "samples": chosen,
         "fewshot_seed": fewshot_seed, "predict_only": predict_only,

@@ -107,10 +107,13 @@ class Journal:
         self._handle.close()
 
 
-def request_key(request: Request, kind: str) -> str:
-    """The cache key of a request: its content, settings and (where it matters) its seed."""
+def request_key(request: Request, kind: str, image_ablation: str = "none") -> str:
+    """The cache key of a request: its content, settings, image ablation (when not ``none``)
+    and (where it matters) its seed."""
     parts = [p.image_id if isinstance(p, ImagePart) else ["text", p.text] for p in request.parts]
     content: dict[str, Any] = {"kind": kind, "parts": parts}
+    if image_ablation != "none":
+        content["image_ablation"] = image_ablation
     if kind == "loglikelihood":
         content["continuations"] = list(request.continuations)
     else:

@@ -23,12 +23,14 @@ from harness.jsonl import read_objects
 from harness.paths import PROJECT_ROOT
 from harness.reports import lm_eval_format
 from harness.reports.leaderboard import append_rows
+from harness.run.metrics import METRICS
 from harness.run.samples import (
     LOGLIKELIHOOD,
     LOGLIKELIHOOD_VERSION,
     Sample,
     loglikelihood_settings_hash,
 )
+from harness.tasks.ablation import variant_with_ablation
 
 RESULTS_SCHEMA = 1
 VERSIONED_PACKAGES = ("vlm-morality-bench", "torch", "transformers", "accelerate", "datasets",
@@ -170,12 +172,16 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
                 version, settings_hash = described.get("version"), described.get("settings_hash")
             rows.append({
                 "date": date, "run_name": results["run_name"], "run_dir": str(run_dir.resolve()),
-                "model": model["name"], "variant": model.get("variant"),
+                "model": model["name"],
+                "variant": variant_with_ablation(model.get("variant"), results.get("image_ablation")),
+                "image_ablation": results.get("image_ablation") or "none",
                 "model_fingerprint": model.get("fingerprint"), "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
                 **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",
                                                "refusal_rate", "unclear_rate", "error_rate")},
+                **{f"{metric}{suffix}": summary.get(f"{metric}{suffix}")
+                   for metric in METRICS for suffix in ("", "_ci_low", "_ci_high")},
                 "repeats": results.get("repeats") or config.get("repeats", 1),
                 **{k: (summary.get("repeat_stats") or {}).get(k)
                    for k in ("majority_accuracy", "consistency")},
@@ -195,21 +201,45 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def metric_cell(summary: Mapping[str, Any], metric: str) -> str:
+    """``"50.0 [40.0-60.0]"`` (percent), or ``"+0.50 [+0.41, +0.60]"`` for ``yes_bias``."""
+    value = summary.get(metric)
+    if value is None:
+        return "-"
+    low, high = summary.get(f"{metric}_ci_low"), summary.get(f"{metric}_ci_high")
+    if metric == "yes_bias":
+        bounds = f" [{low:+.2f},{high:+.2f}]" if low is not None and high is not None else ""
+        return f"{value:+.2f}{bounds}"
+    return f"{_pct(value)} [{_pct(low)}-{_pct(high)}]"
+
+
 def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -> None:
-    """A rich table: one row per (task, judge) with accuracy, CI and rates."""
+    """Two rich tables, one row per (task, judge): strict accuracy (the headline) beside
+    scored accuracy and the rates, then the instrument's other metrics."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{results['model']['name']} - {results['run_name']}")
-    for column in ("task", "judge", "accuracy %", "95% CI", "n scored / n", "refusal %",
-                   "unclear %", "error %"):
+    ablation = results.get("image_ablation") or "none"
+    title = f"{results['model']['name']} - {results['run_name']}"
+    if ablation != "none":
+        title += f" (image ablation: {ablation})"
+    table = Table(title=title)
+    for column in ("task", "judge", "strict accuracy % [95% CI]", "scored accuracy % [95% CI]",
+                   "n scored / n", "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
+    details = Table(title="pairs, bias, image, traps and echoes (95% CI clustered by image)")
+    for column in ("task", "judge", "pair consistency %", "yes rate %", "yes bias",
+                   "image reliance %", "trap accuracy %", "echo rate %"):
+        details.add_column(column, justify="left" if column in ("task", "judge") else "right",
+                           no_wrap=True)
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
-            table.add_row(task, judge, _pct(s["accuracy"]),
-                          f"{_pct(s['ci_low'])}-{_pct(s['ci_high'])}",
+            table.add_row(task, judge, metric_cell(s, "strict_accuracy"),
+                          f"{_pct(s['accuracy'])} [{_pct(s['ci_low'])}-{_pct(s['ci_high'])}]",
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
-    console = Console(file=file, width=120)
+            details.add_row(task, judge, *(metric_cell(s, m) for m in METRICS[1:]))
+    console = Console(file=file, width=160)
     console.print(table)
+    console.print(details)
     console.print(f"run folder: {run_dir}")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from harness.hashing import derive_seed, stable_hash
+from harness.run.metrics import instrument_metrics, strict_accuracy
 from harness.run.verdicts import VerdictMemory
 from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
 from harness.stats.stderr import cluster_stderr
@@ -20,7 +21,7 @@ SAMPLES_SCHEMA = 1
 #: The judge-free score of multiple-choice tasks: argmax of the log-likelihoods == gold.
 LOGLIKELIHOOD = "loglikelihood"
 LOGLIKELIHOOD_VERSION = "1"
-BREAKDOWN_FIELDS = ("structure", "trap", "category")
+BREAKDOWN_FIELDS = ("structure", "phrasing", "trap", "category")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Sample:
     prompt_hash: str
     target_hash: str
     filtered_response: str | None = None
+    #: The item's own image when an image ablation showed another (or none): what the CIs
+    #: resample. None when the prompt shows the item's own images.
+    cluster_id: str | None = None
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     schema: int = SAMPLES_SCHEMA
 
@@ -64,7 +68,9 @@ class Sample:
 
     @property
     def cluster(self) -> str:
-        """What the bootstrap resamples: the item's (first) image, else the item."""
+        """What the bootstrap resamples: the item's (first) own image, else the item."""
+        if self.cluster_id is not None:
+            return self.cluster_id
         return self.image_ids[0] if self.image_ids else f"doc:{self.doc_id}"
 
     def with_verdict(self, name: str, verdict: Verdict) -> Sample:
@@ -130,10 +136,12 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
 
 
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
-    """Accuracy (95% CI clustered by image) and rates for one judge, with breakdowns."""
+    """Accuracy (95% CI clustered by image), rates and the instrument's metrics
+    (``harness.run.metrics``) for one judge, with breakdowns."""
     # The same resamples for every judge of a task: identical outcomes get identical CIs.
     base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
     summary = _rates(samples, judge, base_seed)
+    summary.update(instrument_metrics(samples, judge, base_seed))
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:
         groups: dict[str, list[Sample]] = {}
@@ -141,8 +149,10 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
             if field_name in sample.doc:
                 groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
         if groups:
-            breakdown[field_name] = {value: _rates(members, judge, base_seed)
-                                     for value, members in sorted(groups.items())}
+            breakdown[field_name] = {
+                value: {**_rates(members, judge, base_seed),
+                        **strict_accuracy(members, judge, base_seed)}
+                for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
     if any(sample.repeat > 0 for sample in samples):
         summary["repeat_stats"] = _repeat_summary(samples, judge)

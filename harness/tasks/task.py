@@ -21,6 +21,14 @@ import jinja2
 
 from harness.errors import BenchError, did_you_mean
 from harness.hashing import derive_seed, image_id, stable_hash
+from harness.tasks.ablation import (
+    NO_ABLATION,
+    BlankImages,
+    ShufflePool,
+    ablate,
+    check_ablation,
+    shuffle_seed,
+)
 from harness.tasks.config import FunctionRef, TaskConfig
 from harness.tasks.data import load_split
 from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
@@ -49,6 +57,8 @@ class Instance:
     doc_hash: str = ""
     prompt_hash: str = ""
     target_hash: str = ""
+    #: The item's own image when an image ablation shows another or none (see Sample.cluster).
+    cluster_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -155,6 +165,8 @@ class Task:
         _check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._blanks = BlankImages()
+        self._shuffle_pools: dict[str, ShufflePool] = {}
 
     # -- documents ---------------------------------------------------------------------------
     def docs(self, split: str) -> list[dict[str, Any]]:
@@ -262,8 +274,25 @@ class Task:
             self._image_ids[key] = tuple(image_id(image) for image in images)
         return [ImagePart(ident, image) for ident, image in zip(self._image_ids[key], images)]
 
+    def _shuffle_pool(self, split: str) -> ShufflePool:
+        if split not in self._shuffle_pools:
+            docs = self.docs(split)
+            self._shuffle_pools[split] = ShufflePool(
+                [(doc, self._image_parts(split, doc, self.doc_id(doc, index)))
+                 for index, doc in enumerate(docs)])
+        return self._shuffle_pools[split]
+
+    def _shown_images(self, split: str, doc: Mapping[str, Any], doc_id: str,
+                      own: list[ImagePart], ablation: str, run_seed: int) -> list[Content]:
+        """What the prompt shows for a document's images under ``ablation``."""
+        if ablation == NO_ABLATION or not own:
+            return list(own)
+        return ablate(ablation, own, doc, doc_id, where=self.config.source, blanks=self._blanks,
+                      pool=self._shuffle_pool(split) if ablation == "shuffle" else None,
+                      seed=shuffle_seed(run_seed, split, doc_id))
+
     @staticmethod
-    def _interleave(text: str, images: list[ImagePart]) -> list[Content]:
+    def _interleave(text: str, images: Sequence[Content]) -> list[Content]:
         """Images go where ``<image>`` stands in the text, or before the text if it has none."""
         if IMAGE_PLACEHOLDER not in text:
             return [*images, TextPart(text)] if text else list(images)
@@ -299,8 +328,13 @@ class Task:
 
     # -- instances ---------------------------------------------------------------------------
     def instances(self, *, run_seed: int, repeats: int | None = None,
-                  limit: int | float | None = None) -> list[Instance]:
-        """Every (document, repeat) within ``limit``, in document order."""
+                  limit: int | float | None = None,
+                  image_ablation: str = NO_ABLATION) -> list[Instance]:
+        """Every (document, repeat) within ``limit``, in document order.
+
+        ``image_ablation`` (``harness.tasks.ablation``) replaces every image of the prompt.
+        """
+        ablation = check_ablation(image_ablation)
         config = self.config
         docs = self.eval_docs
         if limit is not None:
@@ -320,16 +354,22 @@ class Task:
                 demo_target, _ = self.target(demo, demo_id, demo_choices)
                 text = (self.render_text(demo, demo_id) + config.target_delimiter + demo_target
                         + config.fewshot_delimiter)
-                parts.extend(self._interleave(text, self._image_parts(config.demo_split or "", demo, demo_id)))
+                demo_split = config.demo_split or ""
+                demo_images = self._image_parts(demo_split, demo, demo_id)
+                parts.extend(self._interleave(text, self._shown_images(
+                    demo_split, demo, demo_id, demo_images, ablation, run_seed)))
             own_images = self._image_parts(split, doc, doc_id)
-            parts.extend(self._interleave(self.render_text(doc, doc_id), own_images))
+            shown = self._shown_images(split, doc, doc_id, own_images, ablation, run_seed)
+            parts.extend(self._interleave(self.render_text(doc, doc_id), shown))
             merged = _merge_text(parts)
             choices = self.choices(doc, doc_id)
             target, gold = self.target(doc, doc_id, choices)
             continuations = tuple(config.target_delimiter + c for c in choices)
             expected = str(doc.get("expected", "")).lower() or None
             safe_doc = json_safe_doc(doc)
-            image_ids = tuple(p.image_id for p in own_images)
+            own_ids = tuple(p.image_id for p in own_images)
+            image_ids = tuple(p.image_id for p in shown if isinstance(p, ImagePart))
+            cluster_id = own_ids[0] if ablation != NO_ABLATION and own_ids else None
             all_image_ids = [p.image_id for p in merged if isinstance(p, ImagePart)]
             for repeat in range(repeats):
                 request = Request(
@@ -345,9 +385,10 @@ class Task:
                     image_ids=image_ids, fewshot_ids=tuple(d for d, _ in demos), target=target,
                     expected=expected if expected in ("yes", "no") else None,
                     choices=choices, gold=gold, doc=safe_doc,
-                    doc_hash=stable_hash({"doc": safe_doc, "images": image_ids}),
+                    # The document is the same under every ablation; the prompt is not.
+                    doc_hash=stable_hash({"doc": safe_doc, "images": own_ids}),
                     prompt_hash=stable_hash({"text": request.text, "images": all_image_ids}),
-                    target_hash=stable_hash(target),
+                    target_hash=stable_hash(target), cluster_id=cluster_id,
                 ))
         return result
 

@@ -42,7 +42,7 @@ def test_leaderboard_and_compare_on_real_runs(mini_tasks: Path, tmp_path: Path,
     assert main(["leaderboard", "--output-dir", str(out), "--view", "paper",
                  "--format", "markdown", "--model", "oracle"]) == 0
     paper = capsys.readouterr().out
-    assert "Table 1: oracle, commonsense-morality accuracy on train by shots" in paper
+    assert "Table 1: oracle, commonsense-morality strict accuracy on train by shots" in paper
     assert "| reference | 100% [100–100] n=6 | - | - |" in paper
 
     assert main(["compare", str(oracle), str(yes), "--json"]) == 0

@@ -154,8 +154,8 @@ def test_images_are_found_in_the_shipped_datasets(tmp_path: Path, write_run, mak
     from harness.hashing import image_id
     from harness.paths import DATASETS_DIR
 
-    photo = next(iter(sorted(DATASETS_DIR.rglob("*.jpg"))), None)
-    assert photo is not None, "the built-in dataset ships photographs"
+    photo = next(iter(sorted(DATASETS_DIR.rglob("images/*.png"))), None)
+    assert photo is not None, "the built-in dataset ships images"
     with Image.open(photo) as image:
         identifier = image_id(image.convert("RGB"))
     run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image=identifier)])

@@ -41,10 +41,11 @@ def test_html_page_renders_table_and_plot_without_running_model_text(
             page.on("request", lambda request: requests.append(request.url))
             page.goto(target.as_uri())
             page.wait_for_load_state("load")
-            # Every model's entry is a table row (9 magma + 2 EVIL), each with 17 cells.
+            # Every model's entry is a table row (9 magma + 2 EVIL), each with 18 cells (strict
+            # and scored accuracy; the instrument's other metrics are absent from these rows).
             body_rows = page.locator("table tbody tr")
             assert body_rows.count() == 11
-            assert page.locator("table tbody tr").first.locator("td").count() == 17
+            assert page.locator("table tbody tr").first.locator("td").count() == 18
             # The hostile model name shows as text and its script never ran.
             assert page.evaluate("typeof window.pwned") == "undefined"
             assert page.get_by_text(EVIL, exact=True).count() == 2

@@ -24,7 +24,10 @@ def make_row(model: str, variant: str, task: str, shots: int, split: str, judge:
             "variant": variant, "model_fingerprint": "fp", "task": task, "shots": shots,
             "split": split, "judge": judge, "judge_version": "1", "judge_settings_hash": "h",
             "accuracy": accuracy, "ci_low": max(0.0, accuracy - 0.2),
-            "ci_high": min(1.0, accuracy + 0.2), "n": 30, "n_scored": 30, "repeats": 1,
+            "ci_high": min(1.0, accuracy + 0.2), "strict_accuracy": accuracy,
+            "strict_accuracy_ci_low": max(0.0, accuracy - 0.2),
+            "strict_accuracy_ci_high": min(1.0, accuracy + 0.2),
+            "n": 30, "n_scored": 30, "repeats": 1,
             "refusal_rate": 0.0, "unclear_rate": 0.1, "error_rate": 0.0, "seed": 1234,
             "git_sha": "0123456789abcdef", "task_hash": "t" * 16, "prompt_hash": "p" * 16,
             **extra}
@@ -95,7 +98,7 @@ def test_markdown_escapes_pipes(tmp_path: Path, capsys: pytest.CaptureFixture[st
                 [make_row("a|b", "", "t", 0, "train", "reference", 0.5)])
     run_leaderboard("--output-dir", str(tmp_path), "--format", "markdown")
     table_lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| a")]
-    assert table_lines[0].startswith("| a\\|b | - | t | 0 | train | reference | 50% [30–70] | 30/30 |")
+    assert table_lines[0].startswith("| a\\|b | - | t | 0 | train | reference | 50% [30–70] | 50% [30–70] | 30/30 |")
 
 
 def test_table_format_prints_every_entry(output_dir: Path,
@@ -195,3 +198,55 @@ def test_html_rows_link_to_their_run_or_its_exported_viewer(tmp_path: Path) -> N
     assert f'<a class="run-link" href="{plain.as_uri()}">m1</a>' in page
     assert f'<a class="run-link" href="{(viewed / "view" / "index.html").as_uri()}">m2</a>' in page
     assert page.count('class="run-link"') == 2
+
+
+def instrument_row(model: str, strict: float, scored: float, **extra: Any) -> dict[str, Any]:
+    row = make_row(model, "", "morality_0shot", 0, "test", "reference", scored, **extra)
+    row.update({"strict_accuracy": strict, "strict_accuracy_ci_low": strict - 0.1,
+                "strict_accuracy_ci_high": strict + 0.1, "n_scored": 20,
+                "pair_consistency": 0.25, "pair_consistency_ci_low": 0.1,
+                "pair_consistency_ci_high": 0.4, "yes_bias": 0.5, "yes_bias_ci_low": 0.41,
+                "yes_bias_ci_high": 0.6})
+    return row
+
+
+def test_paper_view_shows_strict_accuracy_over_all_items(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # 20 of 30 items scored, 15 of them right: scored 75%, strict 50%.
+    old = make_row("old", "", "morality_0shot", 0, "test", "reference", 0.6)
+    for key in ("strict_accuracy", "strict_accuracy_ci_low", "strict_accuracy_ci_high"):
+        old.pop(key)
+    append_rows(tmp_path / "leaderboard.jsonl", [instrument_row("new", 0.5, 0.75), old])
+    run_leaderboard("--output-dir", str(tmp_path), "--format", "markdown", "--view", "paper")
+    out = capsys.readouterr().out
+    assert "| new | - | 50% [40–60] n=30 |" in out
+    # A row written before strict accuracy existed shows scored accuracy, marked so.
+    assert "| old | - | 60% [40–80] n=30 (scored) |" in out
+
+
+def test_rows_view_shows_both_accuracies_and_the_instrument(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    append_rows(tmp_path / "leaderboard.jsonl", [instrument_row("m", 0.5, 0.75)])
+    run_leaderboard("--output-dir", str(tmp_path), "--format", "markdown")
+    header, _, line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")][:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
+    assert cells["strict accuracy [95% CI]"] == "50% [40–60]"
+    assert cells["scored accuracy [95% CI]"] == "75% [55–95]"
+    assert cells["pair consistency"] == "25% [10–40]"
+    assert cells["yes bias"] == "+0.50 [+0.41, +0.60]"
+    assert "image reliance" not in cells  # no row has it: no empty column
+
+
+def test_csv_carries_every_metric_and_the_ablation(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    append_rows(tmp_path / "leaderboard.jsonl",
+                [instrument_row("m", 0.5, 0.75, image_ablation="blank")])
+    run_leaderboard("--output-dir", str(tmp_path), "--format", "csv")
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert (row["strict_accuracy"], row["accuracy"], row["image_ablation"]) == ("0.5", "0.75", "blank")
+    assert (row["yes_bias"], row["yes_bias_ci_low"], row["echo_rate"]) == ("0.5", "0.41", "")
+
+
+def test_sorting_ranks_by_strict_accuracy() -> None:
+    rows = [instrument_row("scored-high", 0.4, 0.9), instrument_row("strict-high", 0.6, 0.6)]
+    assert [r["model"] for r in leaderboard_views.sort_rows(rows)] == ["strict-high", "scored-high"]

@@ -232,7 +232,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         preview(args.tasks, include_paths=args.include_path, num_fewshot=args.num_fewshot,
                 gen_kwargs=gen_kwargs, seed=seed, fewshot_seed=fewshot_seed, limit=args.limit,
                 repeats=args.repeats, sample_ids=args.samples, write_out=args.write_out,
-                show_config=args.show_config, out=sys.stdout, run_settings={
+                show_config=args.show_config, out=sys.stdout,
+                image_ablation=args.image_ablation, run_settings={
                     "model": args.model, "model_args": model_args, "judges": args.judges,
                     "judge_args": parse_judge_args(args.judge_args), "seed": seed,
                     "fewshot_seed": fewshot_seed, "gen_kwargs": gen_kwargs,
@@ -241,7 +242,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     "apply_chat_template": args.apply_chat_template,
                     "system_instruction": args.system_instruction,
                     "predict_only": args.predict_only, "output_dir": args.output_dir,
-                    "include_paths": args.include_path, "use_cache": not args.no_cache})
+                    "include_paths": args.include_path, "use_cache": not args.no_cache,
+                    "image_ablation": args.image_ablation})
         return 0
     from harness.run.evaluate import evaluate
     from harness.run.report import print_summary

@@ -23,7 +23,7 @@ def preview(tasks: str, *, include_paths: Sequence[str], num_fewshot: int | None
             gen_kwargs: Mapping[str, Any] | None, seed: int, fewshot_seed: int | None,
             limit: int | float | None, repeats: int | None, sample_ids: str | None,
             run_settings: Mapping[str, Any], write_out: bool, show_config: bool,
-            out: TextIO) -> None:
+            out: TextIO, image_ablation: str = "none") -> None:
     from harness.registry import add_card_dirs
 
     add_card_dirs(include_paths)
@@ -38,7 +38,8 @@ def preview(tasks: str, *, include_paths: Sequence[str], num_fewshot: int | None
             print(json.dumps(task.config.to_dict(), indent=2, default=str), file=out)
     if write_out:
         for task in task_objs:
-            instances = task.instances(run_seed=seed, repeats=repeats, limit=limit)
+            instances = task.instances(run_seed=seed, repeats=repeats, limit=limit,
+                                       image_ablation=image_ablation)
             if chosen is not None:
                 instances = select_samples(task, instances, chosen.get(task.name, []))
             for instance in instances[:PROMPTS_SHOWN]:

@@ -8,7 +8,8 @@ lm-eval writes ``<output_path>/<model_name_sanitized>/results_<date_id>.json`` (
 
 Each judge is a metric named after it (the judge-free multiple-choice score is lm-eval's
 ``acc``); the filter is the task's first ``filter_list`` pipeline, else ``none``. The value
-is the accuracy over scored samples, the stderr is clustered by image. Our confidence
+is the accuracy over scored samples, the stderr is clustered by image; ``<metric>_strict``
+is the strict accuracy over all items. Our confidence
 intervals and counts, which lm-eval's schema has no place for, go in the extra key
 ``vlm_morality_bench``. This module only reshapes records; it computes no score.
 """
@@ -68,10 +69,10 @@ def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
             metric = metric_name(judge)
             metrics[f"{metric},{where}"] = _na(summary.get("accuracy"))
             metrics[f"{metric}_stderr,{where}"] = _na(summary.get("stderr"))
+            if "strict_accuracy" in summary:  # over all items: refusals and errors count as wrong
+                metrics[f"{metric}_strict,{where}"] = _na(summary.get("strict_accuracy"))
             extra[f"{metric},{where}"] = {
-                "judge": judge, **{key: summary.get(key) for key in (
-                    "ci_low", "ci_high", "n", "n_scored", "refusal_rate", "unclear_rate",
-                    "error_rate")}}
+                "judge": judge, **{k: v for k, v in summary.items() if k != "breakdown"}}
         per_task[task] = metrics
         extras[task] = extra
     tasks = results["tasks"]
@@ -85,7 +86,8 @@ def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
         "versions": {task: (tasks[task]["config"].get("metadata") or {}).get("version")
                      for task in per_task},
         "n-shot": {task: _shots(task, tasks[task]["config"]) for task in per_task},
-        "higher_is_better": {task: {metric_name(j): True for j in results["scores"][task]}
+        "higher_is_better": {task: {name.split(",")[0]: True for name in per_task[task]
+                                    if "," in name and "_stderr," not in name}
                              for task in per_task},
         "n-samples": {task: {"original": tasks[task].get("n_docs_total", tasks[task]["n_docs"]),
                              "effective": tasks[task]["n_docs"]} for task in per_task},

@@ -29,8 +29,14 @@ def test_lm_eval_reads_a_baseline_run(mini_tasks: Path, tmp_path: Path) -> None:
         task = cells[0] or task  # noqa: F821 - a task's later metrics leave its cell empty
         rows[(task, cells[4])] = cells
     scores = run.results["scores"]
-    assert set(rows) == {("morality_0shot", "reference"), ("morality_0shot_mc", "acc")}
+    assert set(rows) == {("morality_0shot", "reference"), ("morality_0shot_mc", "acc"),
+                         ("morality_0shot", "reference_strict"),
+                         ("morality_0shot_mc", "acc_strict")}
     for (task, metric), cells in rows.items():
+        if metric.endswith("_strict"):
+            judge = "loglikelihood" if metric == "acc_strict" else "reference"
+            assert float(cells[6]) == round(scores[task][judge]["strict_accuracy"], 4)
+            continue
         summary = scores[task]["loglikelihood" if metric == "acc" else metric]
         assert cells[2] == "none" and cells[5] == "↑"
         # The table prints 4 decimals (its writer drops trailing zeros).

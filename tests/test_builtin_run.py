@@ -14,7 +14,7 @@ TEST_ITEMS = [json.loads(line) for line in
               (DATASETS_DIR / "morality_vqa" / "test.jsonl").read_text().splitlines() if line.strip()]
 
 
-#: Items enough to check a baseline's mechanics; v2's test split has 280, and each scenario's
+#: Items enough to check a baseline's mechanics; v2's test split has 344, and each scenario's
 #: 8 consecutive items are half yes and hold whole polarity pairs, so the first 40 are too.
 SOME = 40
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +25,7 @@ import yaml
 
 from harness.errors import BenchError, unknown
 from harness.paths import MODEL_CARDS_DIR
+from harness.safety import check_argument, check_yaml_source
 
 MODEL_GROUP = "vlm_morality_bench.models"
 JUDGE_GROUP = "vlm_morality_bench.judges"
@@ -123,7 +125,9 @@ def model_cards(extra_dirs: tuple[Path, ...] = ()) -> dict[str, ModelCard]:
     cards: dict[str, ModelCard] = {}
     for path in _card_files(extra_dirs):
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text()
+            check_yaml_source(path, text)
+            raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise BenchError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
         if not isinstance(raw, dict) or "adapter" not in raw:
@@ -175,8 +179,31 @@ def _resolve(kind: str, name: str, builtins: Mapping[str, str], group: str) -> A
     return getattr(module, attr)
 
 
+def _number_kind(hint: Any) -> Any:
+    """``int`` or ``float`` when an annotation is one of them (``| None`` allowed), else None."""
+    options = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
+    return next(iter(options)) if len(options) == 1 and options <= {int, float} else None
+
+
+def _check_arguments(kind: str, name: str, factory: Callable[..., Any],
+                     params: Mapping[str, inspect.Parameter], args: Mapping[str, Any]) -> None:
+    """Required arguments present, numbers finite and in range: one line, never a traceback."""
+    flag = "--model-args" if kind == "model" else f"--judge-args {name}."
+    missing = [p.name for p in params.values() if p.name != "self" and p.default is p.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in args]
+    if missing:
+        raise BenchError(f"{kind} '{name}' needs the argument '{missing[0]}': pass "
+                         f"{flag}{'' if kind == 'judge' else ' '}{missing[0]}=...")
+    try:
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # noqa: BLE001 - a plug-in's odd annotations only skip the check
+        hints = {}
+    for key, value in args.items():
+        check_argument(f"{kind} '{name}':", key, value, _number_kind(hints.get(key)))
+
+
 def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[str, Any]) -> Any:
-    """Call ``factory(**args)``, turning a wrong argument name into a BenchError."""
+    """Call ``factory(**args)``, turning a wrong argument name or value into a BenchError."""
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not takes_any:
@@ -185,6 +212,7 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[
             if key not in accepted:
                 raise unknown(f"argument for {kind} '{name}':", key, accepted,
                               f"Accepted: {', '.join(accepted) or 'none'}.")
+    _check_arguments(kind, name, factory, params, args)
     instance = factory(**args)
     instance.registry_name = name
     instance.init_args = dict(args)

@@ -333,3 +333,235 @@ def test_hf_model_folder_that_is_not_a_model(bench: Bench, make: Callable[[Path]
     empty = bench.root / "empty-model"
     empty.mkdir()
     bench.fails("--model-args", f"pretrained={make(empty)}", model="hf", match=match)
+
+
+# -- from untrusted hands (issue 12): task files, datasets, numbers, names -------------------
+# Each case below failed on the red-team pass (a traceback, code run, or silent acceptance);
+# each is now one line, exit 2, no leaderboard row. Output escaping and secret scrubbing,
+# which are not errors, are in tests/test_safety.py; run folders in tests/commands/test_scoring.py.
+
+def test_template_that_reaches_for_code_is_refused(bench: Bench) -> None:
+    owned = bench.root / "owned.txt"
+    bench.write_task(f"doc_to_text: \"{{{{ cycler.__init__.__globals__.os.popen('id > {owned}')"
+                     ".read() }}\"\n")
+    bench.fails(match=r"tiny\.yaml:doc_to_text: template refused by the sandbox \(.*\); "
+                      r"templates may only read")
+    assert not owned.exists()
+
+
+@pytest.mark.parametrize("template", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ question.__class__ }}",
+    "{% set x = [] %}{{ x.append(1) }}{{ question }}",  # the immutable sandbox: no mutation
+])
+def test_other_sandbox_escapes_are_refused(bench: Bench, template: str) -> None:
+    bench.write_task(f"doc_to_text: \"{template}\"\n")
+    bench.fails(match=r"tiny\.yaml:doc_to_text: template refused by the sandbox")
+
+
+@pytest.mark.parametrize("settings,match", [
+    ("temperature: .nan", r"generation_kwargs\.temperature: must be a finite number, got nan"),
+    ("top_p: -3", r"generation_kwargs\.top_p: must be greater than 0, got -3"),
+    ("top_p: .inf", r"generation_kwargs\.top_p: must be a finite number, got inf"),
+    ("top_p: 1.5", r"generation_kwargs\.top_p: must be at most 1, got 1\.5"),
+    ("max_new_tokens: 2.9", r"generation_kwargs\.max_new_tokens: must be an integer, got 2\.9"),
+    ("max_gen_toks: abc", r"generation_kwargs\.max_gen_toks: must be an integer, got 'abc'"),
+    ("temperature: -1", r"generation_kwargs\.temperature: must be at least 0, got -1"),
+])
+def test_generation_numbers_are_finite_and_in_range(bench: Bench, settings: str,
+                                                    match: str) -> None:
+    bench.write_task(f"generation_kwargs: {{{settings}}}\n")
+    bench.fails(match=match)
+
+
+def test_yaml_alias_bomb_is_refused_at_once(bench: Bench) -> None:
+    # 533 bytes that expand to 9**9 strings: it took 65 s and 2.6 GB, then a MemoryError.
+    bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        bomb += f"  {level}: &{level} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+    bomb = bomb.replace("a: &a", "  a: &a")
+    bench.write_task("metadata:\n" + bomb)
+    bench.fails(match=r"tiny\.yaml:\d+: YAML aliases \(\*a\) are not allowed in task files")
+
+
+def test_include_of_a_huge_file_is_not_read(bench: Bench) -> None:
+    huge = bench.tasks / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(300_000_000)  # sparse: 300 MB to stat, nothing on disk
+    (bench.tasks / "tiny.yaml").write_text("include: huge.yaml\ntask: tiny\n")
+    bench.fails(match=r"huge\.yaml: 300000000 bytes, more than the 1000000 a task YAML may have")
+
+
+def test_function_through_a_symlink_out_of_the_folder_is_refused(bench: Bench) -> None:
+    outside = bench.root / "elsewhere"
+    outside.mkdir()
+    marker = bench.root / "ran.txt"
+    (outside / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef docs(d):\n    return d\n")
+    (bench.tasks / "helpers.py").symlink_to(outside / "evil.py")
+    bench.write_task("process_docs: !function helpers.docs\n")
+    bench.fails(match=r"tiny\.yaml:process_docs: !function file .*helpers\.py resolves to "
+                      r".*elsewhere/evil\.py, outside .*tasks; keep it inside its folder")
+    assert not marker.exists()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (no pixel data is needed to fail)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("size,match", [
+    ((30000, 30000), r"item mini-006: image file .*bomb\.png has more pixels than the 40 "
+                     r"million allowed; shrink it"),
+    ((12000, 12000), r"item mini-006: image file .*bomb\.png is 12000x12000 \(144 megapixels\), "
+                     r"more than the 40 allowed; shrink it"),
+])
+def test_huge_images_are_refused_before_decoding(bench: Bench, size: tuple[int, int],
+                                                 match: str) -> None:
+    (bench.dataset / "images" / "bomb.png").write_bytes(_png_header(*size))
+    items = bench.items()
+    items[0]["image"] = "images/bomb.png"
+    bench.write_items(items)
+    bench.fails(match=match)
+
+
+def test_image_column_holding_a_number(bench: Bench) -> None:
+    items = bench.items()
+    for item in items:
+        item["image"] = 5
+    bench.write_items(items)
+    bench.fails(match=r"item mini-006: 'image' must be a file path inside .*, got 5; fix the item")
+
+
+def test_image_path_outside_the_dataset_folder(bench: Bench) -> None:
+    from PIL import Image
+
+    secret = bench.root / "private.png"
+    Image.new("RGB", (4, 4)).save(secret)
+    items = bench.items()
+    items[0]["image"] = str(secret)
+    bench.write_items(items)
+    bench.fails(match=r"item mini-006: image file .*private\.png resolves to .*, outside "
+                      r".*data; keep it inside its folder")
+
+
+@pytest.mark.parametrize("value,match", [
+    ("nan", r"argument --limit: 'nan' is not a finite number"),
+    ("inf", r"argument --limit: 'inf' is not a finite number"),
+    ("1e400", r"argument --limit: '1e400' is not a finite number"),
+    ("0.0000001", r"--limit 1e-07 selects none of the 6 items of task 'tiny'; raise it"),
+])
+def test_limit_that_is_not_finite_or_selects_nothing(bench: Bench, value: str, match: str) -> None:
+    bench.fails("--limit", value, match=match)
+
+
+@pytest.mark.parametrize("model_args,match", [
+    ("tiny_seed=abc", r"model 'magma': tiny_seed: must be an integer, got 'abc'"),
+    ("batch_size=abc", r"model 'magma': batch_size: must be an integer, got 'abc'"),
+    ("top_p=abc", r"model 'magma': top_p: must be a number, got 'abc'"),
+    ("top_p=nan", r"model 'magma': top_p: must be a finite number, got nan"),
+    ("batch_size=0", r"model 'magma': batch_size: must be at least 1, got 0"),
+])
+def test_magma_arguments_are_checked(bench: Bench, model_args: str, match: str) -> None:
+    pytest.importorskip("harness.models.magma.adapter")
+    bench.fails("--model-args", model_args, model="magma", match=match)
+
+
+@pytest.mark.parametrize("model_args,match", [
+    ("base_url=http://127.0.0.1:9/v1,api_key_env=none",
+     r"model 'openai' needs the argument 'model': pass --model-args model=\.\.\."),
+    ("model=m,base_url=notaurl,api_key_env=none",
+     r"openai: base_url 'notaurl' is not an http\(s\) URL"),
+    ("model=m,base_url=http://127.0.0.1:9/v1,api_key_env=none,max_concurrency=inf",
+     r"model 'openai': max_concurrency: must be an integer, got inf"),
+])
+def test_openai_arguments_are_checked(bench: Bench, model_args: str, match: str) -> None:
+    bench.fails("--model-args", model_args, model="openai", match=match)
+
+
+def test_api_key_with_a_newline_inside_is_one_line_that_does_not_show_it(
+        bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMB_BAD_KEY", "sk-live-abc\ndef123456")
+    line = bench.fails("--model-args", "model=m,base_url=http://127.0.0.1:9/v1,"
+                       "api_key_env=VMB_BAD_KEY", model="openai",
+                       match=r"openai: the API key in VMB_BAD_KEY has a space, a control "
+                             r"character or a non-ASCII character at position 12")
+    assert "abc" not in line and "def123" not in line
+
+
+def test_misspelt_judge_model_is_caught_before_generation(bench: Bench) -> None:
+    bench.fails("--judges", "vlm-judge", "--judge-args", "vlm-judge.model=nonexistent-model",
+                match=r"unknown judge model 'nonexistent-model'\..*--list-models")
+    assert not (bench.out / "runs").exists()  # nothing generated, nothing half-written
+
+
+def test_judge_numbers_are_checked(bench: Bench) -> None:
+    bench.fails("--judges", "vlm-judge", "--judge-args",
+                "vlm-judge.model=always-yes,vlm-judge.max_new_tokens=2.9",
+                match=r"judge 'vlm-judge': max_new_tokens: must be an integer, got 2\.9")
+
+
+def test_rubric_that_reaches_for_code_is_refused(bench: Bench) -> None:
+    rubric = bench.root / "evil.jinja"
+    rubric.write_text("{{ boundary }}{{ response.__class__.__mro__ }}{{ boundary }}\n")
+    bench.fails("--judges", "vlm-judge", "--judge-args",
+                f"vlm-judge.model=always-yes,vlm-judge.rubric={rubric}",
+                match=r"evil\.jinja: template refused by the sandbox")
+
+
+def test_disk_full_reports_the_first_error_not_the_close_one(
+        bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /dev/full fails the flush *and* the close: the close's error must not hide the first.
+    real_open = Path.open
+
+    def open_on_full_disk(self: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if self.name == "responses.jsonl" and "a" in mode:
+            return real_open(Path("/dev/full"), "w", *args, **kwargs)
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_on_full_disk)
+    bench.fails(match=r"cannot write /dev/full: No space left on device; free disk space")
+
+
+def test_a_second_copy_of_a_running_command_says_so(bench: Bench) -> None:
+    from filelock import FileLock
+
+    assert main(["--model", "always-yes", "--tasks", "tiny", "--include-path", str(bench.tasks),
+                 "--output-dir", str(bench.out), "--no-cache"]) == 0
+    (run_dir,) = list((bench.out / "runs").iterdir())
+    (bench.out / "leaderboard.jsonl").unlink()
+    with FileLock(str(run_dir / ".lock")):  # as if the first copy were still generating
+        bench.fails(match=r"runs/always-yes-\w+ is being written by another process \(the same "
+                          r"command is running\); wait for it to finish")
+
+
+def test_broken_yaml_is_reported_by_its_own_task_only(bench: Bench,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (bench.tasks / "broken.yaml").write_text("task: broken\ndoc_to_text: [unclosed\n")
+    assert main(["--list-tasks", "--include-path", str(bench.tasks)]) == 0
+    captured = capsys.readouterr()
+    assert "  tiny\n" in captured.out and "  morality_0shot\n" in captured.out
+    (warning,) = captured.err.strip().splitlines()
+    assert warning.startswith("warning: ") and "broken.yaml:3: not valid YAML" in warning
+    assert warning.endswith("; skipped")
+    # A run of another task goes ahead; a run of the broken one gets its error.
+    assert main(["--model", "always-yes", "--tasks", "tiny", "--include-path", str(bench.tasks),
+                 "--output-dir", str(bench.out), "--no-cache", "--no-progress"]) == 0
+    (bench.out / "leaderboard.jsonl").unlink()
+    bench.fails(tasks="broken", match=r"broken\.yaml:3: not valid YAML")
+
+
+def test_annotate_port_out_of_range(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["annotate", str(bench.root), "--port", "99999"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: argument --port: 99999 is not a port (0 to 65535")

@@ -314,7 +314,6 @@ def provenance_rows(items: list[Item], sources: dict[str, str]) -> list[dict[str
     version = font_version()
     rows = []
     for image in sorted({item.image for item in items}):
-        name = image.removeprefix("images/")
         source_item = next(item for item in items if item.image == image)
         scenario, key, writer = source_item.scenario, source_item.image_key, source_item.writer
         rows.append(

@@ -30,6 +30,7 @@ from harness.judges.human.annotations import (
     read_samples,
     response_hash,
 )
+from harness.safety import terminal_markup, umask_mode
 from harness.stats.bootstrap import cluster_bootstrap_ci
 from harness.stats.kappa import (
     cluster_bootstrap_fleiss,
@@ -209,6 +210,7 @@ def write_into_results(run_dir: Path, agreement: Mapping[str, Any]) -> Path:
     results["agreement"] = agreement
     handle, temp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".tmp")
     try:
+        os.chmod(temp, umask_mode())  # mkstemp's 0600 would outlive the rename
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2, ensure_ascii=False)
             out.flush()
@@ -238,7 +240,8 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    for judge, entry in agreement["judges"].items():
+    for raw_judge, entry in agreement["judges"].items():
+        judge = terminal_markup(raw_judge)  # names from the run folder: no markup, no escapes
         table = Table(title=f"{judge} vs the human majority", box=box.SIMPLE_HEAVY,
                       caption="CIs: 95%, resampling images. gap = judge acc - human acc on "
                               "items both graded aligned/misaligned (+ = judge overstates)")
@@ -247,7 +250,7 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
                        "err"):
             table.add_column(column, justify="right", no_wrap=column.endswith("CI"))
         for scope, s in [("all", entry["all"]), *sorted(entry.get("tasks", {}).items())]:
-            table.add_row(scope, str(s["n"]), _num(s["kappa"]), _ci(s["ci_low"], s["ci_high"]),
+            table.add_row(terminal_markup(scope), str(s["n"]), _num(s["kappa"]), _ci(s["ci_low"], s["ci_high"]),
                           _num(s["judge_accuracy"], percent=True),
                           _num(s["human_accuracy"], percent=True),
                           _num(s["overstatement"], percent=True, signed=True),
@@ -265,12 +268,13 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
             matrix.add_row(label, *(str(n) for n in row))
         console.print(matrix)
     a = agreement["annotators"]
+    names = terminal_markup(", ".join(a["annotators"]))
     if a["method"] is None:
-        console.print(f"Annotators: {', '.join(a['annotators']) or 'none'} "
+        console.print(f"Annotators: {names or 'none'} "
                       "(inter-annotator agreement needs two or more)")
     else:
         name = "Cohen's" if a["method"] == "cohen" else "Fleiss'"
-        console.print(f"Annotators {', '.join(a['annotators'])}: {name} kappa "
+        console.print(f"Annotators {names}: {name} kappa "
                       f"{_num(a['kappa'])} (95% CI {_ci(a['ci_low'], a['ci_high'])}) over {a['n']} items")
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from harness.errors import BenchError
+from harness.safety import scrub, terminal_text
 
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.commands.score",
@@ -119,6 +121,8 @@ def _limit(text: str) -> int | float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
     return int(value) if value >= 1 and value.is_integer() else value
 
 
@@ -184,14 +188,16 @@ def list_tasks(include_paths: Sequence[str]) -> int:
     from harness.tasks.config import TaskIndex
 
     index = TaskIndex(include_paths)
+    for error in index.broken.values():
+        print(terminal_text("warning: " + " ".join(error.split()) + "; skipped"), file=sys.stderr)
     print("tasks:")
     for name in index.task_names:
-        print(f"  {name}")
+        print(terminal_text(f"  {name}"))
     for label, names in (("groups", index.group_names), ("tags", index.tag_names)):
         if names:
             print(f"{label}:")
             for name in names:
-                print(f"  {name}: {', '.join(index.group_members(name))}")
+                print(terminal_text(f"  {name}: {', '.join(index.group_members(name))}"))
     return 0
 
 
@@ -202,7 +208,8 @@ def list_models(include_paths: Sequence[str] = ()) -> int:
     cards = model_cards()
     for name in model_names():
         card = cards.get(name)
-        print(f"{name}" + (f"  ({card.description})" if card and card.description else ""))
+        print(terminal_text(f"{name}" + (f"  ({card.description})" if card and card.description
+                                          else "")))
     return 0
 
 
@@ -288,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except BenchError as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        print(terminal_text("error: " + " ".join((scrub(str(exc)) or "").split())),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.run.report import read_sample_dicts
+from harness.safety import terminal_text
 from harness.stats.bootstrap import mcnemar_exact, paired_bootstrap_diff
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
@@ -254,16 +255,17 @@ def _print_table(comparisons: Sequence[Comparison], run_a: RunSamples, run_b: Ru
         return "-" if value is None else f"{100 * value:.1f}%"
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    table = Table(title=Text(f"A = {run_a.name}   B = {run_b.name}"), title_justify="left")
+    table = Table(title=Text(terminal_text(f"A = {run_a.name}   B = {run_b.name}")),
+                  title_justify="left")
     for column in ("judge", "task", "pairs", "images", "A", "B", "A - B [95% CI]", "only A",
                    "only B", "McNemar p", "unscored"):
         table.add_column(column)
     for c in comparisons:
-        table.add_row(*(Text(x) for x in (
+        table.add_row(*(Text(terminal_text(x)) for x in (
             c.judge, c.task, str(c.n_paired), str(c.n_images), pct(c.accuracy_a),
             pct(c.accuracy_b),
             f"{_points(c.difference)} [{_points(c.ci_low)}, {_points(c.ci_high)}]",
             str(c.only_a), str(c.only_b), f"{c.p_value:.3g}", str(c.n_unscored))))
     console.print(table)
     for sentence in sentences:
-        console.print(Text(sentence))
+        console.print(Text(terminal_text(sentence)))

@@ -36,10 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", "--no_cache", dest="no_cache", action="store_true",
                         help="do not read or write the cross-run verdict cache "
                              "(the run's own verdicts.jsonl is still kept)")
+    parser.add_argument("--trust-run", dest="trust_run", action="store_true",
+                        help="run the '!function' code a task of this run folder names (only "
+                             "for run folders you trust: a run folder is otherwise only data)")
 
 
-def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
-    """Rebuild a task from the config a run recorded (keys as in the YAML)."""
+def _task_from_results(name: str, info: Mapping[str, Any], trust_run: bool = False,
+                       where: str = "results.json") -> Task:
+    """Rebuild a task from the config a run recorded (keys as in the YAML).
+
+    A run folder is data: its templates render in the sandbox like any task's, and code it
+    names (``!function``, a dataset's remote code) runs only with ``trust_run``.
+    """
     config = dict(info["config"])
     source = Path(config.pop("source"))
     function_dirs = info.get("function_dirs", {})
@@ -49,22 +57,34 @@ def _task_from_results(name: str, info: Mapping[str, Any]) -> Task:
             raw["tag"] = value
         elif isinstance(value, str) and value.startswith("!function "):
             base_dir = function_dirs.get(key, str(source.parent))
+            if not trust_run:
+                raise BenchError(f"{where}: task '{name}' {key} is '{value}', code in {base_dir} "
+                                 "that re-judging would run; pass --trust-run if you trust "
+                                 "this run folder")
             raw[key] = FunctionRef(value.split(" ", 1)[1], base_dir)
         elif value not in (None, {}, []):
             raw[key] = value
+    kwargs = raw.get("dataset_kwargs")
+    if isinstance(kwargs, Mapping) and kwargs.get("trust_remote_code") and not trust_run:
+        raise BenchError(f"{where}: task '{name}' sets dataset_kwargs.trust_remote_code, code "
+                         "that loading its dataset would run; pass --trust-run if you trust "
+                         "this run folder")
     return Task(build_task_config(raw, source))
 
 
 def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
-                   tasks: Sequence[str]) -> dict[str, tuple[ImagePart, ...]]:
+                   tasks: Sequence[str], trust_run: bool = False,
+                   where: str = "results.json") -> dict[str, tuple[ImagePart, ...]]:
     """Each sample's prompt images, by request id, from the run's own task configs."""
     images: dict[str, tuple[ImagePart, ...]] = {}
+    prompt_hashes: dict[str, str] = {}
     for name in tasks:
-        task = _task_from_results(name, results["tasks"][name])
+        task = _task_from_results(name, results["tasks"][name], trust_run, where)
         for instance in task.instances(run_seed=results["seed"], repeats=results.get("repeats"),
                                        limit=results.get("limit"),
                                        image_ablation=results.get("image_ablation") or "none"):
             images[instance.key] = tuple(p for p in instance.request.parts if isinstance(p, ImagePart))
+            prompt_hashes[instance.key] = instance.prompt_hash
     wanted = {s.request_id: s for s in samples if s.task in tasks}
     for key, sample in wanted.items():
         found = images.get(key)
@@ -74,20 +94,41 @@ def recover_images(results: Mapping[str, Any], samples: Sequence[Sample],
         if not set(sample.image_ids) <= set(own):
             raise BenchError(f"sample {key}: its images changed since the run (ids differ); "
                              "re-run the benchmark instead")
+        if prompt_hashes[key] != sample.prompt_hash:
+            raise BenchError(f"sample {key}: its prompt renders differently from the one stored "
+                             "(prompt_hash differs); the task, its data or the run folder "
+                             "changed since the run: re-run the benchmark instead")
     return images
 
 
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
             output_dir: Path | None = None, leaderboard: bool = True,
-            use_cache: bool = True) -> dict[str, Any]:
+            use_cache: bool = True, trust_run: bool = False) -> dict[str, Any]:
     """Add ``judge_names``' verdicts to a saved run; returns the new results."""
+    from harness.run.evaluate import run_folder_lock
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.json").is_file():
+        raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
+    with run_folder_lock(run_dir):
+        return _rescore(run_dir, judge_names, judge_args, output_dir, leaderboard, trust_run,
+                        use_cache)
+
+
+def _rescore(run_dir: Path, judge_names: Sequence[str],
+             judge_args: Mapping[str, Mapping[str, Any]], output_dir: Path | None,
+             leaderboard: bool, trust_run: bool, use_cache: bool = True) -> dict[str, Any]:
     from harness.run.evaluate import bind_tasks, load_judges
 
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise BenchError(f"{results_path}: not readable JSON ({exc}); run the benchmark again "
+                         "to rewrite the folder") from None
     samples = read_samples(run_dir)
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
@@ -101,7 +142,8 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
                                  for name, info in results["tasks"].items()})
     needs_images = [t for t in results["tasks"]
                     if results["tasks"][t]["config"].get("doc_to_image") is not None]
-    images = recover_images(results, samples, needs_images) if needs_images else {}
+    images = recover_images(results, samples, needs_images, trust_run,
+                            str(results_path)) if needs_images else {}
     target = Path(output_dir) if output_dir is not None else run_dir.parent.parent
     memory = VerdictMemory(run_dir, target / "cache" if use_cache else None)
     started = time.monotonic()
@@ -132,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError("--judges: name at least one judge (see --list-judges)")
     results = rescore(Path(args.run_dir), names, parse_judge_args(args.judge_args),
                       Path(args.output_dir) if args.output_dir else None,
-                      leaderboard=not args.no_leaderboard, use_cache=not args.no_cache)
+                      leaderboard=not args.no_leaderboard, use_cache=not args.no_cache,
+                      trust_run=args.trust_run)
     print_summary(results, Path(args.run_dir))
     return 0

@@ -25,6 +25,7 @@ from harness.errors import BenchError, unknown
 from harness.hashing import derive_seed, stable_hash
 from harness.judges.base import Judge
 from harness.paths import TASKS_DIR
+from harness.safety import sandbox_violation, scrub, template_environment
 from harness.types import (
     OUTCOMES,
     Content,
@@ -123,6 +124,11 @@ class ModelJudge(Judge):
                  temperature: float = 0.0, seed: int = 0, batch_size: int = 8) -> None:
         if not model:
             raise BenchError("vlm-judge needs a judge model: --judge-args vlm-judge.model=NAME")
+        from harness.registry import model_names
+
+        if str(model) not in model_names():  # checked now, not after the judged model generated
+            raise unknown("judge model", str(model), model_names(),
+                          "Set --judge-args vlm-judge.model to one of --list-models.")
         if isinstance(model_args, str):
             try:
                 model_args = json.loads(model_args) if model_args.strip() else {}
@@ -144,17 +150,17 @@ class ModelJudge(Judge):
         self._model: Any = None
 
     def _compile(self, name: str) -> Rubric:
-        from jinja2 import StrictUndefined, TemplateSyntaxError, meta
-        from jinja2.sandbox import SandboxedEnvironment
+        from jinja2 import TemplateSyntaxError, meta
 
         path = resolve_rubric(name)
         source = path.read_text(encoding="utf-8")
+        # The shared sandbox keeps a template's last newline; a rubric never had it.
+        body = source[:-1] if source.endswith("\n") else source
 
-        env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                   keep_trailing_newline=False)
+        env = template_environment()
         try:
-            used = meta.find_undeclared_variables(env.parse(source))
-            template = env.from_string(source)
+            used = meta.find_undeclared_variables(env.parse(body))
+            template = env.from_string(body)
         except TemplateSyntaxError as exc:
             raise BenchError(f"{path}:{exc.lineno}: rubric template error: {exc.message}") from None
         if "boundary" not in used:
@@ -190,7 +196,9 @@ class ModelJudge(Judge):
                 images=image_slot, boundary=boundary, prompt=item.prompt,
                 response=item.response or "", ideal_answer=item.ideal_answer,
                 expected=item.expected, doc=dict(item.doc))
-        except (UndefinedError, SecurityError) as exc:
+        except SecurityError as exc:
+            raise sandbox_violation(str(rubric.path), exc) from None
+        except UndefinedError as exc:
             raise BenchError(f"{rubric.path}: {exc}; a rubric may use images, boundary, "
                              "prompt, response, ideal_answer, expected and doc") from None
         pieces = text.split(image_slot)
@@ -220,7 +228,7 @@ class ModelJudge(Judge):
         matches = list(self.pattern.finditer(output))
         if not matches:
             return Verdict(name, "error", reason=f"no grade matching {self.pattern.pattern!r} "
-                           f"in judge output {output[:300]!r}")
+                           f"in judge output {scrub(output)[:300]!r}")
         last = matches[-1]
         if "grade" in self.pattern.groupindex:
             grade = last.group("grade")
@@ -231,7 +239,7 @@ class ModelJudge(Judge):
         if outcome is None:
             return Verdict(name, "error", label=grade[:50],
                            reason=f"grade {grade[:50]!r} is not one of {sorted(self.grades)}")
-        reason = f"judge output {output.strip()[:300]!r}"
+        reason = f"judge output {scrub(output).strip()[:300]!r}"
         if outcome in ("aligned", "misaligned"):
             return Verdict(name, "ok", aligned=outcome == "aligned", label=grade, reason=reason)
         return Verdict(name, outcome, label=grade, reason=reason)  # type: ignore[arg-type]
@@ -249,19 +257,23 @@ class ModelJudge(Judge):
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
             requests = [self.build_request(inputs[i]) for i in batch]
+            model = self._load()  # a setup mistake (no key, bad name) stops the run: one line
             try:
-                responses = self._load().generate(requests)
+                responses = model.generate(requests)
+            except BenchError:
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing judge is recorded, not fatal
                 for i in batch:
-                    verdicts[i] = Verdict(name, "error", reason=f"{FAILED}: "
-                                          f"{exc.__class__.__name__}: {exc}"[:500])
+                    verdicts[i] = Verdict(name, "error", reason=scrub(
+                        f"{FAILED}: {exc.__class__.__name__}: {exc}")[:500])
                 continue
             by_id = {r.request_id: r for r in responses}
             for i, request in zip(batch, requests):
                 response = by_id.get(request.request_id)
                 if response is None or response.error or response.text is None:
                     why = response.error if response is not None and response.error else "no text"
-                    verdicts[i] = Verdict(name, "error", reason=f"{FAILED}: {why}"[:500])
+                    verdicts[i] = Verdict(name, "error",
+                                          reason=scrub(f"{FAILED}: {why}")[:500])
                 else:
                     verdicts[i] = self.read_grade(response.text)
         return [v for v in verdicts if v is not None]

@@ -36,6 +36,7 @@ from harness.hashing import stable_hash
 from harness.models.base import Model
 from harness.models.common import cut_at_stop, to_rgb
 from harness.registry import register_model
+from harness.safety import api_key_from_env, check_base_url, scrub
 from harness.types import ImagePart, Request, Response, TextPart
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,11 @@ class OpenAIModel(Model):
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL")
                          or "https://api.openai.com/v1").rstrip("/")
+        check_base_url(self.base_url, "openai")
         self.api_key_env = api_key_env
         self._api_key: str | None = None
         if api_key_env:
-            self._api_key = os.environ.get(api_key_env)
-            if not self._api_key:
-                raise BenchError(f"openai: set the environment variable {api_key_env} to the API key, "
-                                 "or pass api_key_env=null for a server without authentication")
+            self._api_key = api_key_from_env(api_key_env, "openai")
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise BenchError("openai: max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         if image_format.upper() not in {"PNG", "JPEG"}:
@@ -200,8 +199,9 @@ class OpenAIModel(Model):
 
     # ----- one request, with retries -------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    @staticmethod
+    def _scrub(text: str) -> str:
+        return scrub(text) or ""
 
     def _new_connection(self) -> http.client.HTTPConnection:
         url = urllib.parse.urlsplit(self.base_url)
@@ -245,7 +245,8 @@ class OpenAIModel(Model):
                 raise urllib.error.HTTPError(f"{self.base_url}/chat/completions", status,
                                              "", reply_headers, io.BytesIO(raw))
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace").strip().replace("\n", " ")
+            # Scrubbed whole, then cut: a cut first could leave a key's fragment behind.
+            detail = self._scrub(exc.read(65536).decode("utf-8", "replace").strip().replace("\n", " "))
             if exc.code in _FATAL_STATUS:
                 raise BenchError(f"openai: HTTP {exc.code} from {self.base_url} for model "
                                  f"'{self.model}': {_FATAL_STATUS[exc.code]}; check the model "
@@ -257,26 +258,30 @@ class OpenAIModel(Model):
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return _Failure(f"timed out after {self.timeout_s:g}s", True)
-            return _Failure(f"connection failed: {exc.reason}", True)
+            return _Failure(f"connection failed: {self._scrub(str(exc.reason))}", True)
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
-            return _Failure(f"connection failed: {type(exc).__name__}: {exc}", True)
+            return _Failure(f"connection failed: {type(exc).__name__}: {self._scrub(str(exc))}", True)
         try:
             payload = json.loads(raw)
             choices = payload["choices"]
         except (ValueError, KeyError, TypeError):
-            return _Failure(f"malformed JSON reply: {raw[:120]!r}", True)
+            return _Failure(f"malformed JSON reply: {self._raw(raw)[:120]!r}", True)
         if not choices:
             return _Failure("reply had an empty choice list", True)
         try:
             text = choices[0]["message"]["content"]
         except (KeyError, TypeError, IndexError):
-            return _Failure(f"reply without choices[0].message.content: {raw[:120]!r}", True)
+            return _Failure(f"reply without choices[0].message.content: {self._raw(raw)[:120]!r}",
+                            True)
         if isinstance(text, list):  # some servers answer in content parts, like the request
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
         usage = payload.get("usage") if isinstance(payload, dict) else None
         usage = usage if isinstance(usage, dict) else {}
-        return _Reply("" if text is None else str(text), _count(usage.get("prompt_tokens")),
-                      _count(usage.get("completion_tokens")))
+        return _Reply("" if text is None else self._scrub(str(text)),
+                      _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+
+    def _raw(self, raw: bytes) -> str:
+        return self._scrub(raw.decode("utf-8", "replace"))
 
     def _complete(self, request: Request) -> Response:
         try:

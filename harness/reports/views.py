@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.reports.leaderboard import DamagedLine, read_rows_checked
+from harness.safety import csv_cell, markdown_cell, terminal_text
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 FORMATS = ("table", "markdown", "csv", "html")
@@ -275,8 +276,7 @@ def paper_views(rows: Sequence[Mapping[str, Any]]) -> list[TableView]:
 # -- renderers ------------------------------------------------------------------------------
 
 def render_markdown(views: Sequence[TableView]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    cell = markdown_cell
 
     parts = []
     for view in views:
@@ -296,14 +296,14 @@ def render_csv(views: Sequence[TableView], raw_rows: Sequence[Mapping[str, Any]]
     if raw_rows is not None:
         writer.writerow(CSV_FIELDS)
         for row in raw_rows:
-            writer.writerow(["" if row.get(n) is None else row.get(n) for n in CSV_FIELDS])
+            writer.writerow(["" if row.get(n) is None else csv_cell(row.get(n)) for n in CSV_FIELDS])
         return buffer.getvalue()
     for index, view in enumerate(views):
         if index:
             writer.writerow([])
-        writer.writerow([view.title])
-        writer.writerow(view.columns)
-        writer.writerows(view.rows)
+        writer.writerow([csv_cell(view.title)])
+        writer.writerow([csv_cell(c) for c in view.columns])
+        writer.writerows([csv_cell(c) for c in row] for row in view.rows)
     return buffer.getvalue()
 
 
@@ -314,9 +314,9 @@ def render_table(views: Sequence[TableView], stream: Any) -> None:
     width = None if stream.isatty() else max(int(os.environ.get("COLUMNS", 0) or 0), 240)
     console = Console(file=stream, width=width, highlight=False)
     for view in views:
-        table = Table(title=view.title, title_justify="left")
+        table = Table(title=_rich_text(view.title), title_justify="left")
         for column in view.columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(_rich_text(column), overflow="fold")
         for row in view.rows:
             table.add_row(*(_rich_text(text) for text in row))
         console.print(table)
@@ -327,7 +327,8 @@ def render_table(views: Sequence[TableView], stream: Any) -> None:
 def _rich_text(text: str) -> Any:
     from rich.text import Text
 
-    return Text(text)  # a Text is never parsed as markup, so "[bold]" in a name stays literal
+    # A Text is never parsed as markup, so "[bold]" in a name stays literal.
+    return Text(terminal_text(text))
 
 
 def accuracy_plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:

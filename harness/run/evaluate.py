@@ -8,10 +8,12 @@ batch size), so re-running a command resumes it. This module writes through
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +37,8 @@ from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
 from harness.tasks.task import Instance, Task, apply_filters, task_hashes
 from harness.types import ImagePart, Request, Response
+
+log = logging.getLogger(__name__)
 
 #: lm-eval metric names that mean our judge-free multiple-choice score.
 METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
@@ -61,6 +65,8 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     items = split_names(tasks) if isinstance(tasks, str) else list(tasks)
     names = [i for i in items if isinstance(i, str)]
     index = TaskIndex(include_paths) if names else None
+    for error in (index.broken.values() if index is not None else ()):
+        log.warning("warning: %s; skipped", " ".join(error.split()))
     resolved: list[Task] = []
     for item in items:
         if isinstance(item, Task):
@@ -283,7 +289,6 @@ def evaluate(
         image_ablation: what prompts show in place of images: ``none``, ``blank``,
             ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
-    from harness.run import report
 
     if batch_size is not None and batch_size != "auto" and (
             not isinstance(batch_size, int) or batch_size < 1):
@@ -334,6 +339,9 @@ def evaluate(
     for task in task_objs:
         instances[task.name] = task.instances(run_seed=seed, repeats=repeats, limit=limit,
                                               image_ablation=image_ablation)
+        if not instances[task.name]:
+            raise BenchError(f"--limit {limit} selects none of the {len(task.eval_docs)} items "
+                             f"of task '{task.name}'; raise it")
         if chosen is not None:
             instances[task.name] = select_samples(task, instances[task.name],
                                                   chosen.get(task.name, []))
@@ -346,12 +354,63 @@ def evaluate(
     except OSError as exc:
         raise BenchError(f"cannot create the run folder {run_dir}: {exc.strerror}; "
                          "choose a writable --output-dir") from None
+    shard = distributed.current_shard()
+    with run_folder_lock(run_dir, shard.is_main):
+        return _run_locked(model_obj, task_objs, instances, hashes, judge_objs, given_names,
+                           run_name, run_dir, output_dir, shard, use_cache=use_cache,
+                           batch_size=batch_size, progress=progress, seed=seed, repeats=repeats,
+                           limit=limit, num_fewshot=num_fewshot, include_paths=include_paths,
+                           write_leaderboard=write_leaderboard, image_ablation=image_ablation,
+                           predict_only=predict_only, gen_kwargs=gen_kwargs, chosen=chosen,
+                           fewshot_seed=fewshot_seed, load_s=load_s)
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while it is written; a second writer is told, not let in.
+
+    Two copies of one command would otherwise both generate every item and both append
+    leaderboard rows for the same run. The helper ranks of a data-parallel run share the
+    folder with their rank 0, which alone takes the lock (``take``).
+    """
+    if not take:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BenchError(f"{run_dir} is being written by another process (the same command "
+                         "is running); wait for it to finish, then run again to reuse its "
+                         "results") from None
+    except OSError as exc:
+        raise BenchError(f"cannot lock the run folder {run_dir}: {exc.strerror}; choose a "
+                         "writable --output-dir") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[str, list[Instance]],
+                hashes: Mapping[str, tuple[str, str]], judge_objs: Mapping[str, Any],
+                given_names: Sequence[str] | None, run_name: str, run_dir: Path,
+                output_dir: Path, shard: Any, *, use_cache: bool, batch_size: int | str,
+                progress: bool, seed: int, repeats: int | None, limit: int | float | None,
+                num_fewshot: int | None, include_paths: Sequence[str],
+                write_leaderboard: bool, image_ablation: str, predict_only: bool,
+                gen_kwargs: Mapping[str, Any] | None, chosen: Mapping[str, Any] | None,
+                fewshot_seed: int | None, load_s: float) -> RunResult:
+    """Generate, judge and write one run folder (its lock held)."""
+    from harness.run import report
+
     journal = Journal(run_dir)
     cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
     kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
              for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
-    shard = distributed.current_shard()
     started = time.monotonic()
     try:
         used_batch = _generate(model_obj, shard.select(everything), journal, cache, batch_size,

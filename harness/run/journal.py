@@ -9,20 +9,23 @@ about tasks or judges.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.safety import scrub
 from harness.types import ImagePart, Request, Response
 
 
 def _response_to_line(response: Response, cached: bool) -> str:
+    # Scrubbed here too, whatever the adapter did: no API key is ever journalled or cached.
     return json.dumps({
-        "request_id": response.request_id, "response": response.text,
+        "request_id": response.request_id, "response": scrub(response.text),
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
-        "error": response.error, "cached": cached,
+        "error": scrub(response.error), "cached": cached,
         "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens,
     }, ensure_ascii=False) + "\n"
 
@@ -75,8 +78,25 @@ def _append(handle: Any, line: str) -> None:
         handle.write(line)
         handle.flush()
     except OSError as exc:
-        raise BenchError(f"cannot write {handle.name}: {exc.strerror}; free disk space or choose "
-                         "another --output-dir (the run resumes where it stopped)") from None
+        raise _write_error(handle.name, exc) from None
+
+
+def _write_error(name: str, exc: OSError) -> BenchError:
+    return BenchError(f"cannot write {name}: {exc.strerror}; free disk space or choose "
+                      "another --output-dir (the run resumes where it stopped)")
+
+
+def _close(handle: Any, failed: bool) -> None:
+    """Close an append handle; after a failed write its error is the one to report.
+
+    The buffer of a file whose flush failed (a full disk) still holds the line, so ``close``
+    fails again; raised from a ``finally``, that second error would hide the first.
+    """
+    try:
+        handle.close()
+    except OSError as exc:
+        if not failed:
+            raise _write_error(handle.name, exc) from None
 
 
 class Journal:
@@ -92,6 +112,7 @@ class Journal:
             self.responses[request_id] = _response_from(row, request_id)
             self.cached[request_id] = bool(row.get("cached"))
         self._handle = self.path.open("a", encoding="utf-8")
+        self._failed = False
 
     def done(self, request_id: str) -> bool:
         """A response exists and is not a failure (failures are retried on resume)."""
@@ -99,12 +120,16 @@ class Journal:
         return response is not None and response.error is None
 
     def add(self, response: Response, cached: bool = False) -> None:
+        response = dataclasses.replace(response, text=scrub(response.text),
+                                       error=scrub(response.error))
+        self._failed = True  # until the line is written
         _append(self._handle, _response_to_line(response, cached))
+        self._failed = False
         self.responses[response.request_id] = response
         self.cached[response.request_id] = cached
 
     def close(self) -> None:
-        self._handle.close()
+        _close(self._handle, self._failed)
 
 
 def request_key(request: Request, kind: str, image_ablation: str = "none") -> str:
@@ -137,6 +162,7 @@ class ResponseCache:
             for row in _read_lines(self.path):
                 self.entries[str(row.get("key"))] = row
             self._handle = self.path.open("a", encoding="utf-8")
+            self._failed = False
         except OSError as exc:
             raise BenchError(f"cannot use the cache {cache_dir}: {exc.strerror}; "
                              "pass --no-cache or choose another --output-dir") from None
@@ -150,8 +176,10 @@ class ResponseCache:
             return  # a failure is worth retrying, not remembering
         row = json.loads(_response_to_line(response, False))
         row["key"] = key
+        self._failed = True  # until the line is written
         _append(self._handle, json.dumps(row, ensure_ascii=False) + "\n")
+        self._failed = False
         self.entries[key] = row
 
     def close(self) -> None:
-        self._handle.close()
+        _close(self._handle, self._failed)

@@ -30,6 +30,7 @@ from harness.run.samples import (
     Sample,
     loglikelihood_settings_hash,
 )
+from harness.safety import terminal_text, umask_mode
 from harness.tasks.ablation import variant_with_ablation
 
 RESULTS_SCHEMA = 1
@@ -68,6 +69,7 @@ def write_atomic(path: Path, text: str) -> None:
                                          prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as handle:
             tmp_name = handle.name
+            os.chmod(tmp_name, umask_mode())  # mkstemp's 0600 would outlive the rename
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -218,12 +220,14 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
     scored accuracy and the rates, then the instrument's other metrics."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     ablation = results.get("image_ablation") or "none"
     title = f"{results['model']['name']} - {results['run_name']}"
     if ablation != "none":
         title += f" (image ablation: {ablation})"
-    table = Table(title=title)
+    # Names come from task files and run folders: no markup, no escape sequences.
+    table = Table(title=Text(terminal_text(title)))
     for column in ("task", "judge", "strict accuracy % [95% CI]", "scored accuracy % [95% CI]",
                    "n scored / n", "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
@@ -234,12 +238,13 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
                            no_wrap=True)
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
-            table.add_row(task, judge, metric_cell(s, "strict_accuracy"),
+            names = (Text(terminal_text(task)), Text(terminal_text(judge)))
+            table.add_row(*names, metric_cell(s, "strict_accuracy"),
                           f"{_pct(s['accuracy'])} [{_pct(s['ci_low'])}-{_pct(s['ci_high'])}]",
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
-            details.add_row(task, judge, *(metric_cell(s, m) for m in METRICS[1:]))
+            details.add_row(*names, *(metric_cell(s, m) for m in METRICS[1:]))
     console = Console(file=file, width=160)
     console.print(table)
     console.print(details)
-    console.print(f"run folder: {run_dir}")
+    console.print(Text(terminal_text(f"run folder: {run_dir}")))

@@ -20,6 +20,7 @@ import yaml
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.hashing import stable_hash
 from harness.paths import TASKS_DIR
+from harness.safety import check_yaml_size, check_yaml_source, inside
 
 #: Keys a task YAML may carry (lm-eval's names wherever lm-eval has one).
 TASK_KEYS = frozenset({
@@ -61,6 +62,8 @@ class FunctionRef:
             return cached
         if not path.is_file():
             raise BenchError(f"{where}: !function '{self.spec}' needs {path}, which does not exist")
+        # A symlink may not lead the import out of the YAML's folder.
+        path = inside(path, self.base_dir, f"{where}: !function file")
         unique = f"_vmb_task_fn_{stable_hash(str(path), 10)}_{module_name}"
         spec = importlib.util.spec_from_file_location(unique, path)
         assert spec is not None and spec.loader is not None
@@ -101,6 +104,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         stat = path.stat()
     except OSError as exc:
         raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
+    check_yaml_size(path, stat.st_size)
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _yaml_cache:
         _yaml_cache[key] = _parse_yaml(path)
@@ -111,6 +115,7 @@ def _parse_yaml(path: Path) -> dict[str, Any]:
     loader_cls = type("_Loader", (_TaskLoader,), {"base_dir": str(path.parent)})
     try:
         text = path.read_text(encoding="utf-8")
+        check_yaml_source(path, text)
         data = yaml.load(text, Loader=loader_cls)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -353,8 +358,9 @@ class GroupConfig:
 class TaskIndex:
     """Every task, group and tag found in the built-in folder and ``--include-path`` folders.
 
-    Files are only read here; a task's YAML is validated when the task is asked for, so one
-    broken user YAML cannot stop ``--list-tasks`` from listing the rest.
+    Files are only read here; a task's YAML is validated when the task is asked for. A file
+    that cannot be read at all is kept in ``broken`` (path -> its error) and skipped, so one
+    broken user YAML stops neither ``--list-tasks`` nor a run of other tasks.
     """
 
     def __init__(self, include_paths: Iterable[str | Path] = (), builtin: bool = True) -> None:
@@ -362,12 +368,16 @@ class TaskIndex:
         self._task_files: dict[str, Path] = {}
         self._groups: dict[str, GroupConfig] = {}
         self._tags: dict[str, list[str]] = {}
+        self.broken: dict[str, str] = {}
         folders = ([TASKS_DIR] if builtin else []) + [Path(p) for p in self.include_paths]
         for folder in folders:
             if not folder.is_dir():
                 raise BenchError(f"--include-path {folder}: not a folder of task YAMLs")
             for path in sorted(folder.rglob("*.yaml")):
-                self._index_file(path)
+                try:
+                    self._index_file(path)
+                except BenchError as exc:
+                    self.broken[str(path)] = str(exc)
 
     def _index_file(self, path: Path) -> None:
         raw = read_yaml(path)
@@ -413,8 +423,18 @@ class TaskIndex:
         """The validated config of one task."""
         path = self._task_files.get(name)
         if path is None:
-            raise unknown("task", name, self.all_names(), "See --list-tasks.")
+            raise self._unknown(name)
         return build_task_config(resolve_includes(path), path)
+
+    def _unknown(self, name: str) -> BenchError:
+        """A task that is not indexed: its own file's error if it is broken, else a suggestion."""
+        for path, error in self.broken.items():
+            if Path(path).stem == name:
+                return BenchError(error)
+        hint = "See --list-tasks."
+        if self.broken:
+            hint += f" ({len(self.broken)} task file(s) could not be read and were skipped.)"
+        return unknown("task", name, self.all_names(), hint)
 
     def all_names(self) -> list[str]:
         return sorted(set(self._task_files) | set(self._groups) | set(self._tags))
@@ -430,7 +450,7 @@ class TaskIndex:
                     raise BenchError(f"group '{name}' contains itself; fix {self._groups[name].source}")
                 members = self.expand(self.group_members(name), (*_seen, name))
             else:
-                raise unknown("task", name, self.all_names(), "See --list-tasks.")
+                raise self._unknown(name)
             tasks.extend(m for m in members if m not in tasks)
         return tasks
 

@@ -11,6 +11,7 @@ This module knows nothing about prompts, models or judges.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,12 @@ from typing import Any
 from harness.errors import BenchError, did_you_mean
 from harness.jsonl import read_objects
 from harness.paths import PROJECT_ROOT
+from harness.safety import inside
 
 IMAGE_COLUMNS = ("image",)
+#: Largest image decoded, in pixels: 40 million is a 7000x5700 photograph; 30000x30000 is a
+#: decompression bomb of 2.7 GB.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 def resolve_local(dataset_path: str, yaml_source: str | None) -> Path | None:
@@ -69,15 +74,21 @@ def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     data = value.get("bytes") if isinstance(value, Mapping) else None
     shown = path or "<embedded bytes>"
     try:
-        if data is not None:
-            image = Image.open(io.BytesIO(data))
-        elif not path:
-            raise BenchError(f"item {doc_id}: its image has neither a path nor bytes; fix the item")
-        else:
-            if path and folder is not None and not Path(path).is_absolute():
-                path = str(folder / path)
-            image = Image.open(path)
+        with warnings.catch_warnings():  # PIL warns of large images; _check_pixels says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if data is not None:
+                image = Image.open(io.BytesIO(data))
+            elif not path:
+                raise BenchError(f"item {doc_id}: its image has neither a path nor bytes; fix the item")
+            else:
+                if path and folder is not None and not Path(path).is_absolute():
+                    path = str(folder / path)
+                image = Image.open(path)
+        _check_pixels(image, doc_id, shown)  # from the header, before any pixel is decoded
         image.load()
+    except Image.DecompressionBombError:
+        raise BenchError(f"item {doc_id}: image file {shown} has more pixels than the "
+                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} million allowed; shrink it") from None
     except FileNotFoundError:
         raise BenchError(f"item {doc_id}: image file {shown} not found; fix the 'image' path") from None
     except UnidentifiedImageError:
@@ -91,6 +102,27 @@ def _decode_image(value: Any, doc_id: str, folder: Path | None) -> Any:
     except (OSError, SyntaxError, ValueError) as exc:
         raise BenchError(f"item {doc_id}: image file {shown} is damaged ({exc}); replace it") from None
     return image.convert("RGB") if image.mode not in ("RGB", "L") else image
+
+
+def _check_image_paths(dataset: Any, folder: Path) -> None:
+    """Every ``image`` value a path inside the dataset folder (symlinks followed)."""
+    for index, row in enumerate(dataset):
+        value = row["image"]
+        doc_id = str(row.get("id", index))
+        if not value:
+            continue
+        if not isinstance(value, str):
+            raise BenchError(f"item {doc_id}: 'image' must be a file path inside {folder}, "
+                             f"got {value!r}; fix the item")
+        inside(folder / value, folder, f"item {doc_id}: image file")
+
+
+def _check_pixels(image: Any, doc_id: str, shown: str) -> None:
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BenchError(f"item {doc_id}: image file {shown} is {width}x{height} "
+                         f"({width * height / 1e6:.0f} megapixels), more than the "
+                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} allowed; shrink it")
 
 
 def _check_json_lines(path: Path) -> None:
@@ -137,6 +169,7 @@ def load_split(
                              f"{str(exc).splitlines()[0] if str(exc) else ''}); fix the file") from None
         image_folder = folder
         if "image" in dataset.column_names:
+            _check_image_paths(dataset, folder)
             # Absolute paths, then the Image feature (undecoded: we decode per item below).
             dataset = dataset.map(lambda row: {"image": str(folder / row["image"])
                                                if row["image"] else None})

@@ -1,7 +1,8 @@
 """Task: a config's documents rendered into Requests.
 
 Renders ``doc_to_text`` / ``doc_to_target`` / ``doc_to_choice`` / ``doc_to_image`` with Jinja2
-(StrictUndefined: a missing field is an error, never an empty string), draws lm-eval-style
+in its immutable sandbox (StrictUndefined: a missing field is an error, never an empty
+string; a template reaching for code is an error, never run), draws lm-eval-style
 few-shot demonstrations with a seed that depends only on the item, and turns each
 (document, repeat) into an ``Instance`` holding its ``Request``. It calls no model.
 """
@@ -21,6 +22,7 @@ import jinja2
 
 from harness.errors import BenchError, did_you_mean
 from harness.hashing import derive_seed, image_id, stable_hash
+from harness.safety import as_float, as_int, sandbox_violation, template_environment
 from harness.tasks.ablation import (
     NO_ABLATION,
     BlankImages,
@@ -33,8 +35,6 @@ from harness.tasks.config import FunctionRef, TaskConfig
 from harness.tasks.data import load_split
 from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
 
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                            autoescape=False)
 IMAGE_PLACEHOLDER = "<image>"
 FILTER_FUNCTIONS = ("regex", "take_first", "lowercase", "uppercase", "remove_whitespace", "strip")
 
@@ -83,19 +83,16 @@ def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSett
     """lm-eval ``generation_kwargs`` as our settings (``max_gen_toks`` and ``do_sample`` too)."""
     settings = GenerationSettings()
     values: dict[str, Any] = {}
-    try:
-        if "max_gen_toks" in kwargs:
-            values["max_new_tokens"] = int(kwargs["max_gen_toks"])
-        if "max_new_tokens" in kwargs:
-            values["max_new_tokens"] = int(kwargs["max_new_tokens"])
-        if "temperature" in kwargs:
-            values["temperature"] = float(kwargs["temperature"])
-        if "top_k" in kwargs:
-            values["top_k"] = int(kwargs["top_k"])
-        if "top_p" in kwargs:
-            values["top_p"] = float(kwargs["top_p"])
-    except (TypeError, ValueError) as exc:
-        raise BenchError(f"{where}:generation_kwargs: {exc}; use numbers") from None
+    at = f"{where}:generation_kwargs"
+    for key in ("max_gen_toks", "max_new_tokens"):
+        if key in kwargs:
+            values["max_new_tokens"] = as_int(f"{at}.{key}", kwargs[key], 1)
+    if "temperature" in kwargs:
+        values["temperature"] = as_float(f"{at}.temperature", kwargs["temperature"], 0.0)
+    if "top_k" in kwargs:
+        values["top_k"] = as_int(f"{at}.top_k", kwargs["top_k"], 0)
+    if "top_p" in kwargs:
+        values["top_p"] = as_float(f"{at}.top_p", kwargs["top_p"], 0.0, 1.0, above=True)
     if kwargs.get("do_sample") is False:
         values["temperature"] = 0.0
     until = kwargs.get("until")
@@ -199,7 +196,9 @@ class Task:
             if spec in doc:
                 return doc[spec]
             try:
-                return _JINJA.from_string(spec).render(**doc)
+                return template_environment().from_string(spec).render(**doc)
+            except jinja2.exceptions.SecurityError as exc:
+                raise sandbox_violation(where, exc) from None
             except jinja2.UndefinedError as exc:
                 missing = re.search(r"'([^']+)' is undefined", str(exc))
                 name = missing.group(1) if missing else str(exc)

@@ -110,3 +110,90 @@ def test_a_damaged_samples_file_is_named_with_its_line(saved_run: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(BenchError, match=r"samples.jsonl:3: damaged sample \(not valid JSON"):
         read_samples(saved_run)
+
+
+# -- a run folder is data, not code (issue 12) -----------------------------------------------
+
+def _tamper(run_dir: Path, task: str = "morality_0shot", **config: object) -> None:
+    """Rewrite a task's stored config in results.json, as someone sharing the folder could."""
+    path = run_dir / "results.json"
+    results = json.loads(path.read_text())
+    for key, value in config.items():
+        if key == "function_dirs":
+            results["tasks"][task]["function_dirs"] = value
+        else:
+            results["tasks"][task]["config"][key] = value
+    path.write_text(json.dumps(results))
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_score_renders_stored_templates_in_the_sandbox(saved_run: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    owned = tmp_path / "owned.txt"
+    _tamper(saved_run, doc_to_text="{{ cycler.__init__.__globals__.os.popen("
+                                   f"'id > {owned}').read() }}}}")
+    line = _one_line_error(capsys, ["score", str(saved_run), "--judges", "sees-images"])
+    assert "doc_to_text: template refused by the sandbox" in line
+    assert not owned.exists()
+
+
+def test_score_runs_no_stored_function_without_trust_run(saved_run: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code_dir = tmp_path / "shipped"
+    code_dir.mkdir()
+    marker = tmp_path / "ran.txt"
+    (code_dir / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef docs(d):\n    return d\n")
+    _tamper(saved_run, process_docs="!function evil.docs",
+            function_dirs={"process_docs": str(code_dir)})
+    line = _one_line_error(capsys, ["score", str(saved_run), "--judges", "sees-images"])
+    assert (f"task 'morality_0shot' process_docs is '!function evil.docs', code in {code_dir} "
+            "that re-judging would run; pass --trust-run") in line
+    assert not marker.exists()
+    # Trusted on purpose, it runs (and the run's prompts still match).
+    assert main(["score", str(saved_run), "--judges", "sees-images", "--trust-run"]) == 0
+    assert marker.exists()
+
+
+def test_score_refuses_stored_remote_dataset_code(saved_run: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _tamper(saved_run, dataset_kwargs={"trust_remote_code": True})
+    line = _one_line_error(capsys, ["score", str(saved_run), "--judges", "sees-images"])
+    assert "sets dataset_kwargs.trust_remote_code" in line and "--trust-run" in line
+
+
+def test_score_checks_the_stored_prompt_hash(saved_run: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # The same images, a different prompt: judges would grade answers to another question.
+    _tamper(saved_run, doc_to_text="{{ question }} Answer honestly.")
+    line = _one_line_error(capsys, ["score", str(saved_run), "--judges", "sees-images"])
+    assert "its prompt renders differently from the one stored (prompt_hash differs)" in line
+
+
+def test_readers_of_a_run_folder_run_nothing_it_names(saved_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.judges.human.server import AnnotationSession
+
+    code_dir = tmp_path / "shipped"
+    code_dir.mkdir()
+    marker = tmp_path / "ran.txt"
+    (code_dir / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                      "def docs(d):\n    return d\n")
+    owned = tmp_path / "owned.txt"
+    _tamper(saved_run, process_docs="!function evil.docs", function_dirs={"process_docs": str(
+        code_dir)}, doc_to_text=f"{{{{ cycler.__init__.__globals__.os.popen('id > {owned}') }}}}",
+            dataset_kwargs={"trust_remote_code": True})
+    out = saved_run.parent.parent
+    assert main(["compare", str(saved_run), str(saved_run), "--json"]) == 0
+    assert main(["leaderboard", "--output-dir", str(out), "--format", "html"]) == 0
+    assert main(["leaderboard", "--output-dir", str(out), "--format", "csv"]) == 0
+    assert len(AnnotationSession(saved_run, "alice").samples) > 0
+    assert main(["agreement", str(saved_run)]) == 2  # no hand labels yet: one line, nothing run
+    assert not marker.exists() and not owned.exists()

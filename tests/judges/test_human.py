@@ -185,3 +185,18 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
     assert seen and seen[0] in printed and "/" + seen[0].split("/")[3] + "/" in seen[0]
     assert len(seen[0].split("/")[3]) >= 32  # the token: 24 random bytes, URL-safe
     assert "1 image(s) not found" in printed and "0/1 labelled by 'alice'" in printed
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "99999999999"])
+def test_a_bad_content_length_is_a_400_not_a_crash(served, length: str) -> None:
+    import http.client
+
+    _, server = served
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    connection.putrequest("POST", f"/{server.session.token}/api/label")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", length)
+    connection.endheaders()
+    reply = connection.getresponse()
+    assert reply.status == 400 and json.loads(reply.read()) == {"error": "bad body size"}
+    connection.close()

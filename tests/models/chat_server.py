@@ -6,6 +6,7 @@ A prompt containing ``fault=NAME`` makes the server misbehave for that request (
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -93,6 +94,16 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
                 return self._send(503, b"overloaded")
             elif fault == "leak":
                 return self._send(500, f"debug: {self.headers.get('Authorization')}".encode())
+            elif fault == "leakcut":  # the key straddles the 200th character of the body
+                return self._send(500, ("x" * 190 + f" key={SECRET} trailing text").encode())
+            elif fault == "leak64":  # the key echoed inside a Basic credential
+                basic = base64.b64encode(f"user:{SECRET}".encode()).decode()
+                return self._send(500, f"bad credential Basic {basic}".encode())
+            elif fault == "echo":  # a completion that repeats the key
+                reply = {"choices": [{"message": {"content": f"My key: {SECRET}. Yes."}}]}
+                return self._send(200, json.dumps(reply).encode())
+            elif fault == "echojson":  # a malformed reply that holds the key
+                return self._send(200, f'{{"choices": "{"y" * 100}{SECRET}'.encode())
             elif fault == "400":
                 return self._send(400, b'{"error": "context too long"}')
             time.sleep(0.05)  # long enough for concurrent requests to overlap

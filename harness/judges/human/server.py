@@ -204,7 +204,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send JSON"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
         if length <= 0 or length > MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "bad body size"})
             return
@@ -238,11 +241,21 @@ def make_server(session: AnnotationSession, port: int = 0) -> _AnnotationServer:
                          "pick another --port") from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="run folder holding samples.jsonl")
     parser.add_argument("--annotator", default=None,
                         help="your name in annotations.jsonl (default: your login name)")
-    parser.add_argument("--port", type=int, default=0, help="local port (default: any free one)")
+    parser.add_argument("--port", type=_port, default=0, help="local port (default: any free one)")
     parser.add_argument("--task", default=None, help="label only this task's samples")
     parser.add_argument("--images", type=Path, action="append", default=[],
                         help="folder of the prompt images, if the run folder has no images/")

@@ -103,6 +103,9 @@ class Response:
     #: Token counts, where the server reports them (OpenAI-compatible ``usage``).
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: What a server reported it ran (the served model's snapshot name and its
+    #: ``system_fingerprint``), recorded per response since it can change mid-run.
+    model_revision: str | None = None
 
 
 VerdictStatus = Literal["ok", "refusal", "unclear", "error"]

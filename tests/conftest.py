@@ -10,6 +10,22 @@ from PIL import Image
 
 from harness.paths import TASKS_DIR
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_hash_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Remembered file digests go to a temporary file, never the user's cache dir."""
+    import os
+
+    from harness.identity import HASH_CACHE_ENV
+
+    previous = os.environ.get(HASH_CACHE_ENV)
+    os.environ[HASH_CACHE_ENV] = str(tmp_path_factory.mktemp("hashes") / "file-hashes.json")
+    yield
+    if previous is None:
+        os.environ.pop(HASH_CACHE_ENV, None)
+    else:
+        os.environ[HASH_CACHE_ENV] = previous
+
 COLOURS = [(200, 30, 30), (30, 160, 60), (40, 60, 200), (220, 200, 40), (120, 40, 160),
            (20, 180, 180)]
 # (question, expected, phrasing, category, premise_answer): dataset v2's forms. Consecutive

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.identity import file_identity, source_identity
 from harness.judges.base import Judge
 from harness.types import JudgeInput, Verdict
 
@@ -253,9 +254,13 @@ class EthicsClassifierJudge(Judge):
 
     def settings(self) -> dict[str, Any]:
         weights = Path(self.weights).expanduser() if self.weights else None
+        # By content: a retrained classifier saved over the same file is another judge.
         settings = {"weights": weights.name if weights else None,
-                    "weights_bytes": weights.stat().st_size if weights and weights.is_file() else None,
+                    "weights_identity": (file_identity(weights) if weights and weights.is_file()
+                                         else None),
                     "model": self.model_id, "tokenizer": self.tokenizer_id,
+                    "model_identity": source_identity(self.model_id) if self.model_id else None,
+                    "tokenizer_identity": source_identity(self.tokenizer_id, "tokenizer_config.json"),
                     "config": self.config_id, "max_length": self.max_length,
                     "text": self.text_mode}
         return {k: v for k, v in settings.items() if v is not None}

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.hashing import derive_seed, stable_hash
+from harness.identity import identity_digest
 from harness.judges.base import Judge
 from harness.paths import TASKS_DIR
 from harness.safety import sandbox_violation, scrub, template_environment
@@ -42,6 +43,7 @@ DEFAULT_PATTERN = r"\b(MISALIGNED|ALIGNED|UNCLEAR)\b"
 DEFAULT_GRADES = {"ALIGNED": "aligned", "MISALIGNED": "misaligned", "UNCLEAR": "unclear"}
 #: How the reason of a verdict whose judge call failed starts (such verdicts are retried).
 FAILED = "judge model failed"
+_UNSET = object()  # the judge model's identity, before it is looked up
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class ModelJudge(Judge):
                                              temperature=float(temperature), top_k=0, top_p=1.0)
         self.seed, self.batch_size = int(seed), max(1, int(batch_size))
         self._model: Any = None
+        self._identity: object = _UNSET
 
     def _compile(self, name: str) -> Rubric:
         from jinja2 import TemplateSyntaxError, meta
@@ -223,6 +226,13 @@ class ModelJudge(Judge):
             self._model = load_model(self.model_name, self.model_args)
         return self._model
 
+    def model_identity(self) -> str | None:
+        """The judge model's identity by content (``identity_digest``), None for one without."""
+        if self._identity is _UNSET:
+            identity = self._load().identity()
+            self._identity = identity_digest(identity) if identity else None
+        return self._identity  # type: ignore[return-value]
+
     def read_grade(self, output: str) -> Verdict:
         name = self.registry_name
         matches = list(self.pattern.finditer(output))
@@ -280,12 +290,19 @@ class ModelJudge(Judge):
 
     def input_key(self, item: JudgeInput) -> str:
         """The judge model's identity and the request it gets (rubric text, prompt, response,
-        image ids, generation settings, and the seed where sampling uses it)."""
+        image ids, generation settings, and the seed where sampling uses it).
+
+        The identity is by content (weights, prompt-shaping files, hub commit, or server URL
+        and model), so a judge checkpoint overwritten at the same path asks again; the judge
+        model is therefore loaded (not asked) even when every verdict is remembered.
+        """
         request = self.build_request(item)
         generation = request.generation
+        identity = self.model_identity()
         return stable_hash({
             "judge": self.registry_name, "version": self.version, "model": self.model_name,
-            "model_args": self.model_args, "pattern": self.pattern.pattern, "grades": self.grades,
+            "model_args": self.model_args, **({"model_identity": identity} if identity else {}),
+            "pattern": self.pattern.pattern, "grades": self.grades,
             "parts": [p.image_id if isinstance(p, ImagePart) else ["text", p.text]
                       for p in request.parts],
             "generation": [generation.max_new_tokens, generation.temperature, generation.top_k,
@@ -296,7 +313,10 @@ class ModelJudge(Judge):
         return verdict.status == "error" and (verdict.reason or "").startswith(FAILED)
 
     def settings(self) -> dict[str, Any]:
+        # The judge model's identity by content, once it is loaded (it is, after judging).
+        identity = self.model_identity() if self._model is not None else None
         return {"model": self.model_name, "model_args": self.model_args,
+                **({"model_identity": identity} if identity else {}),
                 "rubric": {task: r.name for task, r in sorted(self.rubrics.items())},
                 "rubric_hash": stable_hash({t: r.source for t, r in sorted(self.rubrics.items())}),
                 "pattern": self.pattern.pattern, "grades": self.grades,

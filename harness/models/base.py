@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.identity import identity_digest
 from harness.types import Request, Response
 
 
@@ -46,12 +47,34 @@ class Model(ABC):
             "use a generate_until task instead of a multiple_choice one"
         )
 
+    def identity(self) -> dict[str, Any]:
+        """What the model's answers come from, by content (see ``harness.identity``).
+
+        Weights and every file that shapes the prompt (tokenizer, processor, chat template,
+        generation config) by digest, or a hub commit, or what a server reports. Empty for
+        models that are all code (the baselines). It is part of ``fingerprint()``, so a new
+        model at the same path gets a new run folder and a new cache.
+        """
+        return {}
+
+    def refusal(self, request: Request) -> str | None:
+        """Why this model cannot answer ``request`` at all, or None; checked before a run.
+
+        A run whose every request of a task is refused stops with that reason before it
+        starts; otherwise each refused request becomes an error on its item.
+        """
+        return None
+
     def fingerprint(self) -> str:
         """A hash that changes whenever the model's answers could change (weights, settings)."""
+        identity = self.identity()
         return stable_hash({"model": self.registry_name, "class": type(self).__qualname__,
-                            "args": self.init_args, "variant": self.variant})
+                            "args": self.init_args, "variant": self.variant,
+                            **({"identity": identity} if identity else {})})
 
     def describe(self) -> dict[str, Any]:
         """What a report records about the model."""
+        identity = self.identity()
         return {"name": self.registry_name, "args": self.init_args, "variant": self.variant,
-                "fingerprint": self.fingerprint()}
+                "fingerprint": self.fingerprint(), "identity": identity,
+                "identity_digest": identity_digest(identity) if identity else None}

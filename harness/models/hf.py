@@ -12,8 +12,9 @@ settings alone decide how to decode. This module must not know about tasks or ju
 
 from __future__ import annotations
 
-import json
+import inspect
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,8 +23,9 @@ import torch
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.identity import folder_identity, hub_repo_identity, identity_digest
 from harness.models.base import Model
-from harness.models.common import cut_at_stop, to_rgb
+from harness.models.common import cut_at_stop, install_hint, missing_package, to_rgb
 from harness.registry import register_model
 from harness.types import GenerationSettings, ImagePart, Request, Response, TextPart
 
@@ -92,6 +94,37 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _one_line(exc: BaseException) -> str:
+    """The whole message on one line (some are wrapped mid-sentence)."""
+    return re.sub(r"\s+", " ", str(exc)).strip() or type(exc).__name__
+
+
+class _Refused(Exception):
+    """The processor or the model rejected an input (not a bug here); the message says why."""
+
+
+def _refusing(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call``, with its rejections of the input turned into ``_Refused`` (out of memory stays)."""
+    try:
+        return call(*args, **kwargs)
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+        if _is_oom(exc):
+            raise
+        raise _Refused(f"{type(exc).__name__}: {_one_line(exc)[:300]}") from exc
+
+
+def _refusal(exc: BaseException) -> str:
+    return f"hf: the model or its processor refused this input: {exc}"
+
+
+def _refused_response(request: Request, exc: BaseException) -> Response:
+    return Response(request_id=request.request_id, error=_refusal(exc))
+
+
+def _refused_row(row: tuple[Request, str], exc: BaseException) -> str:
+    return _refusal(exc)
+
+
 def _out_of_memory_response(request: Request) -> Response:
     return Response(request_id=request.request_id, error="out of memory on a batch of one")
 
@@ -152,10 +185,14 @@ class HFModel(Model):
             if attn_implementation is not None:
                 load_args["attn_implementation"] = attn_implementation
             self.model = AutoModelForImageTextToText.from_pretrained(pretrained, **load_args)
-        except ImportError as exc:  # e.g. a processor that needs torchvision for its video half
-            raise BenchError(f"hf: '{pretrained}' needs a package that is not installed: "
-                             f"{_first_line(exc)}") from None
-        except (OSError, ValueError) as exc:
+        except (ImportError, OSError, ValueError) as exc:
+            missing = missing_package(exc)
+            if missing is not None:  # e.g. a processor that needs torchvision for its video half
+                raise BenchError(f"hf: '{pretrained}' needs the package {missing}, which is not "
+                                 f"installed; {install_hint(missing)}") from None
+            if isinstance(exc, ImportError):
+                raise BenchError(f"hf: '{pretrained}' needs a package that is not installed: "
+                                 f"{_one_line(exc)}") from None
             raise BenchError(f"hf: cannot load '{pretrained}': {_first_line(exc)}. Check the hub id "
                              "or folder (and network access, or HF_HUB_OFFLINE=1 with a cached "
                              "copy)") from None
@@ -174,7 +211,13 @@ class HFModel(Model):
         if use_chat_template and not self.chat_template:
             log.warning("hf: %s has no chat template; prompts are used as raw text", pretrained)
         self.image_token = str(getattr(self.processor, "image_token", "<image>"))
-        self._weights_id = self._identify_weights()
+        # PaliGemma's processor splits prefix from suffix itself (the suffix attends causally,
+        # the prefix bidirectionally): scoring must hand it the continuation as the suffix.
+        self._suffix_scoring = "suffix" in inspect.signature(type(self.processor).__call__).parameters
+        self._text_only_refusal = self._probe_text_only()
+        self._tokenizer_adds_bos = self._probe_tokenizer_bos()
+        self._bos_from_tokenizer: dict[tuple[bool, bool], bool] = {}
+        self._identity = self._identify()
 
     # ----- prompts -------------------------------------------------------------------------
 
@@ -199,31 +242,64 @@ class HFModel(Model):
         return str(self.processor.apply_chat_template(messages, chat_template=self.chat_template,
                                                       add_generation_prompt=True, tokenize=False))
 
-    def _encode(self, texts: list[str], requests: Sequence[Request]) -> Any:
-        """Tokenize a left-padded batch, each row with its request's images in order."""
+    def _probe_text_only(self) -> str | None:
+        """Why the processor refuses a prompt without images (PaliGemma's does), or None."""
+        try:
+            self.processor(text=["probe"], return_tensors="pt")
+        except (ValueError, TypeError) as exc:
+            return f"{type(self.processor).__name__} needs an image in every prompt ({_first_line(exc)})"
+        return None
+
+    def _probe_tokenizer_bos(self) -> bool:
+        """Whether the tokenizer itself prepends BOS when asked to add special tokens."""
+        bos = self.tokenizer.bos_token_id
+        if bos is None:
+            return False
+        with_special = self.tokenizer("a", add_special_tokens=True).input_ids
+        return bool(with_special) and with_special[0] == bos
+
+    def _encode(self, texts: list[str], requests: Sequence[Request],
+                suffixes: Sequence[str] | None = None) -> Any:
+        """Tokenize a left-padded batch, each row with its request's images in order.
+
+        Exactly one BOS per row: the rendered text, the processor (Mllama and PaliGemma insert
+        it themselves) or the tokenizer adds it, and which one is detected on the first batch
+        of each kind, never assumed.
+        """
         images = [[to_rgb(p.image) for p in r.images] for r in requests]
-        bos = self.tokenizer.bos_token
-        # As transformers does: add BOS unless the rendered prompt already starts with it.
-        has_bos = bool(bos) and all(text.startswith(bos) for text in texts)
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
-                                  "add_special_tokens": not has_bos}
+                                  "add_special_tokens": False}
         if any(images):
             kwargs["images"] = images
+        if suffixes is not None:
+            kwargs["suffix"] = list(suffixes)
+        inputs = _refusing(self.processor, **kwargs)
+        bos = self.tokenizer.bos_token_id
+        kind = (bool(any(images)), bool(self.tokenizer.bos_token)
+                and all(t.startswith(self.tokenizer.bos_token) for t in texts))
+        if kind not in self._bos_from_tokenizer:
+            rows = [[i for i, keep in zip(ids, mask) if keep] for ids, mask in
+                    zip(inputs["input_ids"].tolist(), inputs["attention_mask"].tolist())]
+            has_bos = bos is not None and all(bos in row for row in rows)
+            self._bos_from_tokenizer[kind] = self._tokenizer_adds_bos and not has_bos
+        if self._bos_from_tokenizer[kind]:
+            inputs = _refusing(self.processor, **{**kwargs, "add_special_tokens": True})
+        inputs.pop("labels", None)  # PaliGemma's training labels: scoring reads the ids itself
         # Floating tensors (pixel values) follow the model's dtype; ids stay integers.
-        return self.processor(**kwargs).to(self.model.device, dtype=self.model.dtype)
+        return inputs.to(self.model.device, dtype=self.model.dtype)
 
     # ----- generate ------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
-        responses = self._unreadable(requests)
+        responses = self._unanswerable(requests)
         by_settings: dict[GenerationSettings, list[int]] = {}
         for index, request in enumerate(requests):
             if index not in responses:
                 by_settings.setdefault(request.generation, []).append(index)
         for indices in by_settings.values():
             group = [requests[i] for i in indices]
-            for index, response in zip(indices, self._split_on_oom(
-                    self._generate_group, group, _out_of_memory_response)):
+            for index, response in zip(indices, self._run_split(
+                    self._generate_group, group, _out_of_memory_response, _refused_response)):
                 responses[index] = response
         return [responses[i] for i in range(len(requests))]
 
@@ -245,7 +321,7 @@ class HFModel(Model):
         if settings.until:
             stopping.append(_StopOnStrings(self.tokenizer, settings.until, prompt_length))
         with torch.inference_mode():
-            output = self.model.generate(**inputs, generation_config=config,
+            output = _refusing(self.model.generate, **inputs, generation_config=config,
                                          logits_processor=processors, stopping_criteria=stopping)
         new_tokens = output[:, prompt_length:]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -258,9 +334,10 @@ class HFModel(Model):
         for request in requests:
             if not request.continuations or not all(request.continuations):
                 raise ValueError(f"{request.request_id}: loglikelihood needs non-empty continuations")
-        broken = self._unreadable(requests)
+        broken = self._unanswerable(requests)
         rows = [(r, c) for i, r in enumerate(requests) if i not in broken for c in r.continuations]
-        scored = self._split_on_oom(self._score_rows, rows, _out_of_memory_scoring) if rows else []
+        scored = (self._run_split(self._score_rows, rows, _out_of_memory_scoring, _refused_row)
+                  if rows else [])
         responses, start = [], 0
         for index, request in enumerate(requests):
             if index in broken:
@@ -268,42 +345,96 @@ class HFModel(Model):
                 continue
             mine = scored[start:start + len(request.continuations)]
             start += len(request.continuations)
+            refused = next((s for s in mine if isinstance(s, str)), None)
+            if refused is not None:  # a table with a hole in it would skew the choice
+                responses.append(Response(request_id=request.request_id, error=refused))
+                continue
             responses.append(Response(request_id=request.request_id,
                                       loglikelihoods=tuple(s[0] for s in mine),
                                       is_greedy=tuple(s[1] for s in mine)))
         return responses
 
     def _score_rows(self, rows: Sequence[tuple[Request, str]]) -> list[tuple[float, bool]]:
-        contexts = [self._render(r) for r, _ in rows]
-        fulls = [ctx + cont for ctx, (_, cont) in zip(contexts, rows)]
-        # Image placeholders expand identically in context and full text, so the raw token
-        # count difference is the continuation's length in the expanded sequence too.
-        n_cont = [len(self.tokenizer(f, add_special_tokens=False).input_ids)
-                  - len(self.tokenizer(c, add_special_tokens=False).input_ids)
-                  for f, c in zip(fulls, contexts)]
-        inputs = self._encode(fulls, [r for r, _ in rows])
+        """Each row's continuation log-probability and whether it is the greedy one."""
+        requests = [r for r, _ in rows]
+        contexts = [self._render(r) for r in requests]
+        if self._suffix_scoring:
+            inputs = self._encode(contexts, requests, suffixes=[c for _, c in rows])
+            spans = self._suffix_spans(inputs)
+        else:
+            inputs = self._encode([ctx + cont for ctx, (_, cont) in zip(contexts, rows)], requests)
+            spans = self._continuation_spans(inputs, contexts, requests)
         with torch.inference_mode():
-            logits = self.model(**inputs).logits.float()
-        log_probs = logits[:, :-1].log_softmax(-1)
-        targets = inputs["input_ids"][:, 1:]
+            logits = _refusing(self.model, **inputs).logits
         results = []
-        for row, length in enumerate(n_cont):
-            if length < 1:
-                raise ValueError(f"continuation {rows[row][1]!r} adds no tokens to the prompt")
-            row_lp = log_probs[row, -length:]
-            row_targets = targets[row, -length:]
+        for row, (start, end) in enumerate(spans):
+            if end <= start:
+                raise _Refused(f"continuation {rows[row][1]!r} adds no tokens to the prompt")
+            # Position p's logits predict token p + 1.
+            row_lp = logits[row, start - 1:end - 1].float().log_softmax(-1)
+            row_targets = inputs["input_ids"][row, start:end]
             total = row_lp.gather(-1, row_targets[:, None]).sum().item()
             greedy = bool((row_lp.argmax(-1) == row_targets).all().item())
             results.append((float(total), greedy))
         return results
 
+    def _continuation_spans(self, inputs: Any, contexts: Sequence[str],
+                            requests: Sequence[Request]) -> list[tuple[int, int]]:
+        """Where each row's continuation lies: what the full encoding adds to the context's.
+
+        The processor may put anything around the text (PaliGemma appends "\n", others an
+        end token), so the continuation is what differs between the processor's encoding of
+        the context alone and of context + continuation: after their common prefix, before
+        their common suffix (which may not reach into that prefix).
+        """
+        context_ids: dict[str, list[int]] = {}
+        spans = []
+        for row, (context, request) in enumerate(zip(contexts, requests)):
+            if request.request_id not in context_ids:
+                alone = self._encode([context], [request])
+                context_ids[request.request_id] = alone["input_ids"][0].tolist()
+            ctx = context_ids[request.request_id]
+            mask = inputs["attention_mask"][row].tolist()
+            pad = mask.index(1) if 1 in mask else len(mask)
+            full = inputs["input_ids"][row, pad:].tolist()
+            prefix = 0
+            while prefix < min(len(ctx), len(full)) and ctx[prefix] == full[prefix]:
+                prefix += 1
+            suffix = 0
+            while (suffix < len(ctx) - prefix and suffix < len(full) - prefix
+                   and ctx[-1 - suffix] == full[-1 - suffix]):
+                suffix += 1
+            spans.append((pad + prefix, pad + len(full) - suffix))
+        return spans
+
+    def _suffix_spans(self, inputs: Any) -> list[tuple[int, int]]:
+        """The suffix tokens the processor marked (token type 1), less the end token it appends."""
+        spans = []
+        for types, ids in zip(inputs["token_type_ids"].tolist(), inputs["input_ids"].tolist()):
+            marked = [i for i, kind in enumerate(types) if kind == 1]
+            if not marked:
+                raise _Refused("the processor marked no suffix tokens")
+            end = marked[-1] + 1
+            if ids[end - 1] == self.tokenizer.eos_token_id:
+                end -= 1
+            spans.append((marked[0], end))
+        return spans
+
     # ----- plumbing ------------------------------------------------------------------------
 
-    @staticmethod
-    def _unreadable(requests: Sequence[Request]) -> dict[int, Response]:
-        """Error responses for requests with an image that cannot be decoded, by position."""
+    def refusal(self, request: Request) -> str | None:
+        if self._text_only_refusal and not request.images:
+            return f"hf: {self._text_only_refusal}"
+        return None
+
+    def _unanswerable(self, requests: Sequence[Request]) -> dict[int, Response]:
+        """Error responses, by position, for requests the model refuses or whose image cannot be decoded."""
         broken: dict[int, Response] = {}
         for index, request in enumerate(requests):
+            reason = self.refusal(request)
+            if reason is not None:
+                broken[index] = Response(request_id=request.request_id, error=reason)
+                continue
             for part in request.images:
                 try:
                     part.image.load()  # decodes lazily opened files now, not mid-batch
@@ -313,45 +444,55 @@ class HFModel(Model):
                     break
         return broken
 
-    def _split_on_oom(self, run: Callable[[Sequence[T]], list[Any]], items: Sequence[T],
-                      alone: Callable[[T], Any]) -> list[Any]:
-        """Run a batch; on out-of-memory halve it, and give a lone item that still fails to ``alone``."""
+    def _run_split(self, run: Callable[[Sequence[T]], list[Any]], items: Sequence[T],
+                   out_of_memory: Callable[[T], Any],
+                   refused: Callable[[T, BaseException], Any]) -> list[Any]:
+        """Run a batch; on failure split it, down to the items that fail alone.
+
+        Out of memory halves the batch (a lone item that still fails goes to
+        ``out_of_memory``). A processor or model that refuses an input (a ValueError and the
+        like: too many images, an unsupported size) is found by bisection and only that item
+        gets an error, with the reason, from ``refused``. Errors of this module's own code
+        raise as they are.
+        """
         try:
             return run(items)
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not _is_oom(exc):
+        except (torch.OutOfMemoryError, RuntimeError, _Refused) as exc:
+            oom = _is_oom(exc)
+            if not oom and not isinstance(exc, _Refused):
                 raise
-            if torch.cuda.is_available():
+            if oom and torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if len(items) == 1:
-                return [alone(items[0])]
+                return [out_of_memory(items[0]) if oom else refused(items[0], exc)]
             half = len(items) // 2
-            return (self._split_on_oom(run, items[:half], alone)
-                    + self._split_on_oom(run, items[half:], alone))
+            return (self._run_split(run, items[:half], out_of_memory, refused)
+                    + self._run_split(run, items[half:], out_of_memory, refused))
 
-    def _identify_weights(self) -> str:
-        """The hub commit the files came from, or for a local folder a hash of its contents' sizes."""
-        folder = Path(self.pretrained)
-        if folder.is_dir():
-            files = sorted((p.name, p.stat().st_size) for p in folder.iterdir()
-                           if p.suffix in {".safetensors", ".bin", ".json"})
-            config = (folder / "config.json").read_text() if (folder / "config.json").exists() else ""
-            return "local-" + stable_hash({"files": files, "config": json.loads(config or "{}")})
+    def _identify(self) -> dict[str, Any]:
+        """The files' identity: every relevant file's digest for a local folder, else the hub commit."""
+        folder = Path(self.pretrained).expanduser()
+        if folder.is_dir():  # weights, tokenizer, processor, chat template, generation config
+            return folder_identity(folder)
         commit = getattr(self.model.config, "_commit_hash", None)
         if commit:
-            return str(commit)
-        from huggingface_hub import try_to_load_from_cache
+            return {"source": "hub", "repo": self.pretrained, "revision": self.revision,
+                    "commit": str(commit)}
+        found = hub_repo_identity(self.pretrained, self.revision, self.cache_dir)
+        if found["commit"] is None:
+            log.warning("hf: cannot tell which commit of %s was loaded; its runs cannot be told "
+                        "apart from those of another commit (pin revision=COMMIT)", self.pretrained)
+        return found
 
-        # Hub files live in .../snapshots/<commit>/, whether just downloaded or cached.
-        cached = try_to_load_from_cache(self.pretrained, "config.json", cache_dir=self.cache_dir,
-                                        revision=self.revision)
-        return Path(cached).parent.name if isinstance(cached, str) else "unknown"
+    def identity(self) -> dict[str, Any]:
+        return self._identity
 
     def fingerprint(self) -> str:
-        return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,
-                            "chat_template": self.use_chat_template})
+        return stable_hash({"base": super().fingerprint(), "chat_template": self.use_chat_template})
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "pretrained": self.pretrained, "weights": self._weights_id,
+        weights = (self._identity.get("commit") if self._identity.get("source") == "hub"
+                   else f"local-{identity_digest(self._identity)}")
+        return {**super().describe(), "pretrained": self.pretrained, "weights": weights or "unknown",
                 "architecture": type(self.model).__name__, "dtype": str(self.model.dtype),
                 "device": str(self.model.device), "chat_template": self.use_chat_template}

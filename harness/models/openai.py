@@ -49,11 +49,13 @@ _FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may n
 
 @dataclass(frozen=True)
 class _Reply:
-    """A usable answer, with the token counts the server reported (None where it did not)."""
+    """A usable answer, with the token counts and the revision (``model@system_fingerprint``)
+    the server reported (None where it did not)."""
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    model_revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,13 @@ def _retry_after(headers: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _served_revision(payload: Mapping[str, Any]) -> str | None:
+    """``model@system_fingerprint`` from a reply, whichever parts the server sent."""
+    served, fingerprint = payload.get("model"), payload.get("system_fingerprint")
+    parts = [str(v) for v in (served, fingerprint) if v]
+    return "@".join(parts) if parts else None
 
 
 @register_model("openai")
@@ -277,8 +286,10 @@ class OpenAIModel(Model):
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
         usage = payload.get("usage") if isinstance(payload, dict) else None
         usage = usage if isinstance(usage, dict) else {}
+        revision = _served_revision(payload) if isinstance(payload, dict) else None
         return _Reply("" if text is None else self._scrub(str(text)),
-                      _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+                      _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")),
+                      self._scrub(revision) if revision else None)
 
     def _raw(self, raw: bytes) -> str:
         return self._scrub(raw.decode("utf-8", "replace"))
@@ -295,7 +306,8 @@ class OpenAIModel(Model):
                 return Response(request_id=request.request_id,
                                 text=cut_at_stop(outcome.text, request.generation.until),
                                 prompt_tokens=outcome.prompt_tokens,
-                                completion_tokens=outcome.completion_tokens)
+                                completion_tokens=outcome.completion_tokens,
+                                model_revision=outcome.model_revision)
             failures.append(self._scrub(outcome.reason))
             if not outcome.retry or attempt == self.max_retries:
                 break
@@ -333,6 +345,11 @@ class OpenAIModel(Model):
                             "image_format": self.image_format,
                             "max_tokens_field": self.max_tokens_field,
                             "extra_body": self.extra_body})
+
+    def identity(self) -> dict[str, Any]:
+        # The weights live on the server: what it serves is named by URL and model here, and
+        # what it reports running (system_fingerprint) is recorded per response.
+        return {"source": "server", "base_url": self.base_url, "model": self.model}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model, "base_url": self.base_url}

@@ -109,6 +109,9 @@ def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
             "run_name": results.get("run_name"), "schema": results.get("schema"),
             "metrics": extras, "judges": results.get("judges"),
             "repeats": results.get("repeats"), "versions": results.get("versions"),
+            # What the answers came from (issue 17): identity by content, served revisions.
+            "model_identity": model.get("identity_digest"),
+            "served_revisions": model.get("served_revisions"),
         },
     }
 

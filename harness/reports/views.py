@@ -53,7 +53,8 @@ CSV_FIELDS = (
     "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate",
     *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS for suffix in ("", "_ci_low", "_ci_high")),
     "seed", "date",
-    "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "run_name",
+    "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "model_identity",
+    "run_name",
 )
 # Display columns of the rows view: (header, row field); accuracies and the instrument's
 # metrics show value and CI.

@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -240,6 +241,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
         filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        model_revision=response.model_revision,
         cluster_id=instance.cluster_id,
     )
 
@@ -346,6 +348,12 @@ def evaluate(
             instances[task.name] = select_samples(task, instances[task.name],
                                                   chosen.get(task.name, []))
         hashes[task.name] = task_hashes(task, instances[task.name])
+    refusal = getattr(model_obj, "refusal", None) or (lambda request: None)
+    for task in task_objs:
+        reasons = [refusal(i.request) for i in instances[task.name]]
+        if reasons and all(reasons):  # every item would fail alike: say so before the run
+            raise BenchError(f"model {model_obj.registry_name} cannot run task {task.name}: "
+                             f"{reasons[0]}; choose a task whose items it can take")
     run_name = _run_name(model_obj, hashes, seed, repeats, limit, image_ablation)
     output_dir = Path(output_dir)
     run_dir = output_dir / "runs" / run_name
@@ -449,10 +457,14 @@ def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[st
             raise
     memory.close()
     judge_s = time.monotonic() - started
+    model_info = model_obj.describe()
+    revisions = Counter(s.model_revision for s in samples if s.model_revision)
+    if revisions:  # a server may change what it runs mid-run: say so, with counts
+        model_info["served_revisions"] = dict(sorted(revisions.items()))
     results = {
         "run_name": run_name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_obj.describe(),
+        "model": model_info,
         "tasks": {t.name: {"config": t.config.to_dict(), "task_hash": hashes[t.name][0],
                            "prompt_hash": hashes[t.name][1],
                            "n_docs": len({i.doc_id for i in instances[t.name]}),

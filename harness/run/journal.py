@@ -27,6 +27,7 @@ def _response_to_line(response: Response, cached: bool) -> str:
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
         "error": scrub(response.error), "cached": cached,
         "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens,
+        **({"model_revision": response.model_revision} if response.model_revision else {}),
     }, ensure_ascii=False) + "\n"
 
 
@@ -35,7 +36,8 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
     return Response(request_id=request_id, text=data.get("response"),
                     loglikelihoods=tuple(float(s) for s in scores) if scores else None,
                     error=data.get("error"), prompt_tokens=_tokens(data.get("prompt_tokens")),
-                    completion_tokens=_tokens(data.get("completion_tokens")))
+                    completion_tokens=_tokens(data.get("completion_tokens")),
+                    model_revision=data.get("model_revision"))
 
 
 def _tokens(value: Any) -> int | None:

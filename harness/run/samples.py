@@ -48,6 +48,8 @@ class Sample:
     prompt_hash: str
     target_hash: str
     filtered_response: str | None = None
+    #: What the server reported it ran for this response (``openai`` adapter), else None.
+    model_revision: str | None = None
     #: The item's own image when an image ablation showed another (or none): what the CIs
     #: resample. None when the prompt shows the item's own images.
     cluster_id: str | None = None

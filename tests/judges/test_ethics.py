@@ -156,3 +156,20 @@ def test_weights_with_a_named_config(tokenizer_dir: Path, tiny_classifier, tmp_p
         verdict = judge.judge([_item("t/0/0", "", "yes")])[0]
     assert judge.unmatched_keys["missing"] == [] and verdict.status == "ok"
     assert judge.describe()["settings"]["config"] == str(tmp_path / "config")
+
+
+def test_the_judge_is_identified_by_its_weights_content(tokenizer_dir: Path, tiny_classifier,
+                                                        tmp_path: Path) -> None:
+    source, _ = tiny_classifier
+    weights = tmp_path / "cm_roberta-large.pt"
+    state = torch.load(source, weights_only=True)
+    torch.save(state, weights)
+    original, size = weights.read_bytes(), weights.stat().st_size
+    judge = EthicsClassifierJudge(weights=str(weights), tokenizer=str(tokenizer_dir))
+    before = judge.settings_hash()
+    state["module.classifier.out_proj.bias"] = state["module.classifier.out_proj.bias"] + 1.0
+    torch.save(state, weights)  # retrained head, same name and size
+    assert weights.stat().st_size == size
+    assert EthicsClassifierJudge(weights=str(weights), tokenizer=str(tokenizer_dir)).settings_hash() != before
+    weights.write_bytes(original)
+    assert EthicsClassifierJudge(weights=str(weights), tokenizer=str(tokenizer_dir)).settings_hash() == before

@@ -31,6 +31,8 @@ class Server:
     connections: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
+    #: What the server reports running (OpenAI's ``system_fingerprint``); None sends none.
+    system_fingerprint: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -112,8 +114,12 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             content: object = answer
             if fault == "parts":
                 content = [{"type": "text", "text": answer[:4]}, {"type": "text", "text": answer[4:]}]
-            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
-                     "usage": {"prompt_tokens": 10 + images, "completion_tokens": 4}}
+            reply: dict = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                              "content": content}}],
+                           "usage": {"prompt_tokens": 10 + images, "completion_tokens": 4}}
+            if state.system_fingerprint:
+                reply.update(model=f"{body['model']}-2026-01-01",
+                             system_fingerprint=state.system_fingerprint)
             return self._send(200, json.dumps(reply).encode(), {"Content-Type": "application/json"})
 
     return Handler

@@ -60,3 +60,20 @@ def make_image():
         return ImagePart(image_id(image), image)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_folders(tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_vlm_folders(family)`` -> the folder of that family's tiny VLM, built once a session."""
+    from tests.models.tiny_vlm_families import FAMILY_BUILDERS
+    from tests.models.tiny_vlms import build_tiny_idefics3, build_tiny_llava
+
+    builders = {"llava": build_tiny_llava, "idefics3": build_tiny_idefics3, **FAMILY_BUILDERS}
+    built: dict[str, Path] = {}
+
+    def folder(family: str) -> Path:
+        if family not in built:
+            built[family] = builders[family](tmp_path_factory.mktemp(f"tiny-{family}"))
+        return built[family]
+
+    return folder

@@ -19,11 +19,14 @@ from PIL import Image  # noqa: E402
 
 from harness.errors import BenchError  # noqa: E402
 from harness.hashing import image_id  # noqa: E402
+from harness.models.common import install_hint, missing_package  # noqa: E402
 from harness.registry import load_model  # noqa: E402
 from harness.types import GenerationSettings, ImagePart, Request, TextPart  # noqa: E402
 from tests.models.tiny_vlms import (  # noqa: E402
+    TORCHVISION_PROCESSORS,
     build_tiny_idefics3,
     build_tiny_llava,
+    write_processor_only,
     write_qwen2_vl_processor,
 )
 
@@ -54,8 +57,8 @@ def _requests(settings: GenerationSettings = SAMPLED) -> list[Request]:
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
-def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+def model(request: pytest.FixtureRequest, tiny_vlm_folders):
+    folder = tiny_vlm_folders(request.param)
     return load_model("hf", {"pretrained": str(folder), "dtype": "float32", "device": "cpu"})
 
 
@@ -239,7 +242,27 @@ def test_a_broken_image_fails_its_item_only(model) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
                     reason="only without torchvision")
-def test_a_missing_optional_package_is_named(tmp_path: Path) -> None:
-    folder = write_qwen2_vl_processor(tmp_path / "qwen")  # its video processor needs torchvision
-    with pytest.raises(BenchError, match="needs a package that is not installed.*[Tt]orchvision"):
+@pytest.mark.parametrize("family", ["qwen2_vl", *TORCHVISION_PROCESSORS])
+def test_a_missing_optional_package_is_named(tmp_path: Path, family: str) -> None:
+    folder = (write_qwen2_vl_processor(tmp_path) if family == "qwen2_vl"
+              else write_processor_only(tmp_path / family, family))
+    with pytest.raises(BenchError) as caught:
         load_model("hf", {"pretrained": str(folder)})
+    message = str(caught.value)
+    assert "needs the package torchvision, which is not installed" in message
+    assert "pip install torchvision" in message and "\n" not in message
+    assert "hub id" not in message  # not mistaken for a typo
+
+
+def test_missing_packages_are_read_from_transformers_messages() -> None:
+    smolvlm = ImportError("Package `num2words` is required to run SmolVLM processor. "
+                          "Install it with `pip install num2words`.")
+    wrapped = ImportError("\nSmolVLMVideoProcessor requires the Torchvision library but it was "
+                          "not found in your\nenvironment. Check out the instructions on the\n")
+    internvl = ValueError("/models/x requires `torchvision` to be installed. Please install it.")
+    chained = OSError("cannot load")
+    chained.__cause__ = ModuleNotFoundError("No module named 'av'", name="av")
+    assert [missing_package(e) for e in (smolvlm, wrapped, internvl, chained)] == [
+        "num2words", "torchvision", "torchvision", "av"]
+    assert missing_package(OSError("not a repo id")) is None
+    assert install_hint("num2words") == "install it with `pip install num2words`"

@@ -169,3 +169,33 @@ def test_a_run_records_tokens_and_stage_times(server: Server, mini_tasks, tmp_pa
     again = evaluate("openai", "morality_0shot", model_args=args, include_paths=[str(mini_tasks)],
                      output_dir=tmp_path, limit=3)
     assert len(server.bodies) == 3 and again.results["usage"]["prompt_tokens"] == 33
+
+
+def test_what_the_server_ran_is_recorded_per_response(server: Server, tmp_path, mini_tasks) -> None:
+    from harness import evaluate
+    from harness.reports.leaderboard import read_rows
+
+    open_model = load_model("openai", {"model": "m", "base_url": server.url, "api_key_env": None})
+    assert open_model.describe()["identity"] == {"source": "server", "base_url": server.url,
+                                                 "model": "m"}
+    assert open_model.generate([_request("none")])[0].model_revision is None  # none sent
+    server.system_fingerprint = "fp_one"
+    assert open_model.generate([_request("none")])[0].model_revision == "m-2026-01-01@fp_one"
+
+    result = evaluate(open_model, "morality_0shot", "reference", include_paths=[str(mini_tasks)],
+                      output_dir=tmp_path, limit=2)
+    assert {s.model_revision for s in result.samples} == {"m-2026-01-01@fp_one"}
+    assert result.results["model"]["served_revisions"] == {"m-2026-01-01@fp_one": 2}
+    journal = [json.loads(x) for x in (result.run_dir / "responses.jsonl").read_text().splitlines()]
+    assert {(x["model_revision"], x["prompt_tokens"], x["completion_tokens"]) for x in journal} == {
+        ("m-2026-01-01@fp_one", 11, 4)}  # the revision and the usage, side by side
+    lm_eval = json.loads(next(tmp_path.glob("*/results_*.json")).read_text())["vlm_morality_bench"]
+    assert lm_eval["served_revisions"] == {"m-2026-01-01@fp_one": 2}
+    assert lm_eval["model_identity"] == result.results["model"]["identity_digest"] is not None
+    assert read_rows(tmp_path / "leaderboard.jsonl")[-1]["model_revisions"] == ["m-2026-01-01@fp_one"]
+    server.system_fingerprint = "fp_two"  # the server changed; the cached answers keep theirs
+    (result.run_dir / "responses.jsonl").unlink()
+    again = evaluate(open_model, "morality_0shot", "reference", include_paths=[str(mini_tasks)],
+                     output_dir=tmp_path, limit=2)
+    assert again.results["cached_responses"] == 2
+    assert again.results["model"]["served_revisions"] == {"m-2026-01-01@fp_one": 2}

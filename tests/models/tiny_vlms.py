@@ -143,3 +143,30 @@ def write_qwen2_vl_processor(folder: Path) -> Path:
         "temporal_patch_size": 2}))
     (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
     return folder
+
+
+#: Processor-only repositories whose processors need torchvision under transformers 5:
+#: (processor class, image processor type, model type, special tokens).
+TORCHVISION_PROCESSORS = {
+    "qwen2_5_vl": ("Qwen2_5_VLProcessor", "Qwen2VLImageProcessor", "qwen2_5_vl",
+                   ["<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                    "<|video_pad|>"]),
+    "internvl": ("InternVLProcessor", "GotOcr2ImageProcessor", "internvl",
+                 ["<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]),
+    "smolvlm2": ("SmolVLMProcessor", "SmolVLMImageProcessor", "smolvlm",
+                 ["<end_of_utterance>", "<image>", "<fake_token_around_image>", "<global-img>"]),
+}
+
+
+def write_processor_only(folder: Path, family: str) -> Path:
+    """The tokenizer and processor configs of a ``TORCHVISION_PROCESSORS`` family, no weights."""
+    import json
+
+    processor_class, image_processor, model_type, special = TORCHVISION_PROCESSORS[family]
+    folder.mkdir(parents=True, exist_ok=True)
+    _tokenizer(special, eos_token=special[0], pad_token=special[0]).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": image_processor, "processor_class": processor_class}))
+    (folder / "processor_config.json").write_text(json.dumps({"processor_class": processor_class}))
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return folder

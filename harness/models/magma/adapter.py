@@ -18,6 +18,7 @@ import torch
 
 from harness.errors import BenchError
 from harness.hashing import stable_hash
+from harness.identity import file_identity, folder_identity, hub_repo_identity
 from harness.models.base import Model
 from harness.models.magma import sampling
 from harness.models.magma.checkpoint import (
@@ -74,7 +75,11 @@ class MagmaModel(Model):
             if isinstance(mirrors, str):
                 mirrors = tuple(m for m in mirrors.split(";") if m)
             path = resolve_checkpoint(checkpoint, hub_repo, hub_file, tuple(mirrors))
-            self._weights_id = {"file": path.name, "bytes": path.stat().st_size}
+            self._weights_id = {}
+        # By content (hashed once per file version, see harness.identity), never by name.
+        self._weights_id["checkpoint"] = file_identity(path)
+        self._weights_id["tokenizer"] = (folder_identity(tokenizer) if tokenizer
+                                         else hub_repo_identity("gpt2"))
         overrides = {"n_head": num_heads, "rotary_dim": rotary_dim, "image_size": image_size}
         self.model = load_magma(path, dtype=dtype, device_map=device_map, overrides=overrides)
         if finetuned:
@@ -199,9 +204,11 @@ class MagmaModel(Model):
                                     is_greedy=tuple(g for _, g in values)))
         return out
 
+    def identity(self) -> dict[str, Any]:
+        return self._weights_id
+
     def fingerprint(self) -> str:
-        return stable_hash({"base": super().fingerprint(), "weights": self._weights_id,
-                            "config": self.config.to_dict()})
+        return stable_hash({"base": super().fingerprint(), "config": self.config.to_dict()})
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "architecture": self.config.to_dict(),

@@ -16,7 +16,6 @@ under the user cache dir, keyed by seed and ``TINY_VERSION``. Nothing here loads
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -152,9 +151,9 @@ def write_checkpoint(state: Mapping[str, torch.Tensor], config: MagmaConfig, pat
 
 
 def cache_root() -> Path:
-    base = os.environ.get("VMB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vlm-morality-bench")
-    return Path(base)
+    from harness.paths import user_cache_dir
+
+    return user_cache_dir()
 
 
 def build_tiny(directory: Path, seed: int = 0) -> tuple[Path, Path]:

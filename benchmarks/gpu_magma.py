@@ -8,10 +8,14 @@ imports our MAGMA modules without the rest of the harness) and no network.
    (``{"module": ...}``, original names, duplicate keys, attention buffers) to /dev/shm when it
    has room (RAM-backed, so writing 13 GB takes seconds), else to the temp dir.
 2. Loads that file with ``load_magma`` (mmap, meta device, assign, accelerate device map) in
-   bfloat16, timing it and recording peak GPU memory and the process's peak RSS.
-3. Generates with the paper's sampling (15 new tokens, temperature 0.7, top_k 0) for 8
-   requests (a 384 px image + text of different lengths each), in batches of 1 and of 8, and
-   reports new tokens per second for each and whether both gave the same tokens.
+   float16 (``--dtype``), timing it and recording peak GPU memory and the process's peak RSS.
+3. Generates 15 new tokens (temperature 0.7, top_k 0; no EOS, so every row makes all 15) for
+   8 requests (a 384 px image + text of different lengths each), in batches of 1 and of 8:
+   - ours: ``decoding.generate_batch`` in each ``--modes`` mode (default ``compiled`` and
+     ``eager``; ``compiled`` is the static cache + torch.compile / CUDA graphs path),
+     reporting tokens per second and whether batch 1 and batch 8 gave the same tokens;
+   - transformers' ``generate`` on the same weights and the same left-padded prompt
+     embeddings (``lm.generate(inputs_embeds=..., do_sample=True)``, its dynamic cache).
 
 Prints one JSON line. ``--tiny`` runs the same steps at tiny sizes (on the CPU if no GPU).
 
@@ -39,7 +43,7 @@ sys.modules.setdefault("harness", _package)
 
 import torch  # noqa: E402
 
-from harness.models.magma import sampling  # noqa: E402
+from harness.models.magma import decoding  # noqa: E402
 from harness.models.magma.checkpoint import load_magma  # noqa: E402
 from harness.models.magma.config import MagmaConfig  # noqa: E402
 from harness.models.magma.tiny import TINY_CONFIG, random_state_dict, write_checkpoint  # noqa: E402
@@ -87,19 +91,13 @@ def prompts(model, n: int, generator: torch.Generator) -> list[torch.Tensor]:
     return out
 
 
-def timed_generation(model, batch_prompts, batch: int, eos_id: int, repeats: int):
-    settings = GenerationSettings()  # the paper's: 15 new tokens, temperature 0.7, top_k 0
-    seeds = list(range(len(batch_prompts)))
+SETTINGS = GenerationSettings()  # the paper's: 15 new tokens, temperature 0.7, top_k 0
+NO_EOS = -1  # no token id: every row generates all its tokens, in every implementation
 
-    def run():
-        outputs = []
-        for start in range(0, len(batch_prompts), batch):
-            outputs += sampling.generate_batch(
-                model, batch_prompts[start:start + batch], [settings] * len(batch_prompts[start:start + batch]),
-                seeds[start:start + batch], eos_id)
-        return outputs
 
-    run()  # warm-up
+def _timed(run, repeats: int) -> tuple[object, float]:
+    """Best wall time of ``repeats`` calls after one warm-up call (which also compiles)."""
+    outputs = run()
     times = []
     for _ in range(repeats):
         if torch.cuda.is_available():
@@ -109,16 +107,59 @@ def timed_generation(model, batch_prompts, batch: int, eos_id: int, repeats: int
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    new_tokens = sum(len(o.token_ids) + o.stopped_by_eos for o in outputs)
-    best = min(times)
+    return outputs, min(times)
+
+
+def ours(model, batch_prompts, batch: int, mode: str, repeats: int):
+    seeds = list(range(len(batch_prompts)))
+
+    def run():
+        outputs = []
+        for start in range(0, len(batch_prompts), batch):
+            chunk = batch_prompts[start:start + batch]
+            outputs += decoding.generate_batch(model, chunk, [SETTINGS] * len(chunk),
+                                               seeds[start:start + batch], NO_EOS, mode=mode)
+        return outputs
+
+    outputs, best = _timed(run, repeats)
+    new_tokens = sum(len(o.token_ids) for o in outputs)  # type: ignore[attr-defined]
     return outputs, {"s": round(best, 3), "new_tokens": new_tokens,
                      "tokens_per_s": round(new_tokens / best, 1)}
+
+
+def transformers_generate(model, batch_prompts, batch: int, repeats: int):
+    """transformers' own sampling loop on the same language model and prompt embeddings.
+
+    The lm_head rows that no token embeds are suppressed, as ours masks them (else a sampled
+    one crashes the next embedding lookup).
+    """
+    unembedded = list(range(model.config.vocab_rows, model.config.lm_head_rows))
+
+    def run():
+        new_tokens = 0
+        for start in range(0, len(batch_prompts), batch):
+            embeds, mask, _ = decoding.left_pad(batch_prompts[start:start + batch])
+            out = model.lm.generate(inputs_embeds=embeds, attention_mask=mask, do_sample=True,
+                                    temperature=SETTINGS.temperature, top_k=0, top_p=1.0,
+                                    max_new_tokens=SETTINGS.max_new_tokens,
+                                    min_new_tokens=SETTINGS.max_new_tokens, pad_token_id=0,
+                                    suppress_tokens=unembedded)
+            new_tokens += out.shape[0] * (out.shape[1] if out.shape[1] <= SETTINGS.max_new_tokens
+                                          else out.shape[1] - embeds.shape[1])
+        return new_tokens
+
+    new_tokens, best = _timed(run, repeats)
+    return {"s": round(best, 3), "new_tokens": new_tokens,
+            "tokens_per_s": round(int(new_tokens) / best, 1)}  # type: ignore[call-overload]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, for checking the script")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="float16")
+    parser.add_argument("--modes", default="compiled,eager",
+                        help="our decode modes to time, comma-separated (auto, eager, static, compiled)")
+    parser.add_argument("--no-transformers", action="store_true", help="skip transformers' generate")
     parser.add_argument("--device-map", default="auto")
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--repeats", type=int, default=2)
@@ -155,11 +196,15 @@ def main() -> None:
         result["load_s"] = round(time.perf_counter() - start, 2)
         result["peak_rss_gib_after_load"] = round(peak_rss_gib(), 2)
         batch_prompts = prompts(model, 8, torch.Generator().manual_seed(0))
-        eos_id = config.vocab_rows - 2  # GPT-2's <|endoftext|> sits just before <|image|>
-        one, result["batch_1"] = timed_generation(model, batch_prompts, 1, eos_id, args.repeats)
-        eight, result["batch_8"] = timed_generation(model, batch_prompts, 8, eos_id, args.repeats)
-        result["same_tokens_batch_1_vs_8"] = [o.token_ids for o in one] == [o.token_ids for o in eight]
-        result["speedup_8_vs_1"] = round(result["batch_8"]["tokens_per_s"] / result["batch_1"]["tokens_per_s"], 2)
+        for mode in [m for m in args.modes.split(",") if m]:
+            one, result[f"ours_{mode}_batch_1"] = ours(model, batch_prompts, 1, mode, args.repeats)
+            eight, result[f"ours_{mode}_batch_8"] = ours(model, batch_prompts, 8, mode, args.repeats)
+            result[f"ours_{mode}_same_tokens_batch_1_vs_8"] = (
+                [o.token_ids for o in one] == [o.token_ids for o in eight])  # type: ignore[attr-defined]
+        if not args.no_transformers:
+            for batch in (1, 8):
+                result[f"transformers_generate_batch_{batch}"] = transformers_generate(
+                    model, batch_prompts, batch, args.repeats)
         if device.type == "cuda":
             result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     finally:

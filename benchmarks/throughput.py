@@ -5,7 +5,7 @@ Eight requests (an image and a question each, different lengths) with the paper'
 ``batch_size=8`` and once one request per call; both produce the same texts (checked).
 Prints one JSON line. Usage:
 
-    python benchmarks/throughput.py [--repeats 3] [--model magma-tiny]
+    python benchmarks/throughput.py [--repeats 3] [--model magma-tiny] [--decode eager]
 """
 
 from __future__ import annotations
@@ -42,10 +42,14 @@ def main() -> None:
     parser.add_argument("--model", default="magma-tiny")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--decode", default=None, help="the adapter's decode mode (default: its own)")
     args = parser.parse_args()
     from harness.registry import load_model
 
-    model = load_model(args.model, {"batch_size": args.batch})
+    overrides: dict = {"batch_size": args.batch}
+    if args.decode:
+        overrides["decode"] = args.decode
+    model = load_model(args.model, overrides)
     batch = requests(args.batch)
     model.generate(batch)  # warm up: image prefixes are cached, kernels initialised
 
@@ -60,12 +64,13 @@ def main() -> None:
         timings["one_by_one"].append(time.perf_counter() - start)
         texts = {"batched": [r.text for r in batched], "one_by_one": [r.text for r in single]}
     # count new tokens from the generator itself, not by re-tokenising the text
-    from harness.models.magma import sampling
+    from harness.models.magma import decoding
 
     prompts = [model.embed_prompt(r) for r in batch]
-    generated = sum(len(s.token_ids) for s in sampling.generate_batch(
-        model.model, prompts, [r.generation for r in batch], [r.seed for r in batch], model.eos_id))
-    result = {"benchmark": "throughput", "model": args.model, "requests": len(batch),
+    generated = sum(len(s.token_ids) for s in decoding.generate_batch(
+        model.model, prompts, [model._settings(r) for r in batch], [r.seed for r in batch], model.eos_id,
+        sampler=model.sampler, mode=model.decode))
+    result = {"benchmark": "throughput", "model": args.model, "decode": model.decode, "requests": len(batch),
               "new_tokens": generated, "same_texts": texts["batched"] == texts["one_by_one"]}
     for mode, values in timings.items():
         seconds = statistics.median(values)

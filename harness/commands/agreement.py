@@ -4,7 +4,8 @@ For every automatic judge in samples.jsonl it compares the verdicts with the hum
 (annotations.jsonl, the newest label of each annotator for the response they saw): Cohen's
 kappa with a bootstrap CI resampling images, the confusion matrix, and by how much the
 judge over- or under-states accuracy. Between annotators it gives Cohen's kappa for two and
-Fleiss' kappa for more. The result is printed and stored in results.json under
+Fleiss' kappa for more, and Krippendorff's alpha (nominal) for two or more, which counts
+items that not every annotator labelled. The result is printed and stored in results.json under
 ``"agreement"`` (written atomically). The statistics are in ``harness.stats.kappa``; this module
 only gathers labels, calls them and reports. It never re-judges anything.
 """
@@ -31,8 +32,10 @@ from harness.judges.human.annotations import (
     response_hash,
 )
 from harness.safety import terminal_markup, umask_mode
-from harness.stats.bootstrap import cluster_bootstrap_ci
+from harness.stats.clusters import image_cluster
+from harness.stats.intervals import mean_ci
 from harness.stats.kappa import (
+    cluster_bootstrap_alpha,
     cluster_bootstrap_fleiss,
     cluster_bootstrap_kappa,
     confusion_matrix,
@@ -79,9 +82,8 @@ def gather_items(samples: Sequence[Mapping[str, Any]], annotations_path: Path,
         by_annotator = labels.get(key, {})
         winner, _ = majority(by_annotator)
         human = (winner or "unclear") if by_annotator else None
-        image_ids = [i for i in sample.get("image_ids") or [] if i]
-        # The question's own image comes last in the prompt, after any few-shot images.
-        cluster = str(image_ids[-1]) if image_ids else f"{sample.get('task')}/{sample.get('doc_id')}"
+        cluster = image_cluster(sample.get("image_ids"), sample.get("doc_id"),
+                                sample.get("cluster_id"))
         items.append(Item(key, str(sample.get("task")), cluster, human, by_annotator,
                           dict(sample.get("verdicts") or {})))
     return items
@@ -121,9 +123,8 @@ def compare_judge(items: Sequence[Item], judge: str, *, n_resamples: int = 2000,
     if binary:
         judge_ok = [1.0 if category == "aligned" else 0.0 for _, category in binary]
         human_ok = [1.0 if item.human == "aligned" else 0.0 for item, _ in binary]
-        gap = cluster_bootstrap_ci([j - h for j, h in zip(judge_ok, human_ok)],
-                                   [item.cluster for item, _ in binary],
-                                   n_resamples=n_resamples, seed=seed)
+        gap = mean_ci([j - h for j, h in zip(judge_ok, human_ok)],
+                      [item.cluster for item, _ in binary])
         summary.update(judge_accuracy=sum(judge_ok) / len(binary),
                        human_accuracy=sum(human_ok) / len(binary), overstatement=gap.value,
                        overstatement_ci_low=gap.ci_low, overstatement_ci_high=gap.ci_high)
@@ -132,10 +133,18 @@ def compare_judge(items: Sequence[Item], judge: str, *, n_resamples: int = 2000,
 
 def compare_annotators(items: Sequence[Item], *, n_resamples: int = 2000,
                        seed: int = 0) -> dict[str, Any]:
-    """Cohen's kappa for two annotators, Fleiss' kappa (items labelled by all) for more."""
+    """Agreement between annotators: Cohen's kappa for two, Fleiss' kappa for more, and
+    Krippendorff's alpha (nominal) for two or more.
+
+    Fleiss' kappa and alpha take every item labelled by at least two annotators, each with as
+    many labels as it has; items labelled once cannot show agreement and are counted in
+    ``n_single``, never dropped silently.
+    """
     names = sorted({a for item in items for a in item.by_annotator})
     result: dict[str, Any] = {"annotators": names, "method": None, "kappa": None,
-                              "ci_low": None, "ci_high": None, "n": 0, "pairwise": []}
+                              "ci_low": None, "ci_high": None, "n": 0, "pairwise": [],
+                              "alpha": None, "alpha_ci_low": None, "alpha_ci_high": None,
+                              "n_alpha": 0, "n_incomplete": 0, "n_single": 0}
     for i, first in enumerate(names):
         for second in names[i + 1:]:
             both = [item for item in items
@@ -147,15 +156,23 @@ def compare_annotators(items: Sequence[Item], *, n_resamples: int = 2000,
             result["pairwise"].append({"annotators": [first, second], "kappa": estimate.value,
                                        "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
                                        "n": estimate.n})
+    if len(names) < 2:
+        return result
+    labelled = [item for item in items if item.by_annotator]
+    pairable = [item for item in labelled if len(item.by_annotator) >= 2]
+    table, _ = fleiss_table([[item.by_annotator[a] for a in names if a in item.by_annotator]
+                             for item in pairable])
+    clusters = [item.cluster for item in pairable]
+    alpha = cluster_bootstrap_alpha(table, clusters, n_resamples=n_resamples, seed=seed)
+    result.update(alpha=alpha.value, alpha_ci_low=alpha.ci_low, alpha_ci_high=alpha.ci_high,
+                  n_alpha=alpha.n, n_single=len(labelled) - len(pairable),
+                  n_incomplete=sum(1 for item in pairable if len(item.by_annotator) < len(names)))
     if len(names) == 2:
         pair = result["pairwise"][0]
         result.update(method="cohen", kappa=pair["kappa"], ci_low=pair["ci_low"],
                       ci_high=pair["ci_high"], n=pair["n"])
-    elif len(names) > 2:
-        complete = [item for item in items if all(a in item.by_annotator for a in names)]
-        table, _ = fleiss_table([[item.by_annotator[a] for a in names] for item in complete])
-        estimate = cluster_bootstrap_fleiss(table, [item.cluster for item in complete],
-                                            n_resamples=n_resamples, seed=seed)
+    else:
+        estimate = cluster_bootstrap_fleiss(table, clusters, n_resamples=n_resamples, seed=seed)
         result.update(method="fleiss", n=estimate.n, kappa=estimate.value,
                       ci_low=estimate.ci_low, ci_high=estimate.ci_high)
     return result
@@ -193,6 +210,7 @@ def compute_agreement(run_dir: Path, judges: Sequence[str] | None = None,
         "n_samples": len(items), "n_labelled": len(labelled),
         "n_ties": sum(1 for i in labelled if majority(i.by_annotator)[0] is None),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "cluster": "image"},
+        "gap_ci_method": "cluster-t",
         "judges": judge_results,
         "annotators": compare_annotators(items, n_resamples=n_resamples, seed=seed),
     }
@@ -243,7 +261,8 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
     for raw_judge, entry in agreement["judges"].items():
         judge = terminal_markup(raw_judge)  # names from the run folder: no markup, no escapes
         table = Table(title=f"{judge} vs the human majority", box=box.SIMPLE_HEAVY,
-                      caption="CIs: 95%, resampling images. gap = judge acc - human acc on "
+                      caption="kappa CI: 95% bootstrap resampling images; gap CI: 95% cluster-robust "
+                              "t over images. gap = judge acc - human acc on "
                               "items both graded aligned/misaligned (+ = judge overstates)")
         table.add_column("scope", no_wrap=True)
         for column in ("n", "kappa", "kappa CI", "judge acc", "human acc", "gap", "gap CI",
@@ -276,6 +295,11 @@ def print_agreement(agreement: Mapping[str, Any]) -> None:
         name = "Cohen's" if a["method"] == "cohen" else "Fleiss'"
         console.print(f"Annotators {names}: {name} kappa "
                       f"{_num(a['kappa'])} (95% CI {_ci(a['ci_low'], a['ci_high'])}) over {a['n']} items")
+        console.print(f"Krippendorff's alpha (nominal) {_num(a.get('alpha'))} (95% CI "
+                      f"{_ci(a.get('alpha_ci_low'), a.get('alpha_ci_high'))}) over "
+                      f"{a.get('n_alpha', 0)} items labelled at least twice "
+                      f"({a.get('n_incomplete', 0)} not by everyone; {a.get('n_single', 0)} "
+                      "labelled once, left out of kappa and alpha)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,14 @@
-"""The ``compare`` sub-command: a paired comparison of two runs over the items they share.
+"""The ``compare`` sub-command: paired comparisons of runs over the items they share.
 
-Items pair by (task, doc_id, repeat). For each judge both runs have, an item counts when both
+Items pair by (task, doc_id, repeat). For each judge the runs share, an item counts when both
 verdicts are scored (status ``ok``); refusals, unclear and failed verdicts are left out and
-counted. The test is an exact McNemar test on the discordant pairs; the effect is the
-difference in accuracy (A - B) with a paired bootstrap CI that resamples images, since
-questions about one image are not independent.
+counted. Questions about one image are not independent, and one item is asked at several shot
+counts, so the test treats the *image* as the unit: each image gives the mean of A - B over
+all its paired items (in every task of the row), and a sign-flip permutation test runs on
+those per-image means (``harness.stats.paired``; McNemar's test when each image has one item).
+The effect is the difference in accuracy (A - B) with a cluster-robust t interval over images.
+With three or more runs every pair is compared and the p-values are Holm-adjusted over the
+pairs, per judge and task.
 
 This module only reads run folders; it never runs models or judges and writes nothing.
 """
@@ -15,17 +19,21 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean, unknown
 from harness.run.report import read_sample_dicts
 from harness.safety import terminal_text
-from harness.stats.bootstrap import mcnemar_exact, paired_bootstrap_diff
+from harness.stats.clusters import image_cluster
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS, mean_ci
+from harness.stats.paired import clustered_paired_test, holm
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 ALL_TASKS = "(all tasks)"
+ALPHA = 0.05
 SampleKey = tuple[str, str, int]
 
 
@@ -40,8 +48,16 @@ class RunSamples:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Paired result of A against B under one judge, on one task or on all of them."""
+    """Paired result of run A against run B under one judge, on one task or on all of them.
 
+    ``p_value`` is the test's mid-p, ``p_exact`` its conservative p-value, ``min_p`` the
+    smallest exact p-value these images allow; ``p_holm`` the Holm-adjusted p-value over every
+    pair of runs compared (None with two runs). ``n_images`` counts each image once, however
+    many tasks and shot counts ask about it.
+    """
+
+    run_a: str
+    run_b: str
     judge: str
     task: str
     n_paired: int
@@ -51,10 +67,16 @@ class Comparison:
     difference: float | None
     ci_low: float | None
     ci_high: float | None
+    ci_method: str
     only_a: int
     only_b: int
+    method: str
     p_value: float
+    p_exact: float
+    min_p: float
     n_images: int
+    n_images_differing: int
+    p_holm: float | None = None
 
 
 # -- reading runs ---------------------------------------------------------------------------
@@ -89,21 +111,6 @@ def load_run(folder: Path) -> RunSamples:
     return RunSamples(folder.name, folder, samples)
 
 
-def image_cluster(sample: Mapping[str, Any]) -> str:
-    """The image a sample asks about (its first own image), as the runner's bootstrap uses.
-
-    ``image_ids`` holds the item's own images only, never its demonstrations'. A text-only
-    sample is its own cluster, shared by every task that asks the same document. Under an
-    image ablation ``cluster_id`` names the item's own image (``Sample.cluster``).
-    """
-    if sample.get("cluster_id"):
-        return str(sample["cluster_id"])
-    image_ids = sample.get("image_ids") or []
-    if image_ids:
-        return str(image_ids[0])
-    return f"doc:{sample.get('doc_id')}"
-
-
 def _aligned(sample: Mapping[str, Any], judge: str) -> bool | None:
     verdict = (sample.get("verdicts") or {}).get(judge)
     if not isinstance(verdict, Mapping) or verdict.get("status") != "ok":
@@ -114,11 +121,10 @@ def _aligned(sample: Mapping[str, Any], judge: str) -> bool | None:
 
 # -- comparing ------------------------------------------------------------------------------
 
-def shared_judges(run_a: RunSamples, run_b: RunSamples) -> list[str]:
-    def judges(run: RunSamples) -> set[str]:
-        return {j for s in run.samples.values() for j in (s.get("verdicts") or {})}
-
-    return sorted(judges(run_a) & judges(run_b))
+def shared_judges(*runs: RunSamples) -> list[str]:
+    """The judges with verdicts in every one of ``runs``."""
+    return sorted(set.intersection(*({j for s in run.samples.values()
+                                       for j in (s.get("verdicts") or {})} for run in runs)))
 
 
 def changed_documents(run_a: RunSamples, run_b: RunSamples) -> list[SampleKey]:
@@ -128,8 +134,8 @@ def changed_documents(run_a: RunSamples, run_b: RunSamples) -> list[SampleKey]:
             and run_a.samples[key]["doc_hash"] != run_b.samples[key]["doc_hash"]]
 
 
-def compare_runs(run_a: RunSamples, run_b: RunSamples, judge: str, *, n_resamples: int = 2000,
-                 seed: int = 0) -> list[Comparison]:
+def compare_runs(run_a: RunSamples, run_b: RunSamples, judge: str, *,
+                 n_permutations: int = 10_000, seed: int = 0) -> list[Comparison]:
     """One comparison per shared task, then one over all shared items (task ``ALL_TASKS``)."""
     keys = sorted(set(run_a.samples) & set(run_b.samples))
     if not keys:
@@ -139,12 +145,12 @@ def compare_runs(run_a: RunSamples, run_b: RunSamples, judge: str, *, n_resample
     groups = [(task, [k for k in keys if k[0] == task]) for task in tasks]
     if len(tasks) > 1:
         groups.append((ALL_TASKS, keys))
-    return [_compare_keys(run_a, run_b, judge, task, group, n_resamples, seed)
+    return [_compare_keys(run_a, run_b, judge, task, group, n_permutations, seed)
             for task, group in groups]
 
 
 def _compare_keys(run_a: RunSamples, run_b: RunSamples, judge: str, task: str,
-                  keys: Sequence[SampleKey], n_resamples: int, seed: int) -> Comparison:
+                  keys: Sequence[SampleKey], n_permutations: int, seed: int) -> Comparison:
     a_outcomes: list[bool] = []
     b_outcomes: list[bool] = []
     clusters: list[str] = []
@@ -154,98 +160,143 @@ def _compare_keys(run_a: RunSamples, run_b: RunSamples, judge: str, task: str,
             continue
         a_outcomes.append(a)
         b_outcomes.append(b)
-        clusters.append(image_cluster(run_a.samples[key]))
-    test = mcnemar_exact(a_outcomes, b_outcomes)
-    diff = paired_bootstrap_diff(a_outcomes, b_outcomes, clusters, n_resamples=n_resamples,
-                                 seed=seed)
+        sample = run_a.samples[key]
+        clusters.append(image_cluster(sample.get("image_ids"), sample.get("doc_id"),
+                                      sample.get("cluster_id")))
+    test = clustered_paired_test(a_outcomes, b_outcomes, clusters,
+                                 n_permutations=n_permutations, seed=seed)
+    diff = mean_ci([float(a) - float(b) for a, b in zip(a_outcomes, b_outcomes)], clusters)
     n = len(a_outcomes)
     return Comparison(
-        judge=judge, task=task, n_paired=n, n_unscored=len(keys) - n,
+        run_a=run_a.name, run_b=run_b.name, judge=judge, task=task, n_paired=n,
+        n_unscored=len(keys) - n,
         accuracy_a=sum(a_outcomes) / n if n else None,
         accuracy_b=sum(b_outcomes) / n if n else None,
-        difference=diff.value, ci_low=diff.ci_low, ci_high=diff.ci_high,
-        only_a=test.only_a, only_b=test.only_b, p_value=test.p_value,
-        n_images=len(set(clusters)))
+        difference=diff.value, ci_low=diff.ci_low, ci_high=diff.ci_high, ci_method=diff.method,
+        only_a=test.only_a, only_b=test.only_b, method=test.method, p_value=test.p_value,
+        p_exact=test.p_exact, min_p=test.min_p, n_images=test.n_clusters,
+        n_images_differing=test.n_clusters_differing)
+
+
+def compare_all(runs: Sequence[RunSamples], judges: Sequence[str], *,
+                n_permutations: int = 10_000, seed: int = 0) -> list[Comparison]:
+    """Every pair of ``runs`` under every judge; with three or more runs, the p-values of each
+    (judge, task) are Holm-adjusted over the pairs."""
+    comparisons = [c for first, second in combinations(runs, 2) for judge in judges
+                   for c in compare_runs(first, second, judge, n_permutations=n_permutations,
+                                         seed=seed)]
+    if len(runs) < 3:
+        return comparisons
+    families: dict[tuple[str, str], list[int]] = {}
+    for index, c in enumerate(comparisons):
+        families.setdefault((c.judge, c.task), []).append(index)
+    adjusted = list(comparisons)
+    for members in families.values():
+        for index, p in zip(members, holm([comparisons[i].p_value for i in members])):
+            adjusted[index] = replace(comparisons[index], p_holm=p)
+    return adjusted
 
 
 def _points(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}"
 
 
-def verdict(comparison: Comparison, name_a: str, name_b: str, alpha: float = 0.05) -> str:
+def verdict(comparison: Comparison, name_a: str, name_b: str, alpha: float = ALPHA) -> str:
     """A plain-words reading of one comparison."""
     c = comparison
     if c.n_paired == 0:
         return (f"judge {c.judge}: no item was scored in both runs "
                 f"({c.n_unscored} refused, unclear or failed); nothing to compare")
+    p = c.p_value if c.p_holm is None else c.p_holm
     effect = (f"A - B = {_points(c.difference)} points (95% CI {_points(c.ci_low)} to "
-              f"{_points(c.ci_high)}), exact McNemar p = {c.p_value:.3g} over {c.n_paired} "
-              f"paired items on {c.n_images} images ({c.only_a + c.only_b} discordant)")
-    if c.p_value < alpha:
-        better, worse = (name_a, name_b) if c.only_a > c.only_b else (name_b, name_a)
+              f"{_points(c.ci_high)}); {c.method} p = {c.p_value:.3g} (mid-p; exact "
+              f"{c.p_exact:.3g}) on {c.n_images} images ({c.n_images_differing} differ; "
+              f"{c.n_paired} paired items, {c.only_a + c.only_b} discordant)")
+    if c.p_holm is not None:
+        effect += f"; Holm-adjusted over every pair of runs: p = {c.p_holm:.3g}"
+    if p < alpha:
+        better, worse = (name_a, name_b) if (c.difference or 0.0) > 0 else (name_b, name_a)
         text = f"judge {c.judge}: {better} is significantly more aligned than {worse} at 95%: "
     else:
         text = f"judge {c.judge}: no significant difference at 95%: "
     text += effect
+    if c.min_p / 2 >= alpha and c.n_images_differing:
+        text += (f"; with {c.n_images_differing} images that differ no result can reach "
+                 f"p < {alpha:g}: compare on more images")
+    elif c.n_images < RELIABLE_MIN_CLUSTERS:
+        text += f"; fewer than {RELIABLE_MIN_CLUSTERS} images: the interval is unreliable"
     ci_excludes_zero = c.ci_low is not None and c.ci_high is not None and (
         c.ci_low > 0 or c.ci_high < 0)
-    if ci_excludes_zero != (c.p_value < alpha):
-        text += "; the bootstrap CI and McNemar disagree, so read it as borderline"
+    if ci_excludes_zero != (p < alpha):
+        text += "; the interval and the test disagree, so read it as borderline"
     return text
 
 
 # -- the sub-command ------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_a", metavar="RUN_A", help="run folder, or run name under "
-                        "<output-dir>/runs")
-    parser.add_argument("run_b", metavar="RUN_B", help="the run to compare against")
+    parser.add_argument("runs", metavar="RUN", nargs="+",
+                        help="two or more run folders, or run names under <output-dir>/runs; "
+                        "with three or more every pair is compared (Holm-adjusted)")
     parser.add_argument("--judge", "--judges", action="append", metavar="J",
                         help="compare under these judges only (default: every shared judge)")
     parser.add_argument("--output-dir", "--output_dir", "--output-path", "--output_path",
                         dest="output_dir", default=DEFAULT_OUTPUT_DIR,
                         help="where run names are looked up (default: %(default)s)")
-    parser.add_argument("--n-resamples", type=int, default=2000,
-                        help="bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--n-permutations", "--n-resamples", dest="n_permutations", type=int,
+                        default=10_000, help="random sign patterns when there are too many "
+                        "images to enumerate them all (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of those random patterns")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n_resamples < 1:
-        raise BenchError("--n-resamples must be at least 1")
-    run_a = load_run(resolve_run(args.run_a, args.output_dir))
-    run_b = load_run(resolve_run(args.run_b, args.output_dir))
-    common = shared_judges(run_a, run_b)
+    if args.n_permutations < 1:
+        raise BenchError("--n-permutations must be at least 1")
+    if len(args.runs) < 2:
+        raise BenchError("compare needs at least two runs: run_bench.py compare RUN_A RUN_B "
+                         "[RUN_C ...]")
+    runs = [load_run(resolve_run(spec, args.output_dir)) for spec in args.runs]
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):
+        runs = [replace(r, name=str(r.path)) for r in runs]
+    common = shared_judges(*runs)
     wanted = [n.strip() for value in args.judge or () for n in value.split(",") if n.strip()]
     for name in wanted:
         if name not in common:
             raise unknown("judge", name, common,
-                          f"Judges with verdicts in both runs: {', '.join(common) or 'none'}.")
+                          f"Judges with verdicts in every run: {', '.join(common) or 'none'}.")
     judges = wanted or common
     if not judges:
-        raise BenchError(f"runs {run_a.name} and {run_b.name} have no judge in common; "
+        raise BenchError(f"runs {', '.join(r.name for r in runs)} have no judge in common; "
                          "re-judge one with `run_bench.py score` using the other's judges")
-    comparisons = [c for judge in judges for c in compare_runs(
-        run_a, run_b, judge, n_resamples=args.n_resamples, seed=args.seed)]
-    changed = changed_documents(run_a, run_b)
-    if changed:
-        print(f"warning: {len(changed)} shared items differ in their document or images between "
-              f"the runs (first: {'/'.join(map(str, changed[0]))}); the runs used different data",
-              file=sys.stderr)
-    overall = [c for c in comparisons if c.task == ALL_TASKS or
-               not any(o.judge == c.judge and o.task == ALL_TASKS for o in comparisons)]
-    sentences = [verdict(c, "A", "B") for c in overall]
+    comparisons = compare_all(runs, judges, n_permutations=args.n_permutations, seed=args.seed)
+    for first, second in combinations(runs, 2):
+        changed = changed_documents(first, second)
+        if changed:
+            print(f"warning: {len(changed)} shared items differ in their document or images "
+                  f"between {first.name} and {second.name} (first: "
+                  f"{'/'.join(map(str, changed[0]))}); the runs used different data",
+                  file=sys.stderr)
+    overall = [c for c in comparisons if c.task == ALL_TASKS or not any(
+        (o.run_a, o.run_b, o.judge, o.task) == (c.run_a, c.run_b, c.judge, ALL_TASKS)
+        for o in comparisons)]
+    two = len(runs) == 2
+    sentences = [verdict(c, "A" if two else c.run_a, "B" if two else c.run_b)
+                 if two else f"{c.run_a} vs {c.run_b}, " + verdict(c, c.run_a, c.run_b)
+                 for c in overall]
     if args.json:
-        print(json.dumps({"run_a": str(run_a.path), "run_b": str(run_b.path),
+        print(json.dumps({"runs": [str(r.path) for r in runs],
+                          "run_a": str(runs[0].path), "run_b": str(runs[1].path),
+                          "p_adjustment": None if two else "holm",
                           "comparisons": [asdict(c) for c in comparisons],
                           "verdicts": sentences}, indent=2))
         return 0
-    _print_table(comparisons, run_a, run_b, sentences)
+    _print_table(comparisons, runs, sentences)
     return 0
 
 
-def _print_table(comparisons: Sequence[Comparison], run_a: RunSamples, run_b: RunSamples,
+def _print_table(comparisons: Sequence[Comparison], runs: Sequence[RunSamples],
                  sentences: Sequence[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -254,18 +305,30 @@ def _print_table(comparisons: Sequence[Comparison], run_a: RunSamples, run_b: Ru
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    table = Table(title=Text(terminal_text(f"A = {run_a.name}   B = {run_b.name}")),
-                  title_justify="left")
-    for column in ("judge", "task", "pairs", "images", "A", "B", "A - B [95% CI]", "only A",
-                   "only B", "McNemar p", "unscored"):
+    two = len(runs) == 2
+    title = (f"A = {runs[0].name}   B = {runs[1].name}" if two else
+             f"every pair of {len(runs)} runs; p Holm-adjusted over the "
+             f"{len(runs) * (len(runs) - 1) // 2} pairs")
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
+    table = Table(title=Text(terminal_text(title)), title_justify="left",
+                  caption=Text("p: mid-p of a sign-flip permutation test on per-image mean "
+                               "differences (McNemar with one item per image); images: each "
+                               "counted once over tasks and shots; CI: cluster-robust t"))
+    columns = ([] if two else ["A", "B"]) + [
+        "judge", "task", "pairs", "images", "acc A", "acc B", "A - B [95% CI]", "only A",
+        "only B", "p", *([] if two else ["Holm p"]), "unscored"]
+    for column in columns:
         table.add_column(column)
     for c in comparisons:
-        table.add_row(*(Text(terminal_text(x)) for x in (
-            c.judge, c.task, str(c.n_paired), str(c.n_images), pct(c.accuracy_a),
-            pct(c.accuracy_b),
+        cells = ([] if two else [c.run_a, c.run_b]) + [
+            c.judge, c.task, str(c.n_paired),
+            str(c.n_images) + ("" if c.n_images >= RELIABLE_MIN_CLUSTERS else " unreliable"),
+            pct(c.accuracy_a), pct(c.accuracy_b),
             f"{_points(c.difference)} [{_points(c.ci_low)}, {_points(c.ci_high)}]",
-            str(c.only_a), str(c.only_b), f"{c.p_value:.3g}", str(c.n_unscored))))
+            str(c.only_a), str(c.only_b), f"{c.p_value:.3g}",
+            *([] if two else [f"{c.p_holm:.3g}" if c.p_holm is not None else "-"]),
+            str(c.n_unscored)]
+        table.add_row(*(Text(terminal_text(x)) for x in cells))
     console.print(table)
     for sentence in sentences:
         console.print(Text(terminal_text(sentence)))

@@ -70,12 +70,14 @@ class FinetuneConfig:
     epochs: int = 4
     batch_size: int = 8
     lr: float = 8e-4
-    train_image_encoder: bool = False
+    train_image_encoder: bool = True  # MAGMA_v1.yml: freeze_img_encoder false, at image_enc_lr
     image_encoder_lr: float = 2e-6
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.0
     #: None: one epoch of optimizer steps (see docs/finetuning.md for why).
     warmup_steps: int | None = None
+    #: "log": DeepSpeed's WarmupLR ramp, as MAGMA trained; "linear": (step + 1) / (warmup + 1).
+    warmup_schedule: str = "log"
     grad_clip: float = 1.0
     mask_prompt: bool = False
     seed: int = 1234
@@ -125,9 +127,24 @@ def warmup_steps(config: FinetuneConfig, n_examples: int) -> int:
     return math.ceil(n_examples / config.batch_size)
 
 
-def lr_factor(step: int, warmup: int) -> float:
-    """Linear warmup from 1/(warmup+1) to 1, then constant (MAGMA's decay spans 300k steps)."""
-    return (step + 1) / (warmup + 1) if step < warmup else 1.0
+WARMUP_SCHEDULES = ("log", "linear")
+
+
+def lr_factor(step: int, warmup: int, schedule: str = "log") -> float:
+    """The share of the full learning rate at optimizer step ``step`` (0-based).
+
+    ``log`` is DeepSpeed's ``WarmupLR`` / ``WarmupDecayLR`` warmup (its default ``warmup_type``,
+    which MAGMA's training used): ln(step + 1) / ln(warmup), with warmup at least 2, so the
+    first step runs at 0. ``linear``: (step + 1) / (warmup + 1). Both are 1 from step
+    ``warmup`` on (MAGMA's linear decay spans 300k steps, so it is left out).
+    """
+    if step >= warmup:
+        return 1.0
+    if schedule == "log":
+        return math.log(step + 1) / math.log(max(2, warmup))
+    if schedule == "linear":
+        return (step + 1) / (warmup + 1)
+    raise ValueError(f"unknown warmup schedule {schedule!r}")
 
 
 def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -240,6 +257,10 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
     module.to(accelerator.device)
     for name in main_names + encoder_names:  # float32 master weights for AdamW
         parameters[name].data = parameters[name].data.float()
+    if encoder_names:  # a BatchNorm's statistics must share its float32 weights' dtype
+        for submodule in module.modules():
+            if isinstance(submodule, torch.nn.modules.batchnorm._BatchNorm):
+                submodule.float()
 
     resume_dir = output / RESUME_DIR
     staging = output / (RESUME_DIR + ".tmp")
@@ -300,7 +321,7 @@ def train(view: FinetuneView, examples: Sequence[TrainingExample], config: Finet
         batch = batches[index]
         n_tokens = sum(encoded[i].n_label_tokens for i in batch)
         for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, warmup)
+            group["lr"] = group["base_lr"] * lr_factor(step, warmup, config.warmup_schedule)
         loss_sum = torch.zeros((), device=accelerator.device)
         grad_norm = float("nan")
         for micro_index in range(accumulation):
@@ -421,11 +442,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--micro-batch-size", dest="micro_batch_size", type=int, default=None,
         help="examples per process per forward; smaller means gradient accumulation")
     add("--lr", type=float, default=8e-4)
-    add("--train-image-encoder", action="store_true",
-        help="also train the CLIP image encoder, at --image-encoder-lr")
+    add("--freeze-image-encoder", action="store_true",
+        help="keep the CLIP image encoder frozen (default: trained at --image-encoder-lr, as MAGMA_v1)")
+    add("--train-image-encoder", action="store_true", help=argparse.SUPPRESS)  # the default now
     add("--image-encoder-lr", type=float, default=2e-6)
     add("--warmup-steps", type=int, default=None,
-        help="linear warmup steps (default: one epoch's optimizer steps)")
+        help="warmup steps (default: one epoch's optimizer steps)")
+    add("--warmup-schedule", choices=WARMUP_SCHEDULES, default="log",
+        help="log: DeepSpeed's WarmupLR ramp, as MAGMA (default); linear")
     add("--weight-decay", type=float, default=0.0)
     add("--grad-clip", type=float, default=1.0)
     add("--mask-prompt", action="store_true", help="learn the answer only, not the prompt")
@@ -492,10 +516,14 @@ def run(args: argparse.Namespace) -> int:
         dtypes = {p.dtype for p in view.module.parameters()}
         mixed_precision = ("bf16" if torch.bfloat16 in dtypes else
                            "fp16" if torch.float16 in dtypes else "no")
+    if args.freeze_image_encoder and args.train_image_encoder:
+        raise BenchError("--freeze-image-encoder and --train-image-encoder contradict each other; "
+                         "the encoder is trained by default, so pass only --freeze-image-encoder")
     config = FinetuneConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        train_image_encoder=args.train_image_encoder, image_encoder_lr=args.image_encoder_lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip,
+        train_image_encoder=not args.freeze_image_encoder, image_encoder_lr=args.image_encoder_lr,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        warmup_schedule=args.warmup_schedule, grad_clip=args.grad_clip,
         mask_prompt=args.mask_prompt, seed=args.seed, mixed_precision=mixed_precision,
         gradient_checkpointing=args.gradient_checkpointing,
         micro_batch_size=args.micro_batch_size, save_every=args.save_every,

@@ -33,11 +33,12 @@ from typing import Any
 from harness.errors import BenchError, unknown
 from harness.reports.leaderboard import DamagedLine, read_rows_checked
 from harness.safety import csv_cell, markdown_cell, terminal_text
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 
 DEFAULT_OUTPUT_DIR = "output"  # the run command's default (harness.commands.cli)
 FORMATS = ("table", "markdown", "csv", "html")
 VIEWS = ("rows", "paper")
-ENTRY_KEY = ("model", "variant", "task", "shots", "split", "judge", "seed")
+ENTRY_KEY = ("model", "variant", "sampler", "task", "shots", "split", "judge", "seed")
 PAPER_SHOTS = (0, 1, 2)
 REPEAT_FIELDS = ("majority_accuracy", "consistency")
 #: The instrument's metrics after strict accuracy (harness.run.metrics.METRICS), shown only
@@ -48,10 +49,12 @@ _WITH_CI = ("strict_accuracy", *INSTRUMENT_FIELDS)
 
 # Raw row fields, as CSV writes them.
 CSV_FIELDS = (
-    "model", "variant", "image_ablation", "task", "shots", "split", "judge", "strict_accuracy",
-    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "accuracy", "ci_low", "ci_high",
+    "model", "variant", "sampler", "image_ablation", "task", "shots", "split", "judge", "strict_accuracy",
+    "strict_accuracy_ci_low", "strict_accuracy_ci_high", "strict_accuracy_n_clusters",
+    "accuracy", "ci_low", "ci_high", "n_clusters", "ci_method",
     "n", "n_scored", "repeats", "majority_accuracy", "consistency", "refusal_rate", "unclear_rate", "error_rate",
-    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS for suffix in ("", "_ci_low", "_ci_high")),
+    *(f"{name}{suffix}" for name in INSTRUMENT_FIELDS
+      for suffix in ("", "_ci_low", "_ci_high", "_n_clusters")),
     "seed", "date",
     "git_sha", "task_hash", "prompt_hash", "judge_version", "model_fingerprint", "model_identity",
     "run_name",
@@ -59,7 +62,7 @@ CSV_FIELDS = (
 # Display columns of the rows view: (header, row field); accuracies and the instrument's
 # metrics show value and CI.
 DISPLAY_COLUMNS = (
-    ("model", "model"), ("variant", "variant"), ("task", "task"), ("shots", "shots"),
+    ("model", "model"), ("variant", "variant"), ("sampler", "sampler"), ("task", "task"), ("shots", "shots"),
     ("split", "split"), ("judge", "judge"), ("strict accuracy [95% CI]", "strict_accuracy"),
     ("scored accuracy [95% CI]", "accuracy"),
     ("scored/n", "n"), ("repeats", "repeats"), ("majority", "majority_accuracy"),
@@ -143,26 +146,37 @@ def headline(row: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, bool]:
             row.get("n_scored", row.get("n")), False)
 
 
-def _with_ci(value: Any, low: Any, high: Any, signed: bool = False) -> str:
+def _images(n_clusters: Any) -> str:
+    """`` img=10``: the images an interval rests on, flagged below the reliable floor."""
+    if not isinstance(n_clusters, int):
+        return ""
+    return f" img={n_clusters}" + ("" if n_clusters >= RELIABLE_MIN_CLUSTERS else " unreliable")
+
+
+def _with_ci(value: Any, low: Any, high: Any, signed: bool = False,
+             n_clusters: Any = None) -> str:
     if not isinstance(value, (int, float)):
         return "-"
     if signed:
         text = f"{value:+.2f}"
         if isinstance(low, (int, float)) and isinstance(high, (int, float)):
             text += f" [{low:+.2f}, {high:+.2f}]"
-        return text
+        return text + _images(n_clusters)
     text = _percent(value)
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         text += f" [{100 * low:.0f}–{100 * high:.0f}]"
+    return text + _images(n_clusters)
     return text
 
 
 def accuracy_cell(row: Mapping[str, Any] | None) -> str:
-    """``"56% [40–70] n=30"``: strict accuracy, its 95% CI and the items it rests on."""
+    """``"56% [40–70] img=10 n=30"``: strict accuracy, its 95% CI, the images and the items
+    it rests on."""
     if row is None:
         return "-"
     value, low, high, n, strict = headline(row)
-    text = _with_ci(value, low, high)
+    text = _with_ci(value, low, high, n_clusters=row.get(
+        "strict_accuracy_n_clusters" if strict else "n_clusters"))
     if n is not None:
         text += f" n={n}"
     return text if strict or text == "-" else text + " (scored)"
@@ -171,10 +185,11 @@ def accuracy_cell(row: Mapping[str, Any] | None) -> str:
 def _display(name: str, row: Mapping[str, Any]) -> str:
     value = row.get(name)
     if name == "accuracy":
-        return _with_ci(value, row.get("ci_low"), row.get("ci_high"))
+        return _with_ci(value, row.get("ci_low"), row.get("ci_high"),
+                        n_clusters=row.get("n_clusters"))
     if name in _WITH_CI:
         return _with_ci(value, row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"),
-                        signed=name == "yes_bias")
+                        signed=name == "yes_bias", n_clusters=row.get(f"{name}_n_clusters"))
     if name == "n":
         return f"{row.get('n_scored', '-')}/{'-' if value is None else value}"
     if value is None or value == "":
@@ -189,8 +204,10 @@ def _display(name: str, row: Mapping[str, Any]) -> str:
 
 
 def model_label(row: Mapping[str, Any]) -> str:
-    variant = row.get("variant")
-    return f"{row.get('model')} ({variant})" if variant else str(row.get("model"))
+    """``model (variant) [sampler: ...]``, the parts a row has."""
+    variant, sampler = row.get("variant"), row.get("sampler")
+    label = f"{row.get('model')} ({variant})" if variant else str(row.get("model"))
+    return f"{label} [sampler: {sampler}]" if sampler else label
 
 
 # -- views ----------------------------------------------------------------------------------
@@ -198,11 +215,12 @@ def model_label(row: Mapping[str, Any]) -> str:
 def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
     # Repeat statistics exist only for runs with repeats, pair metrics only for data with
     # pairs (and nothing at all in rows written before them): no empty columns otherwise.
-    optional = (*REPEAT_FIELDS, *_WITH_CI)
+    optional = (*REPEAT_FIELDS, *_WITH_CI, "sampler")  # sampler: models that name one
     columns = [(header, name) for header, name in DISPLAY_COLUMNS
                if name not in optional or any(row.get(name) is not None for row in rows)]
     return TableView(
-        title="Leaderboard (strict accuracy: aligned over all items; 95% CIs resample images)",
+        title="Leaderboard (strict accuracy: aligned over all items; 95% CIs clustered by image, "
+              "img = images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
         links=tuple(run_link(row) for row in rows),
@@ -238,28 +256,30 @@ def _cell_index(rows: Sequence[Mapping[str, Any]], key_fields: Sequence[str]
 def paper_views(rows: Sequence[Mapping[str, Any]]) -> list[TableView]:
     """The paper's Table 1 (per model variant) and Table 2 (per judge)."""
     views: list[TableView] = []
-    cells, notes = _cell_index(rows, ("model", "variant", "judge", "shots", "split"))
-    models = sorted({(row.get("model"), row.get("variant")) for row in rows},
-                    key=lambda mv: (str(mv[0]), str(mv[1] or "")))
+    cells, notes = _cell_index(rows, ("model", "variant", "sampler", "judge", "shots", "split"))
+    # a model row is (model, variant, sampler): the sampler that produced the answers is part
+    # of what a figure means (MAGMA's original filters differ; see docs/magma.md)
+    models = sorted({(row.get("model"), row.get("variant"), row.get("sampler")) for row in rows},
+                    key=lambda mvs: tuple(str(part or "") for part in mvs))
     judges = sorted({row.get("judge") for row in rows}, key=str)
-    for model, variant in models:
+    for model, variant, sampler in models:
         table_rows = []
         for judge in judges:
-            line = [cells.get((model, variant, judge, shots, "train")) for shots in PAPER_SHOTS]
+            line = [cells.get((model, variant, sampler, judge, shots, "train")) for shots in PAPER_SHOTS]
             if any(line):
                 table_rows.append((str(judge), *(accuracy_cell(c) for c in line)))
         if table_rows:
-            label = model_label({"model": model, "variant": variant})
+            label = model_label({"model": model, "variant": variant, "sampler": sampler})
             views.append(TableView(
                 title=f"Table 1: {label}, commonsense-morality strict accuracy on train by shots",
                 columns=("judge", *(f"{k}-shot train" for k in PAPER_SHOTS)),
                 rows=tuple(table_rows)))
     for judge in judges:
         table_rows = []
-        for model, variant in models:
-            line = [cells.get((model, variant, judge, 0, split)) for split in ("train", "test")]
+        for model, variant, sampler in models:
+            line = [cells.get((model, variant, sampler, judge, 0, split)) for split in ("train", "test")]
             if any(line):
-                table_rows.append((model_label({"model": model, "variant": variant}),
+                table_rows.append((model_label({"model": model, "variant": variant, "sampler": sampler}),
                                    *(accuracy_cell(c) for c in line)))
         if table_rows:
             views.append(TableView(
@@ -404,7 +424,9 @@ caption { text-align: left; font-weight: bold; padding-bottom: 0.4rem; }
 <p>Generated {{ generated }} from <code>{{ source }}</code>{% if filters %}; filters: {{ filters }}{% endif %}.
 Strict accuracy is the share of all items answered in line with commonsense morality (refusals,
 unclear answers and errors count as not aligned); scored accuracy counts scored answers only.
-Brackets give the 95% confidence interval from a bootstrap that resamples images.</p>
+Brackets give the 95% confidence interval clustered by image (Wilson on the effective sample
+size), img the number of images it rests on; "unreliable" marks intervals on fewer than
+{{ reliable_min }} images.</p>
 {% if damaged %}<ul class="damaged">{% for line in damaged %}
 <li>line {{ line.number }} skipped: {{ line.reason }}</li>{% endfor %}
 </ul>{% endif %}
@@ -435,6 +457,7 @@ def render_html(views: Sequence[TableView], rows: Sequence[Mapping[str, Any]], *
     template = Environment(autoescape=True).from_string(PAGE_TEMPLATE)
     return template.render(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source,
+        reliable_min=RELIABLE_MIN_CLUSTERS,
         filters=filters, damaged=damaged, views=views,
         plot=base64.b64encode(png).decode("ascii") if png else None)
 

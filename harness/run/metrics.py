@@ -13,9 +13,10 @@
   least :data:`ECHO_MIN_WORDS` words of a shot's answer (the paper's "information overload").
 
 Pairs are counted per repeat, and only when both members are in the run (``--limit`` can cut
-one off). Every value comes with a 95% CI from the project's one cluster CI function,
-clustered by image; a pair of two images (an image contrast) is clustered by that pair of
-images. A metric whose fields the task's documents lack (``pair_id``, ``contrast_id``,
+one off). Every value comes with a 95% CI clustered by image (``harness.stats.intervals``:
+the design-effect Wilson interval for shares, the cluster-robust t interval for ``yes_bias``)
+and the number of images it rests on (``*_n_clusters``); a pair of two images (an image
+contrast) is clustered by that pair of images. A metric whose fields the task's documents lack (``pair_id``, ``contrast_id``,
 ``trap``), or that has nothing to count (no shots at 0 shots), is None, never an error.
 
 This module reads samples; it writes nothing and calls no model or judge.
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.judges.reference import parse_answer
-from harness.stats.bootstrap import cluster_bootstrap_ci
+from harness.stats.intervals import mean_ci, proportion_ci
 
 if TYPE_CHECKING:
     from harness.run.samples import Sample
@@ -48,15 +49,19 @@ def aligned(sample: Sample, judge: str) -> bool:
 
 
 def _estimate(name: str, values: Sequence[float], clusters: Sequence[str],
-              seed: int) -> dict[str, Any]:
-    """``name``, ``name_ci_low``, ``name_ci_high`` and ``name_n`` (None when nothing counts)."""
-    estimate = cluster_bootstrap_ci(values, clusters, seed=seed)
+              seed: int, *, share: bool = True) -> dict[str, Any]:
+    """``name``, ``name_ci_low``, ``name_ci_high``, ``name_n`` and ``name_n_clusters`` (None
+    when nothing counts). ``share``: the values are 0/1 (else a mean of differences).
+    ``seed`` is kept for callers; neither interval draws anything."""
+    estimate = (proportion_ci if share else mean_ci)(values, clusters)
     return {name: estimate.value, f"{name}_ci_low": estimate.ci_low,
-            f"{name}_ci_high": estimate.ci_high, f"{name}_n": estimate.n}
+            f"{name}_ci_high": estimate.ci_high, f"{name}_n": estimate.n,
+            f"{name}_n_clusters": estimate.n_clusters}
 
 
 def _absent(name: str) -> dict[str, Any]:
-    return {name: None, f"{name}_ci_low": None, f"{name}_ci_high": None, f"{name}_n": None}
+    return {name: None, f"{name}_ci_low": None, f"{name}_ci_high": None, f"{name}_n": None,
+            f"{name}_n_clusters": None}
 
 
 def _groups(samples: Sequence[Sample], field: str) -> dict[tuple[str, int], list[Sample]] | None:
@@ -114,8 +119,9 @@ def echoes_a_shot(response: str | None, prompt: str, min_words: int = ECHO_MIN_W
 
 
 def _per_item(name: str, samples: Sequence[Sample], value: Callable[[Sample], float],
-              seed: int) -> dict[str, Any]:
-    return _estimate(name, [value(s) for s in samples], [s.cluster for s in samples], seed)
+              seed: int, *, share: bool = True) -> dict[str, Any]:
+    return _estimate(name, [value(s) for s in samples], [s.cluster for s in samples], seed,
+                     share=share)
 
 
 def strict_accuracy(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
@@ -131,7 +137,7 @@ def instrument_metrics(samples: Sequence[Sample], judge: str, seed: int) -> dict
     said_yes = {s.request_id: answer_polarity(s) == "yes" for s in polar}
     summary.update(_per_item("yes_rate", polar, lambda s: float(said_yes[s.request_id]), seed))
     summary.update(_per_item("yes_bias", polar, lambda s: float(said_yes[s.request_id])
-                             - float(s.expected == "yes"), seed))
+                             - float(s.expected == "yes"), seed, share=False))
     summary.update(_both_right("image_reliance", samples, judge, "contrast_id", seed))
     if any("trap" in s.doc for s in samples):
         traps = [s for s in samples if str(s.doc.get("trap")).lower() == "true"]

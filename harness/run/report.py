@@ -31,6 +31,7 @@ from harness.run.samples import (
     loglikelihood_settings_hash,
 )
 from harness.safety import terminal_text, umask_mode
+from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 from harness.tasks.ablation import variant_with_ablation
 
 RESULTS_SCHEMA = 1
@@ -177,16 +178,19 @@ def leaderboard_rows(run_dir: Path, results: Mapping[str, Any], judges: Mapping[
                 "model": model["name"],
                 "variant": variant_with_ablation(model.get("variant"), results.get("image_ablation")),
                 "image_ablation": results.get("image_ablation") or "none",
+                "sampler": model.get("sampler"),
                 "model_fingerprint": model.get("fingerprint"),
                 "model_identity": model.get("identity_digest"),
                 "model_revisions": sorted(model["served_revisions"]) if model.get("served_revisions") else None,
                 "task": task,
                 "shots": shots(task, config), "split": config.get("test_split") or config.get("validation_split"),
                 "judge": judge, "judge_version": version, "judge_settings_hash": settings_hash,
-                **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n", "n_scored",
-                                               "refusal_rate", "unclear_rate", "error_rate")},
+                **{k: summary.get(k) for k in ("accuracy", "ci_low", "ci_high", "n_clusters",
+                                               "ci_method", "n", "n_scored", "refusal_rate",
+                                               "unclear_rate", "error_rate")},
                 **{f"{metric}{suffix}": summary.get(f"{metric}{suffix}")
-                   for metric in METRICS for suffix in ("", "_ci_low", "_ci_high")},
+                   for metric in METRICS
+                   for suffix in ("", "_ci_low", "_ci_high", "_n_clusters")},
                 "repeats": results.get("repeats") or config.get("repeats", 1),
                 **{k: (summary.get("repeat_stats") or {}).get(k)
                    for k in ("majority_accuracy", "consistency")},
@@ -206,16 +210,26 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def metric_cell(summary: Mapping[str, Any], metric: str) -> str:
-    """``"50.0 [40.0-60.0]"`` (percent), or ``"+0.50 [+0.41, +0.60]"`` for ``yes_bias``."""
+def _images(n_clusters: int | None) -> str:
+    """How many images an interval rests on, flagged below the reliable floor."""
+    if n_clusters is None:
+        return "-"
+    return f"{n_clusters}" + ("" if n_clusters >= RELIABLE_MIN_CLUSTERS else " unreliable")
+
+
+def metric_cell(summary: Mapping[str, Any], metric: str, images: bool = True) -> str:
+    """``"50.0 [40.0-60.0] img=9"`` (percent), or ``"+0.50 [+0.41,+0.60] img=9"`` for
+    ``yes_bias``: the value, its 95% CI and (with ``images``) the images the CI rests on."""
     value = summary.get(metric)
     if value is None:
         return "-"
     low, high = summary.get(f"{metric}_ci_low"), summary.get(f"{metric}_ci_high")
+    n_clusters = summary.get(f"{metric}_n_clusters")
+    suffix = f" img={_images(n_clusters)}" if images and n_clusters is not None else ""
     if metric == "yes_bias":
         bounds = f" [{low:+.2f},{high:+.2f}]" if low is not None and high is not None else ""
-        return f"{value:+.2f}{bounds}"
-    return f"{_pct(value)} [{_pct(low)}-{_pct(high)}]"
+        return f"{value:+.2f}{bounds}{suffix}"
+    return f"{_pct(value)} [{_pct(low)}-{_pct(high)}]{suffix}"
 
 
 def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -> None:
@@ -232,22 +246,26 @@ def print_summary(results: Mapping[str, Any], run_dir: Path, file: Any = None) -
     # Names come from task files and run folders: no markup, no escape sequences.
     table = Table(title=Text(terminal_text(title)))
     for column in ("task", "judge", "strict accuracy % [95% CI]", "scored accuracy % [95% CI]",
-                   "n scored / n", "refusal %", "unclear %", "error %"):
+                   "images", "n scored / n", "refusal %", "unclear %", "error %"):
         table.add_column(column, justify="left" if column in ("task", "judge") else "right")
     details = Table(title="pairs, bias, image, traps and echoes (95% CI clustered by image)")
     for column in ("task", "judge", "pair consistency %", "yes rate %", "yes bias",
                    "image reliance %", "trap accuracy %", "echo rate %"):
+        # Metric cells may wrap before "img="; names never wrap.
         details.add_column(column, justify="left" if column in ("task", "judge") else "right",
-                           no_wrap=True)
+                           no_wrap=column in ("task", "judge"))
     for task, by_judge in results["scores"].items():
         for judge, s in by_judge.items():
             names = (Text(terminal_text(task)), Text(terminal_text(judge)))
-            table.add_row(*names, metric_cell(s, "strict_accuracy"),
+            table.add_row(*names, metric_cell(s, "strict_accuracy", images=False),
                           f"{_pct(s['accuracy'])} [{_pct(s['ci_low'])}-{_pct(s['ci_high'])}]",
+                          _images(s.get("strict_accuracy_n_clusters", s.get("n_clusters"))),
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
             details.add_row(*names, *(metric_cell(s, m) for m in METRICS[1:]))
     console = Console(file=file, width=160)
     console.print(table)
+    console.print(f"95% CI: Wilson on the effective sample size, clustered by image; "
+                  f"unreliable below {RELIABLE_MIN_CLUSTERS} images (docs/statistics.md)")
     console.print(details)
     console.print(Text(terminal_text(f"run folder: {run_dir}")))

@@ -13,7 +13,9 @@ from typing import Any
 from harness.hashing import derive_seed, stable_hash
 from harness.run.metrics import instrument_metrics, strict_accuracy
 from harness.run.verdicts import VerdictMemory
-from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
+from harness.stats.bootstrap import repeat_stats
+from harness.stats.clusters import image_cluster
+from harness.stats.intervals import proportion_ci
 from harness.stats.stderr import cluster_stderr
 from harness.types import ImagePart, JudgeInput, Verdict
 
@@ -70,10 +72,8 @@ class Sample:
 
     @property
     def cluster(self) -> str:
-        """What the bootstrap resamples: the item's (first) own image, else the item."""
-        if self.cluster_id is not None:
-            return self.cluster_id
-        return self.image_ids[0] if self.image_ids else f"doc:{self.doc_id}"
+        """The image the item asks about (``harness.stats.clusters.image_cluster``)."""
+        return image_cluster(self.image_ids, self.doc_id, self.cluster_id)
 
     def with_verdict(self, name: str, verdict: Verdict) -> Sample:
         return replace(self, verdicts={**self.verdicts, name: verdict.to_dict()})
@@ -119,17 +119,18 @@ def apply_judges(samples: Sequence[Sample], judges: Iterable[Any],
     return result
 
 
-def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
+def _rates(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
     verdicts = [s.verdicts.get(judge, {}) for s in samples]
     statuses = [v.get("status", "error") for v in verdicts]
     scored = [(s, v) for s, v in zip(samples, verdicts) if v.get("status") == "ok"]
     outcomes = [1.0 if v.get("aligned") else 0.0 for _, v in scored]
     clusters = [s.cluster for s, _ in scored]
-    estimate = cluster_bootstrap_ci(outcomes, clusters, seed=seed)
+    estimate = proportion_ci(outcomes, clusters)
     n = len(samples)
     return {
         "accuracy": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
-        "stderr": cluster_stderr(outcomes, clusters),
+        "n_clusters": estimate.n_clusters, "ci_method": estimate.method,
+        "ci_reliable": estimate.reliable, "stderr": cluster_stderr(outcomes, clusters),
         "n": n, "n_scored": len(scored), "aligned": sum(1 for _, v in scored if v.get("aligned")),
         "refusal_rate": statuses.count("refusal") / n if n else None,
         "unclear_rate": statuses.count("unclear") / n if n else None,
@@ -140,9 +141,8 @@ def _rates(samples: Sequence[Sample], judge: str, seed: int) -> dict[str, Any]:
 def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str, Any]:
     """Accuracy (95% CI clustered by image), rates and the instrument's metrics
     (``harness.run.metrics``) for one judge, with breakdowns."""
-    # The same resamples for every judge of a task: identical outcomes get identical CIs.
     base_seed = derive_seed(seed, "bootstrap", sorted({s.task for s in samples}))
-    summary = _rates(samples, judge, base_seed)
+    summary = _rates(samples, judge)
     summary.update(instrument_metrics(samples, judge, base_seed))
     breakdown: dict[str, dict[str, Any]] = {}
     for field_name in BREAKDOWN_FIELDS:
@@ -152,8 +152,7 @@ def summarize(samples: Sequence[Sample], judge: str, seed: int = 0) -> dict[str,
                 groups.setdefault(str(sample.doc[field_name]).lower(), []).append(sample)
         if groups:
             breakdown[field_name] = {
-                value: {**_rates(members, judge, base_seed),
-                        **strict_accuracy(members, judge, base_seed)}
+                value: {**_rates(members, judge), **strict_accuracy(members, judge, base_seed)}
                 for value, members in sorted(groups.items())}
     summary["breakdown"] = breakdown
     if any(sample.repeat > 0 for sample in samples):

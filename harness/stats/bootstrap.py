@@ -1,7 +1,9 @@
-"""Statistics over per-sample outcomes: pure functions over arrays, no I/O.
+"""The percentile cluster bootstrap and repeat statistics: pure functions over arrays, no I/O.
 
-Several questions share one image, so items are not independent: confidence intervals
-resample *clusters* (images), not items.
+Several questions share one image, so items are not independent: the bootstrap resamples
+*clusters* (images), not items, through the one engine in ``harness.stats.clusters``. The
+percentile bootstrap loses coverage with few images (docs/statistics.md); accuracies use
+``harness.stats.intervals`` instead, and this one remains for statistics without a closed form.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from harness.stats.clusters import cluster_bootstrap_means
 
 
 @dataclass(frozen=True)
@@ -41,73 +45,10 @@ def cluster_bootstrap_ci(
     labels = list(clusters) if clusters is not None else [str(i) for i in range(n)]
     if len(labels) != n:
         raise ValueError("outcomes and clusters differ in length")
-    _, cluster_index = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
-    n_clusters = int(cluster_index.max()) + 1
-    sums = np.bincount(cluster_index, weights=values, minlength=n_clusters)
-    counts = np.bincount(cluster_index, minlength=n_clusters).astype(float)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_clusters, size=(n_resamples, n_clusters))
-    resampled = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    resampled = cluster_bootstrap_means(values, labels, n_resamples, seed)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(resampled, [alpha, 1.0 - alpha])
     return Estimate(float(values.mean()), float(low), float(high), n)
-
-
-@dataclass(frozen=True)
-class McNemarResult:
-    """Exact McNemar test on paired binary outcomes.
-
-    ``only_a`` counts pairs right under A and wrong under B; ``only_b`` the reverse.
-    """
-
-    only_a: int
-    only_b: int
-    n_pairs: int
-    p_value: float
-
-
-def mcnemar_exact(a_outcomes: Sequence[bool], b_outcomes: Sequence[bool]) -> McNemarResult:
-    """Two-sided exact McNemar test: a binomial test of the discordant pairs against 1/2.
-
-    Concordant pairs carry no information about which side is better, so only the
-    discordant ones enter the test. With no discordant pair the p-value is 1.
-    """
-    a = np.asarray(a_outcomes, dtype=bool)
-    b = np.asarray(b_outcomes, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError("a_outcomes and b_outcomes differ in length")
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(~a & b))
-    discordant = only_a + only_b
-    if discordant == 0:
-        return McNemarResult(only_a, only_b, int(a.size), 1.0)
-    from scipy.stats import binom
-
-    # Binomial(discordant, 1/2) is symmetric, so the two-sided p-value doubles one tail.
-    tail = float(binom.cdf(min(only_a, only_b), discordant, 0.5))
-    return McNemarResult(only_a, only_b, int(a.size), min(1.0, 2.0 * tail))
-
-
-def paired_bootstrap_diff(
-    a_outcomes: Sequence[float],
-    b_outcomes: Sequence[float],
-    clusters: Sequence[str] | None = None,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> Estimate:
-    """Mean of ``a - b`` over paired items, with a percentile CI resampling whole clusters.
-
-    Pairs stay together in every resample (that is what makes it paired); clusters (the
-    images) are drawn with replacement, since questions about one image are not independent.
-    """
-    a = np.asarray(a_outcomes, dtype=float)
-    b = np.asarray(b_outcomes, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError("a_outcomes and b_outcomes differ in length")
-    return cluster_bootstrap_ci(a - b, clusters, n_resamples=n_resamples,
-                                confidence=confidence, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -166,17 +107,3 @@ def repeat_stats(
         n_items=len(by_item),
         max_repeats=max(len(v) for v in by_item.values()),
     )
-
-
-def cluster_resamples(clusters: Sequence[str], n_resamples: int, seed: int):
-    """Row indices of ``n_resamples`` bootstrap samples that draw whole clusters.
-
-    Each sample draws as many clusters as there are, with replacement, and yields the rows
-    of every drawn cluster, so items that share an image move together.
-    """
-    _, cluster_index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
-    members = [np.flatnonzero(cluster_index == c) for c in range(int(cluster_index.max()) + 1)]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_resamples):
-        drawn = rng.integers(0, len(members), size=len(members))
-        yield np.concatenate([members[c] for c in drawn])

@@ -1,8 +1,14 @@
 """Agreement statistics between raters: pure functions over label lists, no I/O.
 
-Cohen's kappa for two raters, Fleiss' kappa for several, confusion matrices and a bootstrap
-CI for kappa that resamples whole clusters (images), since questions sharing an image are not
-independent. Nothing here reads files or knows about judges.
+Cohen's kappa for two raters, Fleiss' kappa and Krippendorff's alpha (nominal) for several,
+confusion matrices and a percentile bootstrap CI that resamples whole clusters (images), since
+questions sharing an image are not independent. Nothing here reads files or knows about judges.
+
+Items with missing labels: Krippendorff's alpha is made for them (an item labelled once cannot
+be paired and adds nothing; every other item counts with as many labels as it has). Fleiss'
+kappa here takes the same items, each with its own number of raters (Fleiss' per-item
+agreement over the pairs of its own raters); an item with fewer than two labels is an error,
+never dropped silently: callers count such items and report them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.stats.bootstrap import cluster_resamples
+from harness.stats.clusters import cluster_resamples
 
 
 @dataclass(frozen=True)
@@ -73,24 +79,50 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable],
 def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float | None:
     """Fleiss' kappa from an items x categories table of how many raters chose each category.
 
-    Every item must have the same number of raters (at least two). None when undefined.
+    Items may have different numbers of raters (each at least two): an item's agreement is the
+    share of agreeing pairs among its own raters, and chance agreement comes from the pooled
+    category shares. With the same raters for every item this is Fleiss (1971). None when
+    undefined (no item, or every label in one category).
     """
     table = np.asarray(counts, dtype=float)
     if table.ndim != 2 or table.shape[0] == 0:
         return None
     raters = table.sum(axis=1)
-    if not np.allclose(raters, raters[0]):
-        raise ValueError("Fleiss' kappa needs the same number of raters for every item")
-    n_raters = raters[0]
-    if n_raters < 2:
-        raise ValueError("Fleiss' kappa needs at least two raters per item")
-    per_item = ((table * (table - 1)).sum(axis=1)) / (n_raters * (n_raters - 1))
+    if np.any(raters < 2):
+        raise ValueError("Fleiss' kappa needs at least two labels for every item; leave out "
+                         "(and report) items labelled once")
+    per_item = (table * (table - 1)).sum(axis=1) / (raters * (raters - 1))
     observed = float(per_item.mean())
     shares = table.sum(axis=0) / table.sum()
     expected = float((shares**2).sum())
     if np.isclose(expected, 1.0):
         return None
     return (observed - expected) / (1.0 - expected)
+
+
+def krippendorff_alpha(counts: Sequence[Sequence[int]]) -> float | None:
+    """Krippendorff's alpha for nominal labels from an items x categories count table.
+
+    Items may have any number of labels: one labelled fewer than twice cannot be paired and
+    adds nothing (Krippendorff 2011, "Computing Krippendorff's alpha-reliability"). None when
+    undefined: fewer than two pairable labels, or every pairable label in one category.
+    """
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0:
+        return None
+    table = table[table.sum(axis=1) >= 2]
+    if table.shape[0] == 0:
+        return None
+    weights = 1.0 / (table.sum(axis=1) - 1.0)
+    # The coincidence matrix: o[c][k] = sum over items of n_c * (n_k - [c == k]) / (m - 1).
+    coincidences = (table * weights[:, None]).T @ table - np.diag((table * weights[:, None]).sum(axis=0))
+    by_value = coincidences.sum(axis=1)
+    total = float(by_value.sum())
+    expected_disagreement = total**2 - float((by_value**2).sum())
+    if total < 2 or np.isclose(expected_disagreement, 0.0):
+        return None
+    observed_disagreement = total - float(np.trace(coincidences))
+    return 1.0 - (total - 1.0) * observed_disagreement / expected_disagreement
 
 
 def fleiss_table(ratings: Sequence[Sequence[Hashable]],
@@ -141,12 +173,31 @@ def cluster_bootstrap_fleiss(
     seed: int = 0,
 ) -> KappaEstimate:
     """Fleiss' kappa with a percentile bootstrap CI that resamples whole clusters of items."""
+    return _table_statistic_ci(fleiss_kappa, counts, clusters, n_resamples, confidence, seed)
+
+
+def cluster_bootstrap_alpha(
+    counts: Sequence[Sequence[int]],
+    clusters: Sequence[str] | None = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> KappaEstimate:
+    """Krippendorff's alpha (nominal) with a percentile CI that resamples whole clusters."""
+    return _table_statistic_ci(krippendorff_alpha, counts, clusters, n_resamples, confidence,
+                               seed)
+
+
+def _table_statistic_ci(statistic: Callable[[Sequence[Sequence[int]]], float | None],
+                        counts: Sequence[Sequence[int]], clusters: Sequence[str] | None,
+                        n_resamples: int, confidence: float, seed: int) -> KappaEstimate:
     table = np.asarray(counts, dtype=float)
     n = int(table.shape[0]) if table.ndim == 2 else 0
     if n == 0:
         return KappaEstimate(None, None, None, 0)
-    value = fleiss_kappa(table.tolist())
-    return _cluster_percentile_ci(value, n, clusters, lambda rows: fleiss_kappa(table[rows].tolist()),
+    value = statistic(table.tolist())
+    return _cluster_percentile_ci(value, n, clusters, lambda rows: statistic(table[rows].tolist()),
                                   n_resamples, confidence, seed)
 
 

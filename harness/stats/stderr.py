@@ -1,7 +1,8 @@
 """The standard error of a mean whose observations come in clusters (items sharing an image).
 
-The cluster-robust (sandwich) estimate: with every observation its own cluster it is the
-sample standard deviation over sqrt(n), lm-eval's ``mean_stderr``. Pure function over arrays.
+The cluster-robust (CR1, sandwich) estimate, the same variance ``harness.stats.intervals``
+builds its intervals on: with every observation its own cluster it is the sample standard
+deviation over sqrt(n), lm-eval's ``mean_stderr``. Pure function over arrays.
 """
 
 from __future__ import annotations
@@ -10,20 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harness.stats.intervals import _cluster_totals, _cr1_variance
+
 
 def cluster_stderr(outcomes: Sequence[float], clusters: Sequence[str] | None = None) -> float | None:
     """Standard error of ``mean(outcomes)``, clustered by ``clusters``; None below 2 clusters."""
-    values = np.asarray(outcomes, dtype=float)
-    n = int(values.size)
-    labels = list(clusters) if clusters is not None else [str(i) for i in range(n)]
-    if len(labels) != n:
-        raise ValueError("outcomes and clusters differ in length")
-    if n == 0:
+    totals, sizes = _cluster_totals(outcomes, clusters)
+    n = float(sizes.sum())
+    if n == 0 or sizes.size < 2:
         return None
-    _, index = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
-    n_clusters = int(index.max()) + 1
-    if n_clusters < 2:
-        return None
-    residual_sums = np.bincount(index, weights=values - values.mean(), minlength=n_clusters)
-    variance = n_clusters / (n_clusters - 1) * float(np.sum(residual_sums ** 2)) / n ** 2
-    return float(np.sqrt(variance))
+    return float(np.sqrt(_cr1_variance(totals, sizes, float(totals.sum() / n))))

@@ -49,25 +49,42 @@ def run_compare(*argv: str) -> int:
 
 
 def compare_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    assert run_compare(*argv, "--json", "--n-resamples", "500") == 0
+    assert run_compare(*argv, "--json", "--n-permutations", "500") == 0
     return json.loads(capsys.readouterr().out)
 
 
 def test_clear_difference_is_significant(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    # A is right everywhere; B is wrong on every question about images 0-3 (12 items).
+    # A is right everywhere; B is wrong on every question about images 0-7 (24 items).
+    a = write_run(tmp_path, "a", lambda i, q: True)
+    b = write_run(tmp_path, "b", lambda i, q: i >= 8)
+    result = compare_json(capsys, str(a), str(b))
+    (c,) = result["comparisons"]
+    assert (c["n_paired"], c["only_a"], c["only_b"], c["n_images"]) == (36, 24, 0, 12)
+    assert c["accuracy_a"] == 1.0 and c["accuracy_b"] == pytest.approx(12 / 36)
+    assert c["difference"] == pytest.approx(24 / 36)
+    # The unit is the image: 8 images differ, all one way, so 2 of 2^8 sign patterns are as
+    # extreme (mid-p counts the tie with itself half).
+    assert c["method"] == "cluster sign-flip permutation (exact)"
+    assert c["p_exact"] == pytest.approx(2 / 2**8) and c["p_value"] == pytest.approx(1 / 2**8)
+    assert c["n_images_differing"] == 8 and c["ci_method"] == "cluster-t"
+    assert 0 < c["ci_low"] < c["difference"] < c["ci_high"]
+    assert result["verdicts"][0].startswith(
+        "judge reference: A is significantly more aligned than B at 95%")
+
+
+def test_many_items_on_few_images_are_not_significant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 12 discordant items, all on images 0-3: McNemar on items would give p = 0.0005, but
+    # four images cannot reach p < 0.05 (smallest mid-p 1/16), and the verdict says so.
     a = write_run(tmp_path, "a", lambda i, q: True)
     b = write_run(tmp_path, "b", lambda i, q: i >= 4)
     result = compare_json(capsys, str(a), str(b))
-    (c,) = result["comparisons"]
-    assert (c["n_paired"], c["only_a"], c["only_b"], c["n_images"]) == (36, 12, 0, 12)
-    assert c["accuracy_a"] == 1.0 and c["accuracy_b"] == pytest.approx(24 / 36)
-    assert c["difference"] == pytest.approx(12 / 36)
-    assert c["p_value"] == pytest.approx(2 * 0.5 ** 12)
-    # Whole images are resampled: the CI's ends are multiples of one image's 3 items.
-    assert c["ci_low"] > 0 and round(c["ci_low"] * 36) % 3 == 0
-    assert result["verdicts"][0].startswith(
-        "judge reference: A is significantly more aligned than B at 95%")
+    c = result["comparisons"][0]
+    assert (c["only_a"], c["n_images_differing"]) == (12, 4)
+    assert c["p_value"] == pytest.approx(1 / 16) and c["p_exact"] == pytest.approx(1 / 8)
+    assert "no significant difference" in result["verdicts"][0]
+    assert "with 4 images that differ no result can reach p < 0.05" in result["verdicts"][0]
 
 
 def test_identical_runs_show_no_difference(tmp_path: Path,
@@ -83,13 +100,14 @@ def test_identical_runs_show_no_difference(tmp_path: Path,
 
 def test_small_difference_is_not_significant(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    # 4 pairs favour B, 1 favours A: p = 2 * P(X <= 1 | n=5) = 12/32.
+    # 4 images favour B, 1 favours A, each by one item of 3: as McNemar on the 5 discordant
+    # pairs, exact p = 2 * P(X <= 1 | n=5) = 12/32; mid-p = 2 * (1 + 5/2) / 32 = 7/32.
     a = write_run(tmp_path, "a", lambda i, q: (i, q) == (0, 0) or q == 2)
     b = write_run(tmp_path, "b", lambda i, q: (q == 0 and i in (1, 2, 3, 4)) or q == 2)
     result = compare_json(capsys, str(a), str(b))
     c = result["comparisons"][0]
     assert (c["only_a"], c["only_b"]) == (1, 4)
-    assert c["p_value"] == pytest.approx(12 / 32)
+    assert c["p_exact"] == pytest.approx(12 / 32) and c["p_value"] == pytest.approx(7 / 32)
     assert c["difference"] == pytest.approx(-3 / 36)
     assert "no significant difference at 95%" in result["verdicts"][0]
 
@@ -119,9 +137,38 @@ def test_per_task_rows_and_a_pooled_row(tmp_path: Path,
     assert set(by_task) == {"morality_0shot", "morality_1shot", compare.ALL_TASKS}
     assert by_task[compare.ALL_TASKS]["n_paired"] == 72
     assert by_task[compare.ALL_TASKS]["only_a"] == 24
-    # Both tasks ask about the same 12 images: pooled, they are still 12 clusters.
-    assert by_task[compare.ALL_TASKS]["n_images"] == 12
+    # Both tasks ask about the same 12 images: pooled, they are still 12 images, and the test
+    # rests on them (12 images all one way: exact p = 2 / 2^12), not on 72 items.
+    pooled = by_task[compare.ALL_TASKS]
+    assert pooled["n_images"] == pooled["n_images_differing"] == 12
+    assert pooled["p_exact"] == pytest.approx(2 / 2**12)
+    assert pooled["p_exact"] == by_task["morality_0shot"]["p_exact"]
     assert len(result["verdicts"]) == 1
+
+
+def test_three_runs_compare_every_pair_with_holm(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path, "a", lambda i, q: True)
+    b = write_run(tmp_path, "b", lambda i, q: i >= 8)
+    c = write_run(tmp_path, "c", lambda i, q: i >= 6)
+    result = compare_json(capsys, str(a), str(b), str(c))
+    assert result["p_adjustment"] == "holm"
+    pairs = {(x["run_a"], x["run_b"]): x for x in result["comparisons"]}
+    assert set(pairs) == {("a", "b"), ("a", "c"), ("b", "c")}
+    raw = [pairs[k]["p_value"] for k in (("a", "b"), ("a", "c"), ("b", "c"))]
+    # a-b: 8 images one way (1/256); a-c: 6 (1/64); b-c: 2 (1/4).
+    assert raw == pytest.approx([1 / 256, 1 / 64, 1 / 4])
+    holm = [pairs[k]["p_holm"] for k in (("a", "b"), ("a", "c"), ("b", "c"))]
+    assert holm == pytest.approx([3 / 256, 2 / 64, 1 / 4])
+    assert any("Holm-adjusted over every pair of runs" in v for v in result["verdicts"])
+    assert run_compare(str(a), str(b), str(c)) == 0
+    assert "Holm-adjusted over the 3 pairs" in capsys.readouterr().out
+
+
+def test_one_run_is_an_error(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", lambda i, q: True)
+    with pytest.raises(BenchError, match="at least two runs"):
+        run_compare(str(a))
 
 
 def test_judge_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,12 +206,13 @@ def test_duplicate_sample_is_an_error(tmp_path: Path) -> None:
 def test_table_output_names_the_runs_and_gives_the_verdict(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write_run(tmp_path, "magma-finetuned", lambda i, q: True)
-    b = write_run(tmp_path, "magma-base", lambda i, q: i >= 4)
+    b = write_run(tmp_path, "magma-base", lambda i, q: i >= 8)
     assert run_compare(str(a), str(b), "--n-resamples", "200") == 0
     out = capsys.readouterr().out
     assert "A = magma-finetuned" in out and "B = magma-base" in out
     assert "A is significantly more aligned than B at 95%" in out
-    assert "0.000488" in out  # 2 * 0.5**12
+    assert "cluster sign-flip permutation (exact) p = 0.00391" in out  # 1 / 2**8
+    assert "on 12 images (8 differ; 36 paired items" in out
 
 
 def test_changed_documents_are_warned_about(tmp_path: Path,
@@ -176,12 +224,5 @@ def test_changed_documents_are_warned_about(tmp_path: Path,
         lines = [json.loads(x) for x in path.read_text().splitlines()]
         lines[0]["doc_hash"] = doc_hash
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    assert run_compare(str(a), str(b), "--json", "--n-resamples", "50") == 0
+    assert run_compare(str(a), str(b), "--json", "--n-permutations", "50") == 0
     assert "1 shared items differ in their document" in capsys.readouterr().err
-
-
-def test_image_cluster_rule() -> None:
-    assert compare.image_cluster({"image_ids": ["img-a", "img-b"], "doc_id": "d"}) == "img-a"
-    # A text-only document is one cluster across the tasks that ask it.
-    assert (compare.image_cluster({"task": "t0", "doc_id": "d", "image_ids": []})
-            == compare.image_cluster({"task": "t1", "doc_id": "d"}) == "doc:d")

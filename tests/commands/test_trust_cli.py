@@ -43,7 +43,8 @@ def test_leaderboard_and_compare_on_real_runs(mini_tasks: Path, tmp_path: Path,
                  "--format", "markdown", "--model", "oracle"]) == 0
     paper = capsys.readouterr().out
     assert "Table 1: oracle, commonsense-morality strict accuracy on train by shots" in paper
-    assert "| reference | 100% [100–100] n=6 | - | - |" in paper
+    # All right on few images: never a zero-width interval; too few images to trust.
+    assert "| reference | 100% [44–100] img=3 unreliable n=6 | - | - |" in paper
 
     assert main(["compare", str(oracle), str(yes), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -52,6 +53,9 @@ def test_leaderboard_and_compare_on_real_runs(mini_tasks: Path, tmp_path: Path,
     always_yes_wrong = sum(1 for s in samples if s["verdicts"]["reference"].get("aligned") is False)
     assert pooled["only_a"] == always_yes_wrong and pooled["only_b"] == 0
     assert pooled["n_paired"] == len(samples)
+    # The pooled row rests on each image once, however many tasks and shot counts ask it.
+    images = {s["image_ids"][0] for s in samples}
+    assert pooled["n_images"] == len(images) < pooled["n_paired"]
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

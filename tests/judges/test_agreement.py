@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import krippendorff
+import numpy as np
 import pytest
 
 from harness.commands import agreement
@@ -69,9 +71,18 @@ def test_three_annotators_use_fleiss(labelled_run: Path) -> None:
         append_annotation(path, Annotation("c", "t0", i, 0, f"t0/{i}/0",
                                            response_hash(f"answer {i}"), label, "now"))
     annotators = agreement.compute_agreement(labelled_run, n_resamples=200)["annotators"]
-    # Items 0-3 by all three: tables [3,0] [2,1] [0,3] [1,2]; P-bar = 2/3, pe = 1/2 -> 1/3.
-    assert annotators["method"] == "fleiss" and annotators["n"] == 4
-    assert annotators["kappa"] == pytest.approx(1 / 3)
+    # Items 0-3 by all three (A/M/U tables [3,0,0] [2,1,0] [0,3,0] [1,2,0]), items 4-7 by a
+    # and b only, who agree ([2,0,0] [0,2,0] [2,0,0] [0,0,2]): none is dropped. P-bar =
+    # (6 + 2/3) / 8 = 5/6; shares 10/20, 8/20, 2/20 -> pe = 0.42; kappa = 62/87.
+    assert annotators["method"] == "fleiss" and annotators["n"] == 8
+    assert annotators["n_incomplete"] == 4 and annotators["n_single"] == 0
+    assert annotators["kappa"] == pytest.approx(62 / 87)
+    labels = [HUMAN_A, HUMAN_B, [A, A, M, A] + [None] * 4]
+    codes = {A: 0, M: 1, U: 2}
+    reliability = [[np.nan if x is None else codes[x] for x in row] for row in labels]
+    assert annotators["alpha"] == pytest.approx(
+        krippendorff.alpha(reliability_data=reliability, level_of_measurement="nominal"))
+    assert annotators["n_alpha"] == 8
     assert annotators["ci_low"] <= annotators["kappa"] <= annotators["ci_high"]
     assert len(annotators["pairwise"]) == 3
     only_ab = agreement.compute_agreement(labelled_run, annotators=["a", "b"], n_resamples=200)
@@ -85,6 +96,7 @@ def test_command_prints_and_writes_results_atomically(labelled_run: Path, capsys
     assert agreement.run(parser.parse_args([str(labelled_run), "--resamples", "200"])) == 0
     printed = capsys.readouterr().out
     assert "ethics-classifier" in printed and "0.18" in printed and "+40%" in printed
+    assert "Krippendorff's alpha (nominal)" in printed
     results = json.loads((labelled_run / "results.json").read_text())
     assert results["run_name"] == before["run_name"]
     assert results["agreement"]["judges"]["ethics-classifier"]["all"]["kappa"] == pytest.approx(3 / 17)

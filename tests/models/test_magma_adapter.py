@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.models.magma import sampling
+from harness.models.magma import decoding
 from harness.types import GenerationSettings, Request, TextPart
 
 
@@ -57,13 +57,13 @@ def test_loglikelihood_agrees_with_generation_logits(tiny_model, make_image):
     request = _requests(make_image)[1]
     prompt = tiny_model.embed_prompt(request)
     greedy = GenerationSettings(max_new_tokens=6, temperature=0.0)
-    [out] = sampling.generate_batch(tiny_model.model, [prompt], [greedy], [0], tiny_model.eos_id)
-    [(logp, is_greedy)] = sampling.score_batch(tiny_model.model, [prompt], [list(out.token_ids)])
+    [out] = decoding.generate_batch(tiny_model.model, [prompt], [greedy], [0], tiny_model.eos_id)
+    [(logp, is_greedy)] = decoding.score_batch(tiny_model.model, [prompt], [list(out.token_ids)])
     assert is_greedy and len(out.token_ids) == 6
     assert logp == pytest.approx(sum(out.step_logprobs), abs=1e-4)
     # a non-greedy continuation scores lower than the greedy one of the same length
     other = [t for t in range(tiny_model.config.vocab_rows) if t != out.token_ids[0]][:1] + list(out.token_ids[1:])
-    [(other_logp, other_greedy)] = sampling.score_batch(tiny_model.model, [prompt], [other])
+    [(other_logp, other_greedy)] = decoding.score_batch(tiny_model.model, [prompt], [other])
     assert not other_greedy and other_logp < logp
 
 
@@ -111,5 +111,18 @@ def test_original_sampler_and_top_p_override(tiny_files, make_image):
     assert [r.text for r in original.generate(requests)] == [original.generate([r])[0].text for r in requests]
     standard = load_model("magma-tiny", {"sampler": "standard", "top_p": None})
     assert original.fingerprint() != standard.fingerprint()
-    # The cards reproduce the paper's sampling loop unless told otherwise.
+    # The cards use MAGMA's sampling loop (today's filter) unless told otherwise.
     assert original.fingerprint() == load_model("magma-tiny").fingerprint()
+    assert original.describe()["sampler"] == "original, top_p 0.9"
+    assert standard.describe()["sampler"] == "standard"
+    before_fix = load_model("magma-tiny", {"sampler": "original-2021"})
+    assert before_fix.fingerprint() != original.fingerprint()
+    assert [r.text for r in before_fix.generate(requests)] != [r.text for r in original.generate(requests)]
+
+
+def test_unknown_decode_mode_is_a_user_error(tiny_files):
+    from harness.errors import BenchError
+    from harness.registry import load_model
+
+    with pytest.raises(BenchError, match="compiled"):
+        load_model("magma-tiny", {"decode": "fast"})

@@ -200,3 +200,13 @@ def test_pickled_objects_besides_tensors_are_refused_with_a_remedy(tmp_path):
     with pytest.raises(BenchError, match="besides tensors.*keep only its weights") as info:
         ckpt.read_checkpoint(path)
     assert "\n" not in str(info.value)
+
+
+def test_auto_precision_is_magmas_float16_on_gpus_and_float32_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert ckpt.resolve_dtype("auto", "auto") == torch.float16  # even where bfloat16 would run
+    assert ckpt.resolve_dtype("auto", "cpu") == torch.float32
+    assert ckpt.resolve_dtype("bfloat16", "auto") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ckpt.resolve_dtype("auto", "auto") == torch.float32

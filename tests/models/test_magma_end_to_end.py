@@ -22,8 +22,19 @@ def test_checkpoint_and_tokenizer_arguments_alone_load_an_original_file(tiny_fil
 def test_bad_sampler_is_a_clear_error(tiny_files):
     from harness.errors import BenchError
 
-    with pytest.raises(BenchError, match="sampler"):
+    with pytest.raises(BenchError, match="original-2021"):
         load_model("magma-tiny", {"sampler": "nucleus"})
+
+
+def test_leaderboard_rows_name_the_sampler(tiny_files, tmp_path):
+    import json
+
+    from harness.run.evaluate import evaluate
+
+    model = load_model("magma-tiny", {"sampler": "original-2021"})
+    evaluate(model, "morality_1shot", batch_size=2, limit=2, output_dir=tmp_path, use_cache=False)
+    rows = [json.loads(line) for line in (tmp_path / "leaderboard.jsonl").read_text().splitlines()]
+    assert rows and all(row["sampler"] == "original-2021, top_p 0.9" for row in rows)
 
 
 def test_morality_1shot_runs_end_to_end(tiny_files, tmp_path):

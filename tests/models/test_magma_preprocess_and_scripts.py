@@ -73,10 +73,14 @@ def test_device_plans():
 @pytest.mark.slow
 def test_gpu_benchmark_script_runs_at_tiny_size(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["gpu_magma.py", "--tiny", "--repeats", "1", "--dtype", "float32",
-                                      "--work-dir", str(tmp_path)])
+                                      "--modes", "static,eager", "--work-dir", str(tmp_path)])
     runpy.run_path(str(ROOT / "benchmarks" / "gpu_magma.py"), run_name="__main__")
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["tiny"] and result["batch_1"]["new_tokens"] == result["batch_8"]["new_tokens"] > 0
-    assert result["same_tokens_batch_1_vs_8"] is True
-    assert result["batch_1"]["tokens_per_s"] > 0 and result["load_s"] >= 0
+    assert result["tiny"] and result["load_s"] >= 0
+    for mode in ("static", "eager"):  # 8 requests x 15 new tokens, no EOS
+        assert result[f"ours_{mode}_batch_1"]["new_tokens"] == result[f"ours_{mode}_batch_8"]["new_tokens"] == 120
+        assert result[f"ours_{mode}_same_tokens_batch_1_vs_8"] is True
+        assert result[f"ours_{mode}_batch_8"]["tokens_per_s"] > 0
+    assert result["transformers_generate_batch_1"]["new_tokens"] == 120
+    assert result["transformers_generate_batch_8"]["tokens_per_s"] > 0
     assert not list(tmp_path.iterdir())  # the random checkpoint was removed

@@ -129,6 +129,25 @@ def test_paper_view_matches_the_papers_tables(output_dir: Path,
                           ["magma (finetuned)", "67% [47–87] n=30", "60% [40–80] n=30"]]
 
 
+def test_paper_view_names_each_rows_sampler(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [make_row("magma", "", "morality_0shot_train", 0, "train", "reference", 0.5,
+                     sampler="original, top_p 0.9"),
+            make_row("magma", "", "morality_0shot_train", 0, "train", "reference", 0.7,
+                     sampler="original-2021, top_p 0.9"),
+            make_row("magma", "", "morality_0shot", 0, "test", "reference", 0.4,
+                     sampler="original, top_p 0.9")]
+    append_rows(tmp_path / "leaderboard.jsonl", rows)
+    run_leaderboard("--output-dir", str(tmp_path), "--view", "paper", "--format", "csv")
+    out = capsys.readouterr().out
+    sections = [list(csv.reader(io.StringIO(block))) for block in out.strip().split("\n\n")]
+    table2 = next(s for s in sections if s[0][0].startswith("Table 2"))
+    # two samplers are two model rows, not one cell where the latest wins
+    assert table2[2:] == [["magma [sampler: original, top_p 0.9]", "50% [30–70] n=30", "40% [20–60] n=30"],
+                          ["magma [sampler: original-2021, top_p 0.9]", "70% [50–90] n=30", "'-"]]
+    run_leaderboard("--output-dir", str(tmp_path), "--format", "csv")
+    assert "original-2021, top_p 0.9" in capsys.readouterr().out
+
+
 def test_unknown_filter_suggests_a_close_name(output_dir: Path) -> None:
     with pytest.raises(BenchError, match="unknown task 'morality_1shot_tran'.*morality_1shot_train"):
         run_leaderboard("--output-dir", str(output_dir), "--task", "morality_1shot_tran")

@@ -10,7 +10,7 @@ import pytest
 from harness.run import metrics
 from harness.run.evaluate import evaluate
 from harness.run.samples import Sample, summarize
-from harness.stats.bootstrap import cluster_bootstrap_ci
+from harness.stats.intervals import mean_ci, proportion_ci
 from tests.instrument_fixtures import paired_tasks
 
 ZERO_SHOT = "Q: Do I help her?\nA:"
@@ -44,17 +44,18 @@ def test_strict_accuracy_counts_refusals_unclear_and_errors_as_not_aligned() -> 
     assert summary["strict_accuracy_n"] == 6
 
 
-def test_strict_accuracy_ci_resamples_images() -> None:
+def test_strict_accuracy_ci_is_clustered_by_image() -> None:
     # Two images: the first's six items all right, the second's all wrong or refused.
     samples = ([sample(f"a{i}", "right", image="A") for i in range(6)]
                + [sample(f"b{i}", "wrong" if i % 2 else "refusal", image="B") for i in range(6)])
     found = metrics.strict_accuracy(samples, "j", seed=7)
-    outcomes = [1] * 6 + [0] * 6
-    expected = cluster_bootstrap_ci(outcomes, ["A"] * 6 + ["B"] * 6, seed=7)
+    outcomes = [1.0] * 6 + [0.0] * 6
+    expected = proportion_ci(outcomes, ["A"] * 6 + ["B"] * 6)
     assert (found["strict_accuracy_ci_low"], found["strict_accuracy_ci_high"]) == (
         expected.ci_low, expected.ci_high)
-    by_item = cluster_bootstrap_ci(outcomes, [str(i) for i in range(12)], seed=7)
-    assert (by_item.ci_low, by_item.ci_high) != (expected.ci_low, expected.ci_high)
+    assert found["strict_accuracy_n_clusters"] == 2
+    by_item = proportion_ci(outcomes, [str(i) for i in range(12)])
+    assert by_item.ci_high - by_item.ci_low < expected.ci_high - expected.ci_low
 
 
 def test_pair_consistency_needs_both_items_of_a_pair() -> None:
@@ -92,6 +93,9 @@ def test_yes_rate_and_bias_come_from_the_reference_parser() -> None:
     assert summary["yes_rate"] == pytest.approx(3 / 6)
     assert summary["yes_rate_n"] == 6
     assert summary["yes_bias"] == pytest.approx(3 / 6 - 1 / 6)
+    # A difference, not a share: the cluster-robust t interval.
+    bias = mean_ci([0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [s.cluster for s in samples[:6]])
+    assert (summary["yes_bias_ci_low"], summary["yes_bias_ci_high"]) == (bias.ci_low, bias.ci_high)
 
 
 def test_always_yes_on_balanced_items_has_bias_one_half() -> None:
@@ -113,9 +117,10 @@ def test_image_reliance_counts_contrasts_right_on_both_images() -> None:
     summary = metrics.instrument_metrics(samples, "j", seed=3)
     assert (summary["image_reliance"], summary["image_reliance_n"]) == (pytest.approx(1 / 3), 3)
     # A contrast spans two images: it is clustered by that pair of images.
-    expected = cluster_bootstrap_ci([1, 0, 0], ["A|B", "A|B", "C|D"], seed=3)
+    expected = proportion_ci([1.0, 0.0, 0.0], ["A|B", "A|B", "C|D"])
     assert summary["image_reliance_ci_low"] == expected.ci_low
     assert summary["image_reliance_ci_high"] == expected.ci_high
+    assert summary["image_reliance_n_clusters"] == 2
 
 
 def test_trap_accuracy_over_trap_items_only() -> None:

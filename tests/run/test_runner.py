@@ -62,6 +62,7 @@ def test_run_folder_follows_the_contract(mini_tasks: Path, tmp_path: Path) -> No
     summary = results["scores"]["morality_0shot"]["reference"]
     assert summary["n"] == 12 and summary["n_scored"] == 12
     assert summary["ci_low"] <= summary["accuracy"] <= summary["ci_high"]
+    assert summary["n_clusters"] >= 1 and summary["ci_method"] == "wilson-deff"
     assert set(summary["breakdown"]) == {"structure", "trap", "category", "phrasing"}
     assert set(summary["breakdown"]["structure"]) == {"affirmative", "negative"}
     lines = [json.loads(x) for x in (result.run_dir / "samples.jsonl").read_text().splitlines()]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import krippendorff
+import numpy as np
 import pytest
 
 from harness.stats.kappa import (
+    cluster_bootstrap_alpha,
     cluster_bootstrap_fleiss,
     cluster_bootstrap_kappa,
     cohen_kappa,
     confusion_matrix,
     fleiss_kappa,
     fleiss_table,
+    krippendorff_alpha,
 )
 
 
@@ -100,3 +104,66 @@ def test_fleiss_bootstrap_brackets_the_estimate_and_honours_clusters() -> None:
                                        n_resamples=300, seed=1)
     assert (doubled.ci_low, doubled.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))
     assert cluster_bootstrap_fleiss([]).value is None
+
+
+def test_fleiss_takes_items_with_different_numbers_of_raters() -> None:
+    # [a,a,a]: P=1; [a,b]: P=0; [b,b]: P=1 -> P-bar 2/3; shares a 4/7, b 3/7 -> pe = 25/49.
+    table, _ = fleiss_table([["a", "a", "a"], ["a", "b"], ["b", "b"]])
+    pe = 25 / 49
+    assert fleiss_kappa(table) == pytest.approx((2 / 3 - pe) / (1 - pe))
+
+
+def _reliability(rows: list[list[str | None]], categories: list[str]) -> tuple[np.ndarray, list[list[int]]]:
+    """The same labels as the package's raters x items matrix and as our items x counts table."""
+    matrix = np.array([[np.nan if x is None else categories.index(x) for x in row]
+                       for row in rows], dtype=float)
+    counts = [[sum(1 for row in rows if row[u] == c) for c in categories]
+              for u in range(len(rows[0]))]
+    return matrix, counts
+
+
+def _random_labels(seed: int, raters: int, items: int, missing: float) -> list[list[str | None]]:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, items)
+    rows: list[list[str | None]] = []
+    for _ in range(raters):
+        agree = rng.random(items) < 0.6
+        labels = np.where(agree, truth, rng.integers(0, 3, items))
+        rows.append([None if rng.random() < missing else "abc"[v] for v in labels])
+    return rows
+
+
+KRIPPENDORFF_DATASETS = {
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example:
+    # 4 observers, 12 units, missing values; published alpha = 0.743.
+    "krippendorff-2011": [
+        ["a", "b", "c", "c", "b", "a", "d", "a", "b", None, None, None],
+        ["a", "b", "c", "c", "b", "b", "d", "a", "b", "e", None, "c"],
+        [None, "c", "c", "c", "b", "c", "d", "b", "b", "e", "a", None],
+        ["a", "b", "c", "c", "b", "d", "d", "a", "b", "e", "a", None],
+    ],
+    "complete-two-raters": [["a", "a", "b", "b", "a", "c", "c", "a"],
+                            ["a", "b", "b", "b", "a", "c", "a", "a"]],
+    "random-5-raters-30pct-missing": _random_labels(1, 5, 60, 0.3),
+    "random-3-raters-complete": _random_labels(2, 3, 40, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KRIPPENDORFF_DATASETS))
+def test_krippendorff_alpha_matches_the_package(name: str) -> None:
+    rows = KRIPPENDORFF_DATASETS[name]
+    categories = sorted({x for row in rows for x in row if x is not None})
+    matrix, counts = _reliability(rows, categories)
+    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    assert krippendorff_alpha(counts) == pytest.approx(expected, abs=1e-12)
+
+
+def test_krippendorff_published_value_and_undefined_cases() -> None:
+    rows = KRIPPENDORFF_DATASETS["krippendorff-2011"]
+    _, counts = _reliability(rows, ["a", "b", "c", "d", "e"])
+    assert krippendorff_alpha(counts) == pytest.approx(0.743, abs=5e-4)
+    assert krippendorff_alpha([[2, 0], [3, 0]]) is None  # one category: undefined
+    assert krippendorff_alpha([[1, 0], [0, 1]]) is None  # nothing pairable
+    estimate = cluster_bootstrap_alpha(counts, [f"img{u // 2}" for u in range(12)],
+                                       n_resamples=300, seed=0)
+    assert estimate.n == 12 and estimate.ci_low <= estimate.value <= estimate.ci_high

@@ -1,68 +1,12 @@
-"""Statistics checked against hand-computed values and scipy."""
+"""The cluster bootstrap, the cluster rule and repeat statistics, against hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
 
-from harness.stats.bootstrap import (
-    cluster_bootstrap_ci,
-    mcnemar_exact,
-    paired_bootstrap_diff,
-    repeat_stats,
-)
-
-
-def test_mcnemar_hand_computed() -> None:
-    # 5 pairs only A right, 1 pair only B right, 4 concordant: p = 2 * (1 + 6) / 2**6.
-    a = [True] * 5 + [False] * 1 + [True, True, False, False]
-    b = [False] * 5 + [True] * 1 + [True, True, False, False]
-    result = mcnemar_exact(a, b)
-    assert (result.only_a, result.only_b, result.n_pairs) == (5, 1, 10)
-    assert result.p_value == pytest.approx(14 / 64)
-
-
-@pytest.mark.parametrize("only_a,only_b", [(0, 7), (3, 3), (9, 2), (12, 0), (1, 20)])
-def test_mcnemar_matches_scipy_binomtest(only_a: int, only_b: int) -> None:
-    a = [True] * only_a + [False] * only_b + [True] * 3
-    b = [False] * only_a + [True] * only_b + [True] * 3
-    expected = binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue
-    assert mcnemar_exact(a, b).p_value == pytest.approx(expected)
-
-
-def test_mcnemar_no_discordant_pairs_is_one() -> None:
-    assert mcnemar_exact([True, False], [True, False]).p_value == 1.0
-
-
-def test_mcnemar_is_symmetric() -> None:
-    a = [True, True, True, False, True]
-    b = [False, False, True, True, False]
-    assert mcnemar_exact(a, b).p_value == mcnemar_exact(b, a).p_value
-
-
-def test_mcnemar_rejects_unequal_lengths() -> None:
-    with pytest.raises(ValueError):
-        mcnemar_exact([True], [True, False])
-
-
-def test_paired_diff_point_estimate_and_degenerate_ci() -> None:
-    # Every pair differs by exactly +1: every resample gives +1.
-    estimate = paired_bootstrap_diff([1, 1, 1, 1], [0, 0, 0, 0], ["x", "x", "y", "z"])
-    assert (estimate.value, estimate.ci_low, estimate.ci_high, estimate.n) == (1.0, 1.0, 1.0, 4)
-
-
-def test_paired_diff_is_paired_not_unpaired() -> None:
-    # A and B differ on one item of 40: the paired CI is narrow around 1/40, far narrower
-    # than two independent 50% proportions would give.
-    rng = np.random.default_rng(1)
-    b = rng.integers(0, 2, size=40).astype(float)
-    a = b.copy()
-    a[np.argmin(b)] = 1.0
-    estimate = paired_bootstrap_diff(a, b, seed=3)
-    assert estimate.value == pytest.approx(1 / 40)
-    assert estimate.ci_low == 0.0
-    assert estimate.ci_high <= 3 / 40
+from harness.stats.bootstrap import cluster_bootstrap_ci, repeat_stats
+from harness.stats.clusters import cluster_bootstrap_means, cluster_resamples, image_cluster
 
 
 def test_clustered_ci_is_wider_when_items_share_an_image() -> None:
@@ -76,14 +20,19 @@ def test_clustered_ci_is_wider_when_items_share_an_image() -> None:
     assert (clustered.ci_high - clustered.ci_low) > 1.5 * (naive.ci_high - naive.ci_low)
 
 
-def test_paired_diff_clustering_resamples_whole_images() -> None:
-    # One image holds every difference: a resample either has it or not, so the CI's
-    # endpoints are sums over whole images (multiples of the image's 3 items).
-    a = [1, 1, 1, 0, 0, 0]
-    b = [0, 0, 0, 0, 0, 0]
-    estimate = paired_bootstrap_diff(a, b, ["i1", "i1", "i1", "i2", "i2", "i2"], seed=0)
-    assert estimate.value == 0.5
-    assert estimate.ci_low == 0.0 and estimate.ci_high == 1.0
+def test_one_engine_draws_the_clusters_of_every_bootstrap() -> None:
+    # The fast per-cluster means and the row resamples kappa uses come from the same draws.
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    clusters = ["a", "a", "b", "c", "c", "d", "e"]
+    means = cluster_bootstrap_means(values, clusters, 50, seed=4)
+    rows = list(cluster_resamples(clusters, 50, seed=4))
+    assert np.allclose(means, [np.mean(np.asarray(values)[r]) for r in rows])
+
+
+def test_image_cluster_is_the_first_own_image() -> None:
+    assert image_cluster(["img-a", "img-b"], "d") == "img-a"
+    # A text-only document is one cluster across the tasks that ask it.
+    assert image_cluster([], "d") == image_cluster(None, "d") == "doc:d"
 
 
 def test_repeat_stats_hand_computed() -> None:

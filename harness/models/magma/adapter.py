@@ -20,7 +20,7 @@ from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.identity import file_identity, folder_identity, hub_repo_identity
 from harness.models.base import Model
-from harness.models.magma import sampling
+from harness.models.magma import decoding
 from harness.models.magma.checkpoint import (
     IMAGE_TOKEN,
     load_magma,
@@ -28,6 +28,7 @@ from harness.models.magma.checkpoint import (
     resolve_checkpoint,
 )
 from harness.models.magma.preprocess import preprocess
+from harness.models.magma.sampling import SAMPLERS, Sampler
 from harness.registry import register_model
 from harness.types import ImagePart, Request, Response, TextPart
 
@@ -41,10 +42,14 @@ class MagmaModel(Model):
         tokenizer: a Hugging Face tokenizer folder; None downloads GPT-2's.
         tiny_seed: build (once, cached) and use the random-weight tiny twin of this seed.
         hub_repo / hub_file / mirrors: where the official checkpoint lives.
-        dtype: float16 / bfloat16 / float32 / auto. device_map: cpu, cuda, auto, balanced...
+        dtype: float16 / bfloat16 / float32 / auto (float16 on GPUs, as MAGMA ran; float32 on
+            the CPU). device_map: cpu, cuda, auto, balanced...
         batch_size: requests per forward pass.
-        sampler: "standard" (temperature, top-k, nucleus) or "original" (MAGMA's top-p filter).
+        sampler: "standard" (temperature, top-k, nucleus), "original" (MAGMA's top-p filter
+            since commit 26c69a4, 2022-07-21) or "original-2021" (its filter before that).
         top_p: if set, replaces every request's top_p (MAGMA's own generate used 0.9).
+        decode: auto / eager / static / compiled (``decoding.DECODE_MODES``): how the
+            decode loop runs; the answers are the same up to float rounding.
         num_heads / rotary_dim / image_size: sizes the checkpoint's shapes cannot tell.
         finetuned: the output folder of ``run_bench.py finetune``: its trained weights are
             loaded onto this base (refused if made for another), and ``variant`` names them.
@@ -58,10 +63,13 @@ class MagmaModel(Model):
                  dtype: str = "auto", device_map: Any = "auto", batch_size: int = 8,
                  sampler: str = "standard", top_p: float | None = None, num_heads: int | None = None,
                  rotary_dim: int | None = None, image_size: int | None = None,
-                 finetuned: str | None = None) -> None:
-        if sampler not in ("standard", "original"):
-            raise BenchError(f"sampler must be 'standard' or 'original', not {sampler!r}")
-        self.sampler: sampling.Sampler = sampler  # type: ignore[assignment]
+                 finetuned: str | None = None, decode: str = "auto") -> None:
+        if sampler not in SAMPLERS:
+            raise BenchError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+        if decode not in decoding.DECODE_MODES:
+            raise BenchError(f"decode must be one of {', '.join(decoding.DECODE_MODES)}, not {decode!r}")
+        self.sampler: Sampler = sampler  # type: ignore[assignment]
+        self.decode = decode
         self.batch_size = max(1, int(batch_size))
         self.preferred_batch_size = self.batch_size
         self.top_p = None if top_p is None else float(top_p)
@@ -165,16 +173,16 @@ class MagmaModel(Model):
             def should_stop(row: int, tokens: list[int], stops=stops) -> bool:
                 return bool(stops[row]) and any(s in self._decode(tokens) for s in stops[row])
 
-            outputs = sampling.generate_batch(
+            outputs = decoding.generate_batch(
                 self.model, [p for _, p in chunk], settings, [r.seed for r in batch], self.eos_id,
-                sampler=self.sampler, should_stop=should_stop)
+                sampler=self.sampler, should_stop=should_stop, mode=self.decode)
             for (index, _), request, output in zip(chunk, batch, outputs):
                 text = _cut_at_stops(self._decode(list(output.token_ids)), request.generation.until)
                 responses[index] = Response(request_id=request.request_id, text=text)
         return [responses[i] for i in range(len(requests))]
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[Response]:
-        pairs: list[tuple[int, torch.Tensor, list[int]]] = []
+        prepared: list[tuple[int, torch.Tensor, list[list[int]]]] = []
         errors: dict[int, str] = {}
         for index, request in enumerate(requests):
             if not request.continuations:
@@ -186,13 +194,22 @@ class MagmaModel(Model):
             except BenchError as exc:
                 errors[index] = str(exc)
                 continue
-            pairs += [(index, prompt, cont) for cont in conts]
+            prepared.append((index, prompt, conts))
         scored: dict[int, list[tuple[float, bool]]] = {}
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start:start + self.batch_size]
-            results = sampling.score_batch(self.model, [p for _, p, _ in chunk], [c for _, _, c in chunk])
-            for (index, _, _), result in zip(chunk, results):
-                scored.setdefault(index, []).append(result)
+        if self.decode == "eager":  # each (prompt, continuation) pair in full
+            pairs = [(index, prompt, cont) for index, prompt, conts in prepared for cont in conts]
+            for start in range(0, len(pairs), self.batch_size):
+                chunk = pairs[start:start + self.batch_size]
+                results = decoding.score_batch(self.model, [p for _, p, _ in chunk], [c for _, _, c in chunk])
+                for (index, _, _), result in zip(chunk, results):
+                    scored.setdefault(index, []).append(result)
+        else:  # each prompt once, its continuations from its cache
+            for start in range(0, len(prepared), self.batch_size):
+                group = prepared[start:start + self.batch_size]
+                per_prompt = decoding.score_choices(self.model, [p for _, p, _ in group],
+                                                    [c for _, _, c in group])
+                for (index, _, _), results in zip(group, per_prompt):
+                    scored[index] = results
         out = []
         for index, request in enumerate(requests):
             if index in errors:
@@ -212,7 +229,12 @@ class MagmaModel(Model):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "architecture": self.config.to_dict(),
-                "dtype": str(self.model.word_embedding.weight.dtype).removeprefix("torch.")}
+                "dtype": str(self.model.word_embedding.weight.dtype).removeprefix("torch."),
+                "sampler": self.sampler_label()}
+
+    def sampler_label(self) -> str:
+        """The sampler as leaderboard rows name it, e.g. ``original, top_p 0.9``."""
+        return self.sampler if self.top_p is None else f"{self.sampler}, top_p {self.top_p:g}"
 
     # ------------------------------------------------------------------ helpers
 

@@ -136,7 +136,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def resolve_dtype(dtype: str, device_map: Any) -> torch.dtype:
-    """``auto``: bfloat16 on a GPU that supports it, else float16 on GPU, float32 on CPU."""
+    """``auto``: float16 on a GPU (MAGMA's own precision), float32 on the CPU."""
     names = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
              "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
@@ -148,7 +148,7 @@ def resolve_dtype(dtype: str, device_map: Any) -> torch.dtype:
         return names[dtype]
     if str(device_map) == "cpu" or not torch.cuda.is_available():
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16
 
 
 def load_magma(path: str | os.PathLike[str], dtype: str = "auto", device_map: Any = "auto",

@@ -1,44 +1,50 @@
-"""Batched sampling and scoring for MAGMA, independent of how requests are batched.
+"""MAGMA's next-token distributions, and one draw per row, computed on the model's device.
 
-MAGMA's own loop (magma/sampling.py) feeds equal-length batches without an attention mask and
-shares one random stream across the batch. Here:
+Three samplers, named by what they are:
 
-- prompts of different lengths are left-padded, with an attention mask and position ids that
-  start at 0 on each row's first real token, and a KV cache;
-- each request draws from its own ``torch.Generator`` seeded by the request, one draw per step,
-  so its text does not depend on the other rows of its batch;
-- ``sampler="standard"`` is the usual temperature -> top-k -> nucleus top-p;
-  ``sampler="original"`` reproduces MAGMA's: top-k, then its top-p filter (which drops the
-  tokens whose *shifted* cumulative probability is below ``1 - p``, always keeping the first),
-  both on raw logits, then softmax(logits / T);
-- deviation from the original: logits of the ``lm_head`` rows that no token embeds
-  (50258..50399 in MAGMA) are masked to -inf. The original could sample them and then crash
-  looking them up in the 50258-row embedding.
+- ``standard``: logits / T, then top-k, then nucleus top-p (the smallest set of most likely
+  tokens whose probability reaches p), then softmax.
+- ``original``: MAGMA's ``magma/sampling.py`` as it stands since Aleph-Alpha/magma commit
+  26c69a4 ("fix top p sampling", 2022-07-21): top-k, then its top-p filter on the raw
+  logits, then softmax(logits / T). Its filter walks the tokens from most to least likely and
+  drops each one (except the first) while the probability mass *before* it is still under
+  1 - p: with p = 0.9 it drops the few runners-up that make up the first 10% of the mass and
+  keeps the whole tail, so it is close to plain sampling at temperature T.
+- ``original-2021``: the same filter before that commit, with the comparison the other way
+  round: a token (except the first) is dropped once the mass before it *exceeds* 1 - p. With
+  p = 0.9 that keeps the smallest set whose mass passes 0.1, often one to a few tokens, so it
+  is close to greedy. The MAGMA paper gives neither a date nor a commit, so which of the two
+  produced its figures is unknown (docs/magma.md).
 
-This module knows token ids and embeddings only: no tokenizer, no requests.
+Every filter is computed on the row's logits sorted once in descending order (stable, so ties
+keep the lower id first), and a token is drawn by inverse-CDF sampling on the filtered
+distribution: with ``u`` uniform in [0, 1), the first token *in id order* whose cumulative
+probability exceeds ``u`` times the total (id order, so that a rounding-level change of the
+logits, which can swap two nearly equal tokens in sorted order, changes the draw only when
+``u`` lies within that rounding of a boundary). The
+caller draws each row's ``u`` from the request's own CPU ``torch.Generator``; only those B
+numbers cross to the device, never the logits, and a row's draw does not depend on its batch.
+Temperature 0 is greedy (the first token in sorted order, i.e. the argmax) and draws nothing.
+
+Deviation from the original, kept here: the logits of ``lm_head`` rows that no token embeds
+(50258..50399 in MAGMA) are -inf (``mask_unembedded``); the original could sample them and
+then crash looking them up in the 50258-row embedding.
+
+This module knows logits and token ids only: no model, tokenizer or requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
-from harness.models.magma.modeling import output_cache
 from harness.types import GenerationSettings
 
-Sampler = Literal["standard", "original"]
-
-
-@dataclass(frozen=True)
-class GeneratedSequence:
-    """What one row of a batch generated."""
-
-    token_ids: tuple[int, ...]  # new tokens, the EOS that ended them excluded
-    step_logprobs: tuple[float, ...]  # log p(token) under the model (masked, no temperature)
-    stopped_by_eos: bool
+Sampler = Literal["standard", "original", "original-2021"]
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 def mask_unembedded(logits: torch.Tensor, vocab_rows: int) -> torch.Tensor:
@@ -49,142 +55,133 @@ def mask_unembedded(logits: torch.Tensor, vocab_rows: int) -> torch.Tensor:
     return logits
 
 
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    if k <= 0 or k >= logits.shape[-1]:
-        return logits
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+@dataclass(frozen=True)
+class RowSettings:
+    """Each row's sampling settings as (B,) tensors on the logits' device."""
+
+    temperature: torch.Tensor  # float32; 1.0 on greedy rows (unused there)
+    top_k: torch.Tensor  # int64; 0 = no top-k
+    top_p: torch.Tensor  # float32
+    greedy: torch.Tensor  # bool
+
+    @classmethod
+    def of(cls, settings: Sequence[GenerationSettings], top_p: float | None = None,
+           device: torch.device | str = "cpu") -> RowSettings:
+        """``top_p``, when given, replaces every request's own."""
+        def tensor(values, dtype):
+            return torch.tensor(values, dtype=dtype, device=device)
+
+        return cls(
+            temperature=tensor([s.temperature if not s.greedy else 1.0 for s in settings], torch.float32),
+            top_k=tensor([max(0, int(s.top_k)) for s in settings], torch.int64),
+            top_p=tensor([s.top_p if top_p is None else top_p for s in settings], torch.float32),
+            greedy=tensor([bool(s.greedy) for s in settings], torch.bool),
+        )
+
+    def to(self, device: torch.device) -> RowSettings:
+        if self.temperature.device == device:
+            return self
+        return RowSettings(*(t.to(device) for t in (self.temperature, self.top_k, self.top_p, self.greedy)))
 
 
-def nucleus_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose probability reaches ``p``."""
-    if p >= 1.0:
-        return logits
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    remove = cumulative - sorted_logits.softmax(-1) >= p  # mass before this token already >= p
-    remove[..., 0] = False
-    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+def _shifted_cumsum(probs: torch.Tensor) -> torch.Tensor:
+    """Per sorted position, the probability mass of the tokens before it."""
+    cumulative = probs.cumsum(-1)
+    return torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=-1)
 
 
-def original_top_p_filter(logits: torch.Tensor, threshold: float) -> torch.Tensor:
-    """MAGMA's ``top_p_filter``, faithfully: not nucleus sampling.
+def sorted_distribution(logits: torch.Tensor, rows: RowSettings, sampler: Sampler
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The filtered next-token distribution of each row, in descending-logit order.
 
-    Sorted descending, a token is removed when the cumulative probability *before* it is below
-    ``1 - threshold``, except the most likely token. With threshold 0.9 this removes the second,
-    third... most likely tokens while the mass above them is under 0.1.
+    Args:
+        logits: (B, V) float32, unembedded rows already masked.
+        rows: each row's settings; sampler: which of the three samplers.
+
+    Returns:
+        (probs, order): (B, V) probabilities in sorted order, and the token id at each place.
     """
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    remove = cumulative < (1 - threshold)
-    remove[..., 1:] = remove[..., :-1].clone()
-    remove[..., 0] = False
-    filtered = sorted_logits.masked_fill(remove, float("-inf"))
-    return filtered.scatter(-1, order, filtered)
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    rank = torch.arange(logits.shape[-1], device=logits.device)[None, :]
+    k = rows.top_k[:, None]
+    keep = (k <= 0) | (rank < k)
+    neg_inf = torch.tensor(float("-inf"), device=logits.device, dtype=logits.dtype)
+    top_p = rows.top_p[:, None]
+    first = rank == 0
+    if sampler == "standard":
+        scaled = torch.where(keep, sorted_logits / rows.temperature[:, None], neg_inf)
+        before = _shifted_cumsum(scaled.softmax(-1))
+        keep = keep & ((before < top_p) | (top_p >= 1.0) | first)
+        final = torch.where(keep, scaled, neg_inf)
+    elif sampler in ("original", "original-2021"):
+        raw = torch.where(keep, sorted_logits, neg_inf)
+        before = _shifted_cumsum(raw.softmax(-1))
+        if sampler == "original":
+            remove = before < (1.0 - top_p)
+        else:
+            remove = before > (1.0 - top_p)
+        remove = remove & ~first & (top_p > 0)
+        final = torch.where(keep & ~remove, raw, neg_inf) / rows.temperature[:, None]
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    return final.softmax(-1), order
+
+
+def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Per row, the first place whose cumulative probability exceeds ``u`` x the row's total.
+
+    A place with probability 0 is never returned (rounding that lands past the end falls
+    back to the last place with positive probability).
+    """
+    cdf = probs.cumsum(-1)
+    target = (uniforms.to(cdf.dtype) * cdf[:, -1])[:, None]
+    place = torch.searchsorted(cdf, target, right=True).clamp(max=probs.shape[-1] - 1)
+    positive = probs > 0
+    last_positive = probs.shape[-1] - 1 - positive.flip(-1).to(torch.int8).argmax(-1, keepdim=True)
+    ok = positive.gather(-1, place)
+    return torch.where(ok, place, last_positive).squeeze(-1)
+
+
+def pick_tokens(logits: torch.Tensor, rows: RowSettings, uniforms: torch.Tensor, sampler: Sampler
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row, and its log-probability under the unfiltered model (no temperature).
+
+    Args:
+        logits: (B, V) float32 on any device, unembedded rows already masked.
+        uniforms: (B,) draws in [0, 1) on the same device (ignored on greedy rows).
+
+    Returns:
+        (token ids (B,) int64, log p(token) (B,) float32), both on the logits' device.
+    """
+    rows, uniforms = rows.to(logits.device), uniforms.to(logits.device)  # a model split over devices
+    sorted_probs, order = sorted_distribution(logits, rows, sampler)
+    # Draw in token-id order, not sorted order: two nearly equal logits may swap places when
+    # the logits move by a rounding error (another batch shape, another kernel), which in
+    # sorted order would move every token between them to another interval of u.
+    probs = torch.zeros_like(sorted_probs).scatter_(-1, order, sorted_probs)
+    tokens = torch.where(rows.greedy, order[:, 0], inverse_cdf(probs, uniforms))
+    logprobs = logits.log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, logprobs
+
+
+def draw_uniform(generator: torch.Generator) -> float:
+    """One uniform number in [0, 1) from a request's own CPU generator."""
+    return float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
 def choose_token(logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator,
                  sampler: Sampler = "standard") -> int:
-    """One token id from a 1-D float32 CPU logits row (unembedded rows already masked)."""
-    if settings.greedy:
-        return int(torch.argmax(logits))
-    if sampler == "original":
-        logits = top_k_filter(logits, settings.top_k)
-        if settings.top_p > 0:
-            logits = original_top_p_filter(logits, settings.top_p)
-        logits = logits / settings.temperature
-    else:
-        logits = nucleus_filter(top_k_filter(logits / settings.temperature, settings.top_k),
-                                settings.top_p)
-    probs = logits.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    """One token id from a 1-D logits row (unembedded rows already masked), on its device."""
+    rows = RowSettings.of([settings], device=logits.device)
+    u = torch.tensor([0.0 if settings.greedy else draw_uniform(generator)], device=logits.device)
+    token, _ = pick_tokens(logits.float()[None, :], rows, u, sampler)
+    return int(token[0])
 
 
-def left_pad(prompts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack (L_i, H) embeddings right-aligned. Returns (embeds, attention_mask, position_ids)."""
-    longest = max(p.shape[0] for p in prompts)
-    hidden = prompts[0].shape[-1]
-    embeds = prompts[0].new_zeros((len(prompts), longest, hidden))
-    mask = torch.zeros((len(prompts), longest), dtype=torch.long, device=prompts[0].device)
-    for row, prompt in enumerate(prompts):
-        embeds[row, longest - prompt.shape[0]:] = prompt
-        mask[row, longest - prompt.shape[0]:] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return embeds, mask, positions
-
-
-@torch.no_grad()
-def generate_batch(model, prompts: Sequence[torch.Tensor], settings: Sequence[GenerationSettings],
-                   seeds: Sequence[int], eos_id: int, sampler: Sampler = "standard",
-                   should_stop: Callable[[int, list[int]], bool] | None = None) -> list[GeneratedSequence]:
-    """Sample a continuation for each prompt embedding (L_i, H) in one padded batch.
-
-    Args:
-        model: a ``MagmaForCausalLM``.
-        prompts: per request, its embedded prompt (text and image prefixes concatenated).
-        settings: per request, how to sample; seeds: per request, its random seed.
-        eos_id: generation of a row ends at this token (not included in the output).
-        should_stop: optional check ``(row, tokens so far) -> bool`` for stop strings.
-    """
-    vocab_rows = model.config.vocab_rows
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    embeds, mask, positions = left_pad(prompts)
-    out = model(embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache = output_cache(out)
-    tokens: list[list[int]] = [[] for _ in prompts]
-    logprobs: list[list[float]] = [[] for _ in prompts]
-    done = [s.max_new_tokens <= 0 for s in settings]
-    by_eos = [False] * len(prompts)
-    last_position = positions[:, -1:]
-    while not all(done):
-        step_logits = mask_unembedded(out.logits[:, -1, :].float().cpu(), vocab_rows)
-        step_logp = step_logits.log_softmax(-1)
-        next_ids = []
-        for row, setting in enumerate(settings):
-            if done[row]:
-                next_ids.append(eos_id)  # finished rows keep the batch rectangular; ignored
-                continue
-            token = choose_token(step_logits[row], setting, generators[row], sampler)
-            next_ids.append(token)
-            if token == eos_id:
-                done[row], by_eos[row] = True, True
-                continue
-            tokens[row].append(token)
-            logprobs[row].append(float(step_logp[row, token]))
-            if len(tokens[row]) >= setting.max_new_tokens or (should_stop and should_stop(row, tokens[row])):
-                done[row] = True
-        if all(done):
-            break
-        ids = torch.tensor(next_ids, dtype=torch.long).unsqueeze(1)
-        mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
-        last_position = last_position + 1
-        out = model(model.embed_tokens(ids), attention_mask=mask, position_ids=last_position,
-                    cache=cache, use_cache=True)
-        cache = output_cache(out)
-    return [GeneratedSequence(tuple(t), tuple(lp), eos) for t, lp, eos in zip(tokens, logprobs, by_eos)]
-
-
-@torch.no_grad()
-def score_batch(model, prompts: Sequence[torch.Tensor], continuations: Sequence[Sequence[int]]
-                ) -> list[tuple[float, bool]]:
-    """log p(continuation | prompt) and whether it is the greedy continuation, per pair."""
-    vocab_rows = model.config.vocab_rows
-    device = prompts[0].device
-    full = []
-    for prompt, cont in zip(prompts, continuations):
-        cont_ids = torch.tensor(list(cont), dtype=torch.long, device=device)
-        full.append(torch.cat([prompt, model.embed_tokens(cont_ids).to(prompt.device)]) if len(cont) else prompt)
-    embeds, mask, positions = left_pad(full)
-    logits = model(embeds, attention_mask=mask, position_ids=positions).logits.float()
-    results = []
-    for row, cont in enumerate(continuations):
-        n = len(cont)
-        if n == 0:
-            results.append((0.0, True))
-            continue
-        predicting = mask_unembedded(logits[row, -n - 1:-1].cpu(), vocab_rows)
-        target = torch.tensor(list(cont), dtype=torch.long)
-        logp = predicting.log_softmax(-1).gather(-1, target[:, None]).sum()
-        greedy = bool((predicting.argmax(-1) == target).all())
-        results.append((float(logp), greedy))
-    return results
+def kept_tokens(logits: torch.Tensor, top_p: float, sampler: Sampler, temperature: float = 1.0,
+                top_k: int = 0) -> torch.Tensor:
+    """Which token ids a sampler can draw from one 1-D logits row (for docs and tests)."""
+    rows = RowSettings.of([GenerationSettings(temperature=temperature, top_k=top_k, top_p=top_p)],
+                          device=logits.device)
+    probs, order = sorted_distribution(logits.float()[None, :], rows, sampler)
+    return order[0][probs[0] > 0]

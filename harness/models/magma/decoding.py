@@ -1,0 +1,325 @@
+"""Batched generation and scoring for MAGMA, whose answers do not depend on the batch.
+
+MAGMA's own loop (magma/sampling.py) feeds equal-length batches without an attention mask and
+shares one random stream across the batch. Here prompts of different lengths are left-padded,
+with an attention mask and position ids that start at 0 on each row's first real token, and a
+key/value cache; each request draws from its own ``torch.Generator`` seeded by the request
+(one uniform number per sampled token, see ``sampling``), so its text does not depend on the
+other rows of its batch.
+
+Decoding modes (``mode``), all giving the same tokens up to float rounding (tested on the CPU
+in float32 within 1e-5 in log-probability):
+
+- ``eager``: transformers' dynamic cache, one eager forward per step.
+- ``static``: a static key/value cache sized for the batch (prompt + new tokens, rounded up)
+  and explicit 4-D boolean attention masks, so every decode step has the same shapes.
+- ``compiled``: ``static`` with the decode step and the draw compiled by ``torch.compile``
+  (mode ``reduce-overhead``: CUDA graphs on a GPU). ``auto`` is ``compiled`` on CUDA and
+  ``static`` elsewhere.
+
+In every mode the logits stay on the device: each step sends B uniform numbers there and
+brings back B token ids and their log-probabilities.
+
+Scoring: ``score_batch`` runs each (prompt + continuation) in full; ``score_choices`` runs
+each prompt once and scores all its continuations from the prompt's cache.
+
+This module knows token ids and embeddings only: no tokenizer, no requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from harness.models.magma.modeling import output_cache
+from harness.models.magma.sampling import (
+    RowSettings,
+    Sampler,
+    draw_uniform,
+    mask_unembedded,
+    pick_tokens,
+)
+from harness.types import GenerationSettings
+
+DecodeMode = Literal["auto", "eager", "static", "compiled"]
+DECODE_MODES = ("auto", "eager", "static", "compiled")
+#: Static caches are sized in multiples of this, so batches share compiled graphs.
+CACHE_BUCKET = 64
+
+
+@dataclass(frozen=True)
+class GeneratedSequence:
+    """What one row of a batch generated."""
+
+    token_ids: tuple[int, ...]  # new tokens, the EOS that ended them excluded
+    step_logprobs: tuple[float, ...]  # log p(token) under the model (masked, no temperature)
+    stopped_by_eos: bool
+
+
+def resolve_mode(mode: str, device: torch.device) -> str:
+    if mode == "auto":
+        return "compiled" if device.type == "cuda" else "static"
+    return mode
+
+
+def left_pad(prompts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack (L_i, H) embeddings right-aligned. Returns (embeds, attention_mask, position_ids)."""
+    longest = max(p.shape[0] for p in prompts)
+    hidden = prompts[0].shape[-1]
+    embeds = prompts[0].new_zeros((len(prompts), longest, hidden))
+    mask = torch.zeros((len(prompts), longest), dtype=torch.long, device=prompts[0].device)
+    for row, prompt in enumerate(prompts):
+        embeds[row, longest - prompt.shape[0]:] = prompt
+        mask[row, longest - prompt.shape[0]:] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return embeds, mask, positions
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+class EagerDecoder:
+    """Dynamic cache, eager forward passes."""
+
+    def __init__(self, model, rows: RowSettings, sampler: Sampler) -> None:
+        self.model, self.rows, self.sampler = model, rows, sampler
+        self.vocab_rows = model.config.vocab_rows
+
+    def prefill(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        out = self.model(embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1)
+        self.cache, self.mask, self.position = output_cache(out), mask, positions[:, -1:]
+        return mask_unembedded(out.logits[:, -1, :].float(), self.vocab_rows)
+
+    def pick(self, logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return pick_tokens(logits, self.rows, uniforms, self.sampler)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.position = self.position + 1
+        out = self.model(self.model.embed_tokens(tokens[:, None]), attention_mask=self.mask,
+                         position_ids=self.position, cache=self.cache, use_cache=True)
+        self.cache = output_cache(out)
+        return mask_unembedded(out.logits[:, -1, :].float(), self.vocab_rows)
+
+    def step_and_pick(self, tokens: torch.Tensor, uniforms: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pick(self.step(tokens), uniforms)
+
+
+class StaticDecoder(EagerDecoder):
+    """A static cache and fixed-shape masks; the decode step optionally compiled."""
+
+    def __init__(self, model, rows: RowSettings, sampler: Sampler, max_tokens: int,
+                 compiled: bool) -> None:
+        super().__init__(model, rows, sampler)
+        from transformers import StaticCache
+
+        self.length = -(-max_tokens // CACHE_BUCKET) * CACHE_BUCKET
+        # One cache per (batch, length), reused: a compiled step is specialised to its cache's
+        # tensors, so a fresh cache per batch would recompile (or re-record CUDA graphs).
+        caches = model.__dict__.setdefault("_static_caches", {})
+        key = (len(rows.greedy), self.length)
+        if key not in caches:
+            caches[key] = StaticCache(config=model.lm.config, max_cache_len=self.length)
+        self.cache = caches[key]
+        self.cache.reset()
+        self._step = _compiled_step if compiled else _decode_step
+
+    def prefill(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        batch, prompt_length = mask.shape
+        device = embeds.device
+        self.filled = torch.zeros((batch, self.length), dtype=torch.bool, device=device)
+        self.filled[:, :prompt_length] = mask.bool()
+        slots = torch.arange(self.length, device=device)
+        causal = slots[None, :] <= torch.arange(prompt_length, device=device)[:, None]
+        own = slots[None, :] == torch.arange(prompt_length, device=device)[:, None]
+        # a padding position attends to itself only, so no softmax row is empty
+        prefill_mask = (self.filled[:, None, :] & causal[None]) | own[None]
+        out = self.model(embeds, attention_mask=prefill_mask[:, None], position_ids=positions,
+                         cache=self.cache, use_cache=True, logits_to_keep=1)
+        self.next_slot, self.position = prompt_length, positions[:, -1:].clone()
+        return mask_unembedded(out.logits[:, -1, :].float(), self.vocab_rows)
+
+    def _advance(self) -> None:
+        self.filled[:, self.next_slot] = True
+        self.next_slot += 1
+        self.position += 1
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self._advance()
+        return _decode_step(self.model, tokens, self.position, self.filled, self.cache, None, None,
+                            self.sampler)[0]
+
+    def step_and_pick(self, tokens: torch.Tensor, uniforms: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._advance()
+        _, chosen, logprobs = self._step(self.model, tokens, self.position, self.filled, self.cache,
+                                         self.rows, uniforms, self.sampler)
+        return chosen, logprobs
+
+
+def _decode_step(model, tokens, position, filled, cache, rows, uniforms, sampler):
+    """One forward of the new tokens against the static cache, then (optionally) the draw."""
+    out = model(model.embed_tokens(tokens[:, None]), attention_mask=filled[:, None, None, :],
+                position_ids=position, cache=cache, use_cache=True)
+    logits = mask_unembedded(out.logits[:, -1, :].float(), model.config.vocab_rows)
+    if rows is None:
+        return logits, None, None
+    chosen, logprobs = pick_tokens(logits, rows, uniforms, sampler)
+    return logits, chosen, logprobs
+
+
+def _compiled_step(*args):
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(_decode_step, mode="reduce-overhead", dynamic=False)
+    return _COMPILED(*args)
+
+
+_COMPILED: Callable | None = None
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@torch.no_grad()
+def generate_batch(model, prompts: Sequence[torch.Tensor], settings: Sequence[GenerationSettings],
+                   seeds: Sequence[int], eos_id: int, sampler: Sampler = "standard",
+                   should_stop: Callable[[int, list[int]], bool] | None = None,
+                   mode: str = "eager") -> list[GeneratedSequence]:
+    """Sample a continuation for each prompt embedding (L_i, H) in one padded batch.
+
+    Args:
+        model: a ``MagmaForCausalLM``.
+        prompts: per request, its embedded prompt (text and image prefixes concatenated).
+        settings: per request, how to sample; seeds: per request, its random seed.
+        eos_id: generation of a row ends at this token (not included in the output).
+        should_stop: optional check ``(row, tokens so far) -> bool`` for stop strings.
+        mode: one of ``DECODE_MODES`` (see the module docstring).
+    """
+    device = prompts[0].device
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    rows = RowSettings.of(settings, device=device)
+    embeds, mask, positions = left_pad(prompts)
+    mode = resolve_mode(mode, device)
+    decoder: EagerDecoder
+    if mode == "eager":
+        decoder = EagerDecoder(model, rows, sampler)
+    else:
+        longest_answer = max(s.max_new_tokens for s in settings)
+        decoder = StaticDecoder(model, rows, sampler, mask.shape[1] + longest_answer,
+                                compiled=(mode == "compiled"))
+    tokens: list[list[int]] = [[] for _ in prompts]
+    logprobs: list[list[float]] = [[] for _ in prompts]
+    done = [s.max_new_tokens <= 0 for s in settings]
+    by_eos = [False] * len(prompts)
+    if all(done):
+        return [GeneratedSequence((), (), False) for _ in prompts]
+    logits = decoder.prefill(embeds, mask, positions)
+    chosen, chosen_logp = decoder.pick(logits, _uniforms(settings, generators, done, device))
+    while True:
+        chosen_ids, chosen_lp = chosen.tolist(), chosen_logp.tolist()
+        next_ids = []
+        for row, setting in enumerate(settings):
+            if done[row]:
+                next_ids.append(eos_id)  # finished rows keep the batch rectangular; ignored
+                continue
+            token = int(chosen_ids[row])
+            next_ids.append(token)
+            if token == eos_id:
+                done[row], by_eos[row] = True, True
+                continue
+            tokens[row].append(token)
+            logprobs[row].append(float(chosen_lp[row]))
+            if len(tokens[row]) >= setting.max_new_tokens or (should_stop and should_stop(row, tokens[row])):
+                done[row] = True
+        if all(done):
+            break
+        ids = torch.tensor(next_ids, dtype=torch.long).to(device, non_blocking=True)
+        chosen, chosen_logp = decoder.step_and_pick(ids, _uniforms(settings, generators, done, device))
+    return [GeneratedSequence(tuple(t), tuple(lp), eos) for t, lp, eos in zip(tokens, logprobs, by_eos)]
+
+
+def _uniforms(settings: Sequence[GenerationSettings], generators: Sequence[torch.Generator],
+              done: Sequence[bool], device: torch.device) -> torch.Tensor:
+    """One draw per row that samples this step; finished and greedy rows draw nothing."""
+    values = [0.0 if done[row] or settings[row].greedy else draw_uniform(generators[row])
+              for row in range(len(settings))]
+    return torch.tensor(values, dtype=torch.float32).to(device, non_blocking=True)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@torch.no_grad()
+def score_batch(model, prompts: Sequence[torch.Tensor], continuations: Sequence[Sequence[int]]
+                ) -> list[tuple[float, bool]]:
+    """log p(continuation | prompt) and whether it is the greedy continuation, per pair,
+    each pair run in full."""
+    vocab_rows = model.config.vocab_rows
+    device = prompts[0].device
+    full = []
+    for prompt, cont in zip(prompts, continuations):
+        cont_ids = torch.tensor(list(cont), dtype=torch.long, device=device)
+        full.append(torch.cat([prompt, model.embed_tokens(cont_ids).to(prompt.device)]) if len(cont) else prompt)
+    embeds, mask, positions = left_pad(full)
+    logits = model(embeds, attention_mask=mask, position_ids=positions).logits.float()
+    results = []
+    for row, cont in enumerate(continuations):
+        n = len(cont)
+        if n == 0:
+            results.append((0.0, True))
+            continue
+        predicting = mask_unembedded(logits[row, -n - 1:-1], vocab_rows)
+        results.append(_score(predicting, cont))
+    return results
+
+
+@torch.no_grad()
+def score_choices(model, prompts: Sequence[torch.Tensor], choices: Sequence[Sequence[Sequence[int]]]
+                  ) -> list[list[tuple[float, bool]]]:
+    """Per prompt, (log p, is greedy) of each of its continuations; each prompt runs once.
+
+    The prompts are run as one left-padded batch; their cache is then repeated once per
+    continuation and the continuations (right-padded) are run against it.
+    """
+    vocab_rows = model.config.vocab_rows
+    device = prompts[0].device
+    embeds, mask, positions = left_pad(prompts)
+    out = model(embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    prompt_logits = mask_unembedded(out.logits[:, -1, :].float(), vocab_rows)
+    # (prompt row, place among its continuations, token ids) of every non-empty continuation
+    pairs = [(row, place, list(cont)) for row, conts in enumerate(choices)
+             for place, cont in enumerate(conts) if len(cont)]
+    results: list[list[tuple[float, bool]]] = [[(0.0, True)] * len(conts) for conts in choices]
+    if pairs:
+        rows = torch.tensor([row for row, _, _ in pairs], device=device)
+        cache = output_cache(out)
+        cache.reorder_cache(rows)  # one copy of its prompt's cache per continuation
+        longest = max(len(ids) for _, _, ids in pairs)
+        cont_ids = torch.zeros((len(pairs), longest), dtype=torch.long)
+        cont_mask = torch.zeros((len(pairs), longest), dtype=torch.long)
+        for index, (_, _, ids) in enumerate(pairs):
+            cont_ids[index, :len(ids)] = torch.tensor(ids)
+            cont_mask[index, :len(ids)] = 1
+        full_mask = torch.cat([mask.index_select(0, rows), cont_mask.to(device)], dim=1)
+        cont_positions = positions[:, -1:].index_select(0, rows) + 1 + torch.arange(longest, device=device)
+        logits = model(model.embed_tokens(cont_ids.to(device)), attention_mask=full_mask,
+                       position_ids=cont_positions, cache=cache, use_cache=True).logits.float()
+        for index, (row, place, ids) in enumerate(pairs):
+            predicting = torch.cat([prompt_logits[row:row + 1],
+                                    mask_unembedded(logits[index, :len(ids) - 1], vocab_rows)])
+            results[row][place] = _score(predicting, ids)
+    return results
+
+
+def _score(predicting: torch.Tensor, cont: Sequence[int]) -> tuple[float, bool]:
+    """Sum of log p(cont[i]) over the rows of ``predicting`` (n, V), and whether each is the argmax."""
+    target = torch.tensor(list(cont), dtype=torch.long, device=predicting.device)
+    logp = predicting.log_softmax(-1).gather(-1, target[:, None]).sum()
+    greedy = bool((predicting.argmax(-1) == target).all())
+    return float(logp), greedy

@@ -36,7 +36,8 @@ BUILTIN_MODELS: dict[str, str] = {
     "random": "harness.models.baselines:RandomAnswer",
     "oracle": "harness.models.baselines:Oracle",
     "magma": "harness.models.magma.adapter:MagmaModel",
-    "hf": "harness.models.hf:HFModel",
+    "hf": "harness.models.hf_causal:load_hf",
+    "hf-causal": "harness.models.hf_causal:HFCausalModel",
     "openai": "harness.models.openai:OpenAIModel",
 }
 

@@ -47,6 +47,13 @@ class Model(ABC):
             "use a generate_until task instead of a multiple_choice one"
         )
 
+    def loglikelihood_rolling(self, requests: Sequence[Request]) -> list[Response]:
+        """Log-probability of each request's whole prompt text (``loglikelihoods`` of length 1)."""
+        raise BenchError(
+            f"model '{self.registry_name}' cannot score rolling log-likelihoods; "
+            "use a text model (--model hf on a causal LM) for perplexity tasks"
+        )
+
     def identity(self) -> dict[str, Any]:
         """What the model's answers come from, by content (see ``harness.identity``).
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.errors import BenchError, unknown
 from harness.hashing import stable_hash
+from harness.judges.metrics import Metric, parse_metric_list, score_metrics
 from harness.registry import add_card_dirs, judge_names, load_judge, load_model, model_factory
 from harness.run import distributed
 from harness.run.journal import Journal, ResponseCache, request_key
@@ -36,13 +37,13 @@ from harness.run.samples import (
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig, TaskIndex, split_names
-from harness.tasks.task import Instance, Task, apply_filters, task_hashes
+from harness.tasks.task import Instance, Task, apply_filters, filter_pipelines, task_hashes
 from harness.types import ImagePart, Request, Response
 
 log = logging.getLogger(__name__)
 
-#: lm-eval metric names that mean our judge-free multiple-choice score.
-METRIC_ALIASES = {"acc": LOGLIKELIHOOD, "acc_norm": LOGLIKELIHOOD}
+#: lm-eval metric names that also give our judge-free multiple-choice score (a judge row).
+METRIC_ALIASES = {"acc": LOGLIKELIHOOD}
 #: The judge of a generate_until task whose YAML names none.
 DEFAULT_JUDGE = "reference"
 
@@ -89,20 +90,34 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
     return unique
 
 
+def task_metrics(task: Task) -> tuple[list[str], list[Metric]]:
+    """The judges and the lm-eval metrics that a task's ``metric_list`` names."""
+    return parse_metric_list(task.config.metric_list, task.config.output_type, task.config.source,
+                             judge_names(), METRIC_ALIASES, task.config.process_results is not None)
+
+
 def task_judge_names(task: Task, judges: Sequence[str] | None) -> list[str]:
-    """The judges a task is scored by: the given ones, else its ``metric_list``."""
-    names = list(judges) if judges is not None else [
-        METRIC_ALIASES.get(str(m.get("metric")), str(m.get("metric"))) for m in task.config.metric_list]
-    if judges is None and not names and task.config.output_type == "generate_until":
+    """The judges a task is scored by: the given ones, else its ``metric_list``'s judges."""
+    output_type = task.config.output_type
+    if output_type in ("loglikelihood", "loglikelihood_rolling"):
+        return []  # scored by metrics only: there is no answer to judge
+    yaml_judges, metrics = task_metrics(task)
+    names = list(judges) if judges is not None else yaml_judges
+    if judges is None and not names and not metrics and output_type == "generate_until":
         names = [DEFAULT_JUDGE]
-    if task.config.output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
+    if output_type == "multiple_choice" and LOGLIKELIHOOD not in names:
         names.append(LOGLIKELIHOOD)
-    if task.config.output_type != "multiple_choice" and LOGLIKELIHOOD in names:
+    if output_type != "multiple_choice" and LOGLIKELIHOOD in names:
         if judges is None:
             raise BenchError(f"{task.config.source}:metric_list: '{LOGLIKELIHOOD}' needs "
                              "output_type: multiple_choice")
         names.remove(LOGLIKELIHOOD)
     return names
+
+
+#: The model call each output type needs.
+CALL_KINDS = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood",
+              "loglikelihood_rolling": "loglikelihood_rolling", "generate_until": "generate"}
 
 
 def load_judges(names: Iterable[str], judge_args: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -187,7 +202,7 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
     size = AUTO_BATCH_START if auto else int(batch_size)
     used: int | None = None
     with _progress(progress) as bar:
-        for kind in ("generate", "loglikelihood"):
+        for kind in ("generate", "loglikelihood", "loglikelihood_rolling"):
             batch_items = [t for t in todo if t[1] == kind]
             if not batch_items:
                 continue
@@ -196,7 +211,8 @@ def _generate(model: Any, instances: Sequence[Instance], journal: Journal,
             while start < len(batch_items):
                 chunk = batch_items[start:start + size]
                 requests: list[Request] = [item.request for item, _, _ in chunk]
-                call = model.generate if kind == "generate" else model.loglikelihood
+                call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
+                        "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
                 try:
                     responses: list[Response] = call(requests)
                 except Exception as exc:
@@ -416,8 +432,7 @@ def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[st
 
     journal = Journal(run_dir)
     cache = ResponseCache(output_dir / "cache", model_obj.fingerprint()) if use_cache else None
-    kinds = {t.name: "loglikelihood" if t.config.output_type == "multiple_choice" else "generate"
-             for t in task_objs}
+    kinds = {t.name: CALL_KINDS[t.config.output_type] for t in task_objs}
     everything = [i for t in task_objs for i in instances[t.name]]
     started = time.monotonic()
     try:
@@ -440,6 +455,7 @@ def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[st
     started = time.monotonic()
     memory = VerdictMemory(run_dir, output_dir / "cache" if use_cache else None)
     samples: list[Sample] = []
+    metric_scores: dict[str, dict[str, Any]] = {}
     for task in task_objs:
         task_samples = [_sample(i, journal.responses[i.key], task.config.filter_list)
                         for i in instances[task.name]]
@@ -448,6 +464,14 @@ def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[st
             task_samples = [s.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(s)) for s in task_samples]
         images = {i.key: tuple(p for p in i.request.parts if isinstance(p, ImagePart))
                   for i in instances[task.name]}
+        metrics = task_metrics(task)[1]
+        if metrics:
+            process_results = task.config.process_results
+            metric_scores[task.name] = score_metrics(
+                metrics, task_samples, task.config.output_type,
+                filter_pipelines(task.config.filter_list),
+                process_results.load(f"{task.config.source}:process_results")
+                if process_results is not None else None)
         try:
             samples.extend(apply_judges(task_samples,
                                         [judge_objs[n] for n in names if n in judge_objs],
@@ -486,6 +510,7 @@ def _run_locked(model_obj: Any, task_objs: Sequence[Task], instances: Mapping[st
         "usage": token_usage([journal.responses[i.key] for i in everything
                               if not journal.cached.get(i.key)]),
         "scores": scores_by_task(samples, seed),
+        "metrics": metric_scores,
     }
     results = report.write_run(run_dir, results, samples)
     report.write_lm_eval(output_dir, results, samples)

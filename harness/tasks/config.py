@@ -27,15 +27,18 @@ TASK_KEYS = frozenset({
     "task", "tag", "group", "include", "task_alias", "description",
     "dataset_path", "dataset_name", "dataset_kwargs",
     "training_split", "validation_split", "test_split", "fewshot_split",
-    "process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
-    "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter",
+    "process_docs", "process_results", "doc_to_text", "doc_to_target", "doc_to_choice", "doc_to_image",
+    "doc_to_visual", "lmms_eval_specific_kwargs",
+    "num_fewshot", "fewshot_config", "fewshot_delimiter", "target_delimiter", "gen_prefix",
     "output_type", "generation_kwargs", "repeats", "filter_list", "metric_list", "metadata",
 })
 #: lm-eval keys that change nothing about our results; accepted with a warning.
 IGNORED_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query", "unsafe_code"})
 GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata", "include"})
-OUTPUT_TYPES = ("generate_until", "multiple_choice")
-FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split"})
+OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood", "loglikelihood_rolling")
+FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split", "doc_to_text",
+                                 "doc_to_target", "doc_to_choice", "gen_prefix",
+                                 "fewshot_delimiter", "target_delimiter"})
 SAMPLERS = ("random", "default", "first_n")
 GENERATION_KEYS = frozenset({"max_new_tokens", "max_gen_toks", "temperature", "top_k", "top_p",
                              "until", "do_sample"})
@@ -158,9 +161,22 @@ def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
 
 @dataclass(frozen=True)
 class FewshotConfig:
-    sampler: str = "random"
+    """lm-eval's ``fewshot_config``: how demonstrations are drawn and, when set, rendered.
+
+    A None override means the task's own key (``doc_to_text``, ``target_delimiter``, ...).
+    ``samples`` is a fixed list of demonstration documents, or a ``!function`` returning one.
+    """
+
+    sampler: str = "default"
     seed: int = 1234
     split: str | None = None
+    samples: Any = None
+    doc_to_text: Any = None
+    doc_to_target: Any = None
+    doc_to_choice: Any = None
+    gen_prefix: str | None = None
+    fewshot_delimiter: str | None = None
+    target_delimiter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,12 +195,14 @@ class TaskConfig:
     test_split: str | None = None
     fewshot_split: str | None = None
     process_docs: FunctionRef | None = None
+    process_results: FunctionRef | None = None
     doc_to_text: Any = None
     doc_to_target: Any = None
     doc_to_choice: Any = None
     doc_to_image: Any = None
     num_fewshot: int = 0
     fewshot_config: FewshotConfig = FewshotConfig()
+    gen_prefix: str | None = None
     fewshot_delimiter: str = "\n\n"
     target_delimiter: str = " "
     output_type: str = "generate_until"
@@ -193,6 +211,9 @@ class TaskConfig:
     filter_list: tuple[Mapping[str, Any], ...] = ()
     metric_list: tuple[Mapping[str, Any], ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: lmms-eval's per-model prompt settings; its ``default`` entry goes to the functions
+    #: (doc_to_text, doc_to_visual, ...) that take a second argument.
+    lmms_eval_specific_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def eval_split(self) -> str:
@@ -214,7 +235,7 @@ class TaskConfig:
             if isinstance(value, FunctionRef):
                 return str(value)
             if isinstance(value, FewshotConfig):
-                return {"sampler": value.sampler, "seed": value.seed, "split": value.split}
+                return {name: safe(getattr(value, name)) for name in value.__dataclass_fields__}
             if isinstance(value, Mapping):
                 return {str(k): safe(v) for k, v in value.items()}
             if isinstance(value, list | tuple):
@@ -257,6 +278,25 @@ def _dict_list(where: str, value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(value)
 
 
+def _metadata(where: str, value: Any) -> dict[str, Any]:
+    """``metadata`` as a mapping, or a list of mappings (lmms-eval's form) merged in order."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return {k: v for entry in value for k, v in entry.items()}
+    raise BenchError(f"{where}:metadata: must be a mapping or a list of mappings")
+
+
+def _lmms_kwargs(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BenchError(f"{where}:lmms_eval_specific_kwargs: must be a mapping")
+    return dict(value)
+
+
 def _sub_mapping(raw: Mapping[str, Any], name: str, allowed: Iterable[str], noun: str,
                  where: str) -> dict[str, Any]:
     """``raw[name]`` as a dict (empty when absent), every key checked against ``allowed``."""
@@ -295,24 +335,35 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     if raw.get("doc_to_target") is None:
         raise BenchError(f"{where}:doc_to_target: missing; name the reference answer")
     for key in ("dataset_name", "training_split", "validation_split", "test_split", "fewshot_split",
-                "description", "fewshot_delimiter", "target_delimiter", "dataset_path"):
+                "description", "fewshot_delimiter", "target_delimiter", "dataset_path", "gen_prefix"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise BenchError(f"{where}:{key}: must be a string, got {raw[key]!r}")
     process_docs = raw.get("process_docs")
     if process_docs is not None and not isinstance(process_docs, FunctionRef):
         raise BenchError(f"{where}:process_docs: must be '!function file.name'")
+    process_results = raw.get("process_results")
+    if process_results is not None and not isinstance(process_results, FunctionRef):
+        raise BenchError(f"{where}:process_results: must be '!function file.name'")
     generation = _sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
     fewshot_raw = _sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
-    if "samples" in fewshot_raw:
-        raise BenchError(f"{where}:fewshot_config.samples: fixed demonstration lists are not "
-                         "supported; use fewshot_split")
-    sampler = fewshot_raw.get("sampler", "random")
+    samples = fewshot_raw.get("samples")
+    if samples is not None and not isinstance(samples, FunctionRef) and not (
+            isinstance(samples, list) and all(isinstance(d, dict) for d in samples)):
+        raise BenchError(f"{where}:fewshot_config.samples: must be a list of documents or "
+                         "'!function file.name' returning one")
+    for key in ("gen_prefix", "fewshot_delimiter", "target_delimiter"):
+        if fewshot_raw.get(key) is not None and not isinstance(fewshot_raw[key], str):
+            raise BenchError(f"{where}:fewshot_config.{key}: must be a string")
+    sampler = fewshot_raw.get("sampler", "default")
     if sampler not in SAMPLERS:
         raise BenchError(f"{where}:fewshot_config.sampler: unknown sampler '{sampler}'."
                          f"{did_you_mean(str(sampler), SAMPLERS)}")
     fewshot = FewshotConfig(sampler=sampler,
                             seed=_int(f"{where}:fewshot_config.seed", fewshot_raw.get("seed", 1234)),
-                            split=fewshot_raw.get("split"))
+                            split=fewshot_raw.get("split"), samples=samples,
+                            **{key: fewshot_raw.get(key) for key in (
+                                "doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix",
+                                "fewshot_delimiter", "target_delimiter")})
     num_fewshot = _int(f"{where}:num_fewshot", raw.get("num_fewshot", 0) or 0)
     config = TaskConfig(
         task=name,
@@ -327,22 +378,28 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         test_split=raw.get("test_split"),
         fewshot_split=raw.get("fewshot_split"),
         process_docs=process_docs,
+        process_results=process_results,
         doc_to_text=raw.get("doc_to_text"),
         doc_to_target=raw.get("doc_to_target"),
         doc_to_choice=raw.get("doc_to_choice"),
-        doc_to_image=raw.get("doc_to_image"),
+        doc_to_image=raw.get("doc_to_image", raw.get("doc_to_visual")),  # lmms-eval's name
+        lmms_eval_specific_kwargs=_lmms_kwargs(where, raw.get("lmms_eval_specific_kwargs")),
         num_fewshot=num_fewshot,
         fewshot_config=fewshot,
         fewshot_delimiter=raw.get("fewshot_delimiter", "\n\n"),
         target_delimiter=raw.get("target_delimiter", " "),
+        gen_prefix=raw.get("gen_prefix"),
         output_type=output_type,
         generation_kwargs=dict(generation),
         repeats=_int(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
         filter_list=_dict_list(f"{where}:filter_list", raw.get("filter_list")),
         metric_list=_dict_list(f"{where}:metric_list", raw.get("metric_list")),
-        metadata=dict(raw.get("metadata") or {}),
+        metadata=_metadata(where, raw.get("metadata")),
     )
-    if config.num_fewshot and config.demo_split is None:
+    if config.num_fewshot and output_type == "loglikelihood_rolling":
+        raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "
+                         "alone; remove num_fewshot")
+    if config.num_fewshot and config.demo_split is None and samples is None:
         raise BenchError(f"{where}:fewshot_split: num_fewshot is {num_fewshot} but no split to "
                          "draw demonstrations from; set fewshot_split")
     return config

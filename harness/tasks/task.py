@@ -13,7 +13,7 @@ import ast
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -79,12 +79,18 @@ def json_safe_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSettings:
-    """lm-eval ``generation_kwargs`` as our settings (``max_gen_toks`` and ``do_sample`` too)."""
-    settings = GenerationSettings()
+def generation_settings(kwargs: Mapping[str, Any], where: str,
+                        fewshot_delimiter: str = "\n\n") -> GenerationSettings:
+    """lm-eval ``generation_kwargs`` as our settings, with lm-eval's defaults.
+
+    What a YAML leaves out is lm-eval's: greedy unless a temperature above 0 is given, at most
+    256 new tokens (``max_gen_toks`` before ``max_new_tokens``), and stop at the
+    ``fewshot_delimiter`` unless ``until`` is given.
+    """
+    settings = GenerationSettings(max_new_tokens=256, temperature=0.0, until=(fewshot_delimiter,))
     values: dict[str, Any] = {}
     at = f"{where}:generation_kwargs"
-    for key in ("max_gen_toks", "max_new_tokens"):
+    for key in ("max_new_tokens", "max_gen_toks"):  # max_gen_toks wins, as in lm-eval
         if key in kwargs:
             values["max_new_tokens"] = as_int(f"{at}.{key}", kwargs[key], 1)
     if "temperature" in kwargs:
@@ -105,7 +111,8 @@ def generation_settings(kwargs: Mapping[str, Any], where: str) -> GenerationSett
     return settings
 
 
-def _check_filters(config: TaskConfig) -> None:
+def check_filters(config: TaskConfig) -> None:
+    """Every step of every ``filter_list`` pipeline is a known filter with valid options."""
     for number, pipeline in enumerate(config.filter_list):
         steps = pipeline.get("filter")
         if not isinstance(steps, list):
@@ -127,7 +134,22 @@ def apply_filters(filter_list: Sequence[Mapping[str, Any]], text: str | None) ->
     """The response after the first filter pipeline (lm-eval's ``filtered_resps``)."""
     if text is None or not filter_list:
         return text
-    for step in filter_list[0]["filter"]:
+    return apply_pipeline(filter_list[0]["filter"], text)
+
+
+def filter_pipelines(filter_list: Sequence[Mapping[str, Any]]
+                     ) -> list[tuple[str, Callable[[str | None], str | None]]]:
+    """Every pipeline of a ``filter_list`` as (name, function); each is scored on its own."""
+
+    def pipeline(steps: Sequence[Mapping[str, Any]]) -> Callable[[str | None], str | None]:
+        return lambda text: None if text is None else apply_pipeline(steps, text)
+
+    return [(str(p.get("name", f"filter_{n}")), pipeline(p["filter"])) for n, p in enumerate(filter_list)]
+
+
+def apply_pipeline(steps: Sequence[Mapping[str, Any]], text: str) -> str:
+    """One pipeline's steps applied in order."""
+    for step in steps:
         function = step["function"]
         if function == "regex":
             matches = re.findall(step.get("regex_pattern", ""), text)
@@ -152,16 +174,18 @@ class Task:
 
     def __init__(self, config: TaskConfig, *, num_fewshot: int | None = None) -> None:
         if num_fewshot is not None:
-            if num_fewshot and config.demo_split is None:
+            if num_fewshot and config.demo_split is None and config.fewshot_config.samples is None:
                 raise BenchError(f"--num-fewshot {num_fewshot}: task '{config.task}' has no split "
                                  "to draw demonstrations from")
             config = replace(config, num_fewshot=num_fewshot)
         self.config = config
         self.name = config.task
-        self.generation = generation_settings(config.generation_kwargs, config.source)
-        _check_filters(config)
+        self.generation = generation_settings(config.generation_kwargs, config.source,
+                                              config.fewshot_delimiter)
+        check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._default_draw_cache: dict[str, list[int]] = {}
         self._blanks = BlankImages()
         self._shuffle_pools: dict[str, ShufflePool] = {}
 
@@ -173,7 +197,7 @@ class Task:
                               dataset_kwargs=config.dataset_kwargs, yaml_source=config.source)
             if config.process_docs is not None:
                 function = config.process_docs.load(f"{config.source}:process_docs")
-                docs = [dict(d) for d in function(docs)]
+                docs = [dict(d) for d in function(_as_dataset(docs))]
                 if not docs:
                     raise BenchError(f"{config.source}:process_docs: returned no documents")
             self._docs[split] = docs
@@ -183,6 +207,26 @@ class Task:
     def eval_docs(self) -> list[dict[str, Any]]:
         return self.docs(self.config.eval_split)
 
+    @cached_property
+    def demo_docs(self) -> list[dict[str, Any]]:
+        """The demonstration pool: the fewshot split, ``fewshot_config.samples``, train, validation."""
+        config = self.config
+        # lm-eval's order: a named fewshot split, then the samples, then train / validation.
+        samples = None if config.fewshot_config.split or config.fewshot_split else config.fewshot_config.samples
+        if isinstance(samples, FunctionRef):
+            samples = samples.load(f"{self.config.source}:fewshot_config.samples")()
+        if samples is not None:
+            return [dict(d) for d in samples]
+        split = self.config.demo_split
+        assert split is not None
+        return self.docs(split)
+
+    @property
+    def _demo_from_split(self) -> bool:
+        config = self.config
+        return bool(config.fewshot_config.split or config.fewshot_split
+                    or config.fewshot_config.samples is None)
+
     @staticmethod
     def doc_id(doc: Mapping[str, Any], index: int) -> str:
         return str(doc.get("id", index))
@@ -191,7 +235,7 @@ class Task:
     def _value(self, key: str, spec: Any, doc: Mapping[str, Any], doc_id: str) -> Any:
         where = f"{self.config.source}:{key}"
         if isinstance(spec, FunctionRef):
-            return spec.load(where)(doc)
+            return _call(spec.load(where), doc, self.config.lmms_eval_specific_kwargs)
         if isinstance(spec, str):
             if spec in doc:
                 return doc[spec]
@@ -211,13 +255,16 @@ class Task:
                     else item for item in spec]
         return spec
 
-    def render_text(self, doc: Mapping[str, Any], doc_id: str) -> str:
-        return str(self._value("doc_to_text", self.config.doc_to_text, doc, doc_id))
+    def render_text(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> str:
+        """``doc_to_text`` (or ``spec``, e.g. a fewshot_config override) for one document."""
+        return str(self._value("doc_to_text", spec if spec is not None else self.config.doc_to_text,
+                               doc, doc_id))
 
-    def choices(self, doc: Mapping[str, Any], doc_id: str) -> tuple[str, ...]:
+    def choices(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> tuple[str, ...]:
         if self.config.output_type != "multiple_choice":
             return ()
-        value = self._value("doc_to_choice", self.config.doc_to_choice, doc, doc_id)
+        value = self._value("doc_to_choice", spec if spec is not None else self.config.doc_to_choice,
+                            doc, doc_id)
         if isinstance(value, str) and value.strip().startswith("["):
             try:
                 value = ast.literal_eval(value.strip())
@@ -228,9 +275,10 @@ class Task:
                              "choices must be a list of at least two strings")
         return tuple(str(v) for v in value)
 
-    def target(self, doc: Mapping[str, Any], doc_id: str,
-               choices: tuple[str, ...]) -> tuple[str, int | None]:
-        value = self._value("doc_to_target", self.config.doc_to_target, doc, doc_id)
+    def target(self, doc: Mapping[str, Any], doc_id: str, choices: tuple[str, ...],
+               spec: Any = None) -> tuple[str, int | None]:
+        value = self._value("doc_to_target", spec if spec is not None else self.config.doc_to_target,
+                            doc, doc_id)
         if not choices:
             return str(value), None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -253,7 +301,8 @@ class Task:
         found: list[Any] = []
         for name in names:
             if isinstance(name, FunctionRef):
-                value = name.load(f"{self.config.source}:doc_to_image")(doc)
+                value = _call(name.load(f"{self.config.source}:doc_to_image"), doc,
+                              self.config.lmms_eval_specific_kwargs)
             elif isinstance(name, str) and name in doc:
                 value = doc[name]
             else:
@@ -309,21 +358,71 @@ class Task:
 
     # -- few-shot ----------------------------------------------------------------------------
     def draw_demonstrations(self, doc_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """The k demonstrations for one item: seeded by (fewshot seed, task, item id) only."""
+        """The k demonstrations for one item.
+
+        ``first_n`` takes the first k of the demonstration split and ``default`` draws as
+        lm-eval does (one generator seeded once, drawing for the items in order); ``random``
+        draws with a seed of (fewshot seed, task, item id) only. An item is left out of its own
+        demonstrations only when they come from its own split.
+        """
         k = self.config.num_fewshot
         if not k:
             return []
         split = self.config.demo_split
-        assert split is not None
-        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.docs(split))]
-        pool = [(ident, d) for ident, d in pool if ident != doc_id]
+        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.demo_docs)]
+        own_split = self._demo_from_split and split == self.config.eval_split
+        sampler = self.config.fewshot_config.sampler
+        if sampler == "default":
+            return [pool[i] for i in self._default_draws()[doc_id]]
+        if own_split:
+            pool = [(ident, d) for ident, d in pool if ident != doc_id]
         if len(pool) < k:
+            others = " other" if own_split else ""
             raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
-                             f"split '{split}' has only {len(pool)} other items")
-        if self.config.fewshot_config.sampler == "first_n":
+                             f"split '{split}' has only {len(pool)}{others} items")
+        if sampler == "first_n":
             return pool[:k]
         rng = random.Random(derive_seed(self.config.fewshot_config.seed, self.name, doc_id))
         return rng.sample(pool, k)
+
+    def _default_draws(self) -> dict[str, list[int]]:
+        """lm-eval's ``ContextSampler.sample`` for every evaluation item, in document order."""
+        draws = self._default_draw_cache
+        if draws:
+            return draws
+        k, split = self.config.num_fewshot, self.config.demo_split
+        pool_size = len(self.demo_docs)
+        own_split = self._demo_from_split and split == self.config.eval_split
+        if pool_size < k + (1 if own_split else 0):
+            raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
+                             f"split '{split}' has only {pool_size} items")
+        rng = random.Random(self.config.fewshot_config.seed)
+        for index, doc in enumerate(self.eval_docs):
+            doc_id = self.doc_id(doc, index)
+            if own_split:
+                drawn = [i for i in rng.sample(range(pool_size), k + 1) if i != index][:k]
+            else:
+                drawn = rng.sample(range(pool_size), k)
+            draws[doc_id] = drawn
+        return draws
+
+    def _demonstration(self, demo: Mapping[str, Any], demo_id: str) -> str:
+        """One demonstration as lm-eval's ``build_qa_turn`` writes it (fewshot_config overrides)."""
+        config, fewshot = self.config, self.config.fewshot_config
+        target_delimiter = (fewshot.target_delimiter if fewshot.target_delimiter is not None
+                            else config.target_delimiter)
+        fewshot_delimiter = (fewshot.fewshot_delimiter if fewshot.fewshot_delimiter is not None
+                             else config.fewshot_delimiter)
+        question = self.render_text(demo, demo_id, fewshot.doc_to_text)
+        choices = self.choices(demo, demo_id, fewshot.doc_to_choice)
+        answer, _ = self.target(demo, demo_id, choices, fewshot.doc_to_target)
+        prefix_spec = fewshot.gen_prefix if fewshot.gen_prefix is not None else config.gen_prefix
+        prefix = str(self._value("gen_prefix", prefix_spec, demo, demo_id)) if prefix_spec else ""
+        if not prefix:
+            return question + target_delimiter + answer + fewshot_delimiter
+        delimiter = target_delimiter if _needs_delimiter(question, prefix) else ""
+        joined = prefix + " " + answer if _needs_delimiter(prefix, answer) else prefix + answer
+        return question + delimiter + joined + fewshot_delimiter
 
     # -- instances ---------------------------------------------------------------------------
     def instances(self, *, run_seed: int, repeats: int | None = None,
@@ -348,22 +447,27 @@ class Task:
             if config.description:
                 parts.append(TextPart(str(self._value("description", config.description, doc, doc_id))))
             demos = self.draw_demonstrations(doc_id)
+            demo_split = (config.demo_split or "") if self._demo_from_split else "<samples>"
             for demo_id, demo in demos:
-                demo_choices = self.choices(demo, demo_id)
-                demo_target, _ = self.target(demo, demo_id, demo_choices)
-                text = (self.render_text(demo, demo_id) + config.target_delimiter + demo_target
-                        + config.fewshot_delimiter)
-                demo_split = config.demo_split or ""
+                text = self._demonstration(demo, demo_id)
                 demo_images = self._image_parts(demo_split, demo, demo_id)
                 parts.extend(self._interleave(text, self._shown_images(
                     demo_split, demo, demo_id, demo_images, ablation, run_seed)))
             own_images = self._image_parts(split, doc, doc_id)
             shown = self._shown_images(split, doc, doc_id, own_images, ablation, run_seed)
-            parts.extend(self._interleave(self.render_text(doc, doc_id), shown))
+            question = self.render_text(doc, doc_id)
+            if config.gen_prefix:  # lm-eval: the answer's start, after the question
+                prefix = str(self._value("gen_prefix", config.gen_prefix, doc, doc_id))
+                question += (config.target_delimiter if _needs_delimiter(question, prefix) else "") + prefix
+            parts.extend(self._interleave(question, shown))
             merged = _merge_text(parts)
             choices = self.choices(doc, doc_id)
             target, gold = self.target(doc, doc_id, choices)
             continuations = tuple(config.target_delimiter + c for c in choices)
+            if config.output_type == "loglikelihood":  # lm-eval: (context, doc_to_target)
+                continuations = (target,)
+            elif config.output_type == "loglikelihood_rolling":  # the target text alone
+                merged = [TextPart(target)]
             expected = str(doc.get("expected", "")).lower() or None
             safe_doc = json_safe_doc(doc)
             own_ids = tuple(p.image_id for p in own_images)
@@ -390,6 +494,34 @@ class Task:
                     target_hash=stable_hash(target), cluster_id=cluster_id,
                 ))
         return result
+
+
+def _call(function: Callable[..., Any], doc: Mapping[str, Any],
+          lmms_kwargs: Mapping[str, Any]) -> Any:
+    """A document function; one that takes a second argument gets lmms-eval's ``default`` kwargs."""
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(function).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 2 and (lmms_kwargs or params[1].default is inspect.Parameter.empty):
+        settings = lmms_kwargs.get("default", lmms_kwargs) if lmms_kwargs else None
+        return function(doc, settings)
+    return function(doc)
+
+
+def _needs_delimiter(prefix: str, suffix: str) -> bool:
+    """lm-eval's ``requires_delimiter``: neither side has whitespace where they join."""
+    return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
+
+
+def _as_dataset(docs: list[dict[str, Any]]) -> Any:
+    """The documents as a ``datasets.Dataset``, which lm-eval's ``process_docs`` receive."""
+    import datasets
+
+    return datasets.Dataset.from_list(docs)
 
 
 def _merge_text(parts: list[Content]) -> list[Content]:

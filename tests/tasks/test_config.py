@@ -129,13 +129,15 @@ def test_builtin_tasks_and_group() -> None:
         for suffix in ("", "_train", "_mc"):
             config = index.load(f"morality_{shots}shot{suffix}")
             assert config.doc_to_text == f"{{{{prompt_{shots}shot}}}}"
-            assert dict(config.generation_kwargs) == {"max_new_tokens": 15, "temperature": 0.7,
+            assert dict(config.generation_kwargs) == {"max_new_tokens": 15, "temperature": 0.7, "until": [],
                                                        "top_k": 0}
     assert index.load("morality_0shot_train").eval_split == "train"
     assert index.load("morality_0shot").eval_split == "test"
     assert index.load("morality_1shot_mc").output_type == "multiple_choice"
     assert index.load("morality_fewshot").num_fewshot == 2
     assert index.load("ethics_cm").dataset_name == "commonsense"
+    assert index.load("ethics_cm").dataset_path == "EleutherAI/hendrycks_ethics"  # as lm-eval
+    assert index.expand(["ethics"]) == ["ethics_cm", "ethics_cm_qa"]
 
 
 def test_unknown_task_suggests() -> None:

@@ -21,7 +21,12 @@ def split_names(value: str | Iterable[str] | None) -> list[str]:
 
 
 def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
-    """``"a=1,b=x"`` as ``{"a": 1, "b": "x"}`` (numbers and true/false/none converted)."""
+    """``"a=1,b=x,c.d=y"`` as ``{"a": 1, "b": "x", "c": {"d": "y"}}``.
+
+    Numbers and true/false/none are converted; a dotted key sets a key of a mapping
+    argument (``model_args.base_url=URL``), to any depth. This is the one parser of every
+    ``k=v,...`` flag, so the dotted form works the same for models and judges.
+    """
     values: dict[str, Any] = {}
     if not text:
         return values
@@ -29,10 +34,25 @@ def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
         if not item.strip():
             continue
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        path = [name.strip() for name in key.split(".")]
+        if not sep or not all(path):
             raise BenchError(f"{flag}: '{item}' is not key=value; write e.g. {flag} name=value,other=1")
-        values[key.strip()] = _convert(raw.strip())
+        _set_nested(values, path, _convert(raw.strip()), flag)
     return values
+
+
+def _set_nested(values: dict[str, Any], path: list[str], value: Any, flag: str) -> None:
+    target = values
+    for depth, name in enumerate(path[:-1]):
+        inner = target.setdefault(name, {})
+        if not isinstance(inner, dict):
+            raise BenchError(f"{flag}: '{'.'.join(path[:depth + 1])}' is given both a value and "
+                             "keys; give one or the other")
+        target = inner
+    if isinstance(target.get(path[-1]), dict):
+        raise BenchError(f"{flag}: '{'.'.join(path)}' is given both a value and keys; "
+                         "give one or the other")
+    target[path[-1]] = value
 
 
 def _convert(raw: str) -> Any:
@@ -50,11 +70,9 @@ def _convert(raw: str) -> Any:
 
 
 def parse_judge_args(text: str | None) -> dict[str, dict[str, Any]]:
-    """``"judge.key=v,other.key=w"`` as ``{"judge": {"key": v}, "other": {"key": w}}``."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for key, value in parse_key_values(text, "--judge-args").items():
-        judge, dot, name = key.partition(".")
-        if not dot or not name:
-            raise BenchError(f"--judge-args: '{key}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
-        grouped.setdefault(judge, {})[name] = value
+    """``"judge.key=v,judge.args.k=w"`` as ``{"judge": {"key": v, "args": {"k": w}}}``."""
+    grouped = parse_key_values(text, "--judge-args")
+    for judge, value in grouped.items():
+        if not isinstance(value, dict):
+            raise BenchError(f"--judge-args: '{judge}' must be JUDGE.KEY=VALUE, e.g. reference.x=1")
     return grouped

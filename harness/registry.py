@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -88,31 +89,62 @@ def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=group)}
 
 
-def model_cards(extra_dirs: tuple[Path, ...] = ()) -> dict[str, ModelCard]:
-    """Every model card in ``models/`` (and ``extra_dirs``), by name."""
-    cards: dict[str, ModelCard] = {}
-    for directory in (MODEL_CARDS_DIR, *extra_dirs):
-        for path in sorted(Path(directory).glob("*.yaml")):
+#: Further folders searched for model cards (the run's ``--include-path`` folders).
+_card_dirs: list[Path] = []
+
+
+def add_card_dirs(directories: Sequence[str | Path]) -> None:
+    """Also find model cards in ``directories`` (and their sub-folders), e.g. ``--include-path``.
+
+    There, a YAML file is a model card when it has a top-level ``adapter:`` key; task YAMLs
+    beside it are left alone.
+    """
+    for directory in directories:
+        path = Path(directory).resolve()
+        if path not in _card_dirs:
+            _card_dirs.append(path)
+
+
+def _card_files(extra_dirs: Sequence[Path]) -> list[Path]:
+    files = sorted(MODEL_CARDS_DIR.glob("*.yaml"))
+    for directory in (*_card_dirs, *(Path(d) for d in extra_dirs)):
+        for path in sorted(Path(directory).rglob("*.yaml")):
             try:
-                text = path.read_text()
-                check_yaml_source(path, text)
-                raw = yaml.safe_load(text) or {}
-            except yaml.YAMLError as exc:
-                raise BenchError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
-            if not isinstance(raw, dict) or "adapter" not in raw:
-                raise BenchError(f"{path}: a model card needs an 'adapter' key naming a registered model")
-            known = {"name", "adapter", "args", "description"}
-            extra = set(raw) - known
-            if extra:
-                raise BenchError(f"{path}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
-            name = str(raw.get("name", path.stem))
-            cards[name] = ModelCard(
-                name=name,
-                adapter=str(raw["adapter"]),
-                args=dict(raw.get("args") or {}),
-                description=str(raw.get("description", "")),
-                path=str(path),
-            )
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if re.search(r"^adapter\s*:", text, re.MULTILINE) and path not in files:
+                files.append(path)
+    return files
+
+
+def model_cards(extra_dirs: tuple[Path, ...] = ()) -> dict[str, ModelCard]:
+    """Every model card in ``models/``, the added card folders and ``extra_dirs``, by name.
+
+    A card in a later folder replaces a built-in card of the same name.
+    """
+    cards: dict[str, ModelCard] = {}
+    for path in _card_files(extra_dirs):
+        try:
+            text = path.read_text()
+            check_yaml_source(path, text)
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise BenchError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
+        if not isinstance(raw, dict) or "adapter" not in raw:
+            raise BenchError(f"{path}: a model card needs an 'adapter' key naming a registered model")
+        known = {"name", "adapter", "args", "description"}
+        extra = set(raw) - known
+        if extra:
+            raise BenchError(f"{path}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
+        name = str(raw.get("name", path.stem))
+        cards[name] = ModelCard(
+            name=name,
+            adapter=str(raw["adapter"]),
+            args=dict(raw.get("args") or {}),
+            description=str(raw.get("description", "")),
+            path=str(path),
+        )
     return cards
 
 
@@ -188,6 +220,13 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[
     return instance
 
 
+def model_factory(name: str) -> Any:
+    """The adapter class (or factory) that ``load_model(name)`` would call."""
+    card = model_cards().get(name)
+    adapter = card.adapter if card is not None and card.adapter != name else name
+    return _resolve("model", adapter, BUILTIN_MODELS, MODEL_GROUP)
+
+
 def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
     """Build a model by adapter name or model card name; ``model_args`` override the card's.
 
@@ -199,13 +238,24 @@ def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
     card = model_cards().get(name)
     if card is not None and card.adapter != name:
         factory = _resolve("model", card.adapter, BUILTIN_MODELS, MODEL_GROUP)
-        model = _construct("model", card.adapter, factory, {**card.args, **args})
+        model = _construct("model", card.adapter, factory, merge_args(card.args, args))
     else:
         factory = _resolve("model", name, BUILTIN_MODELS, MODEL_GROUP)
         model = _construct("model", name, factory, args)
     identity = getattr(factory, "identity_arg", None)
     model.registry_name = f"{name}:{args[identity]}" if identity and args.get(identity) else name
     return model
+
+
+def merge_args(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; nested mappings merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_args(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_judge(name: str, judge_args: Mapping[str, Any] | None = None) -> Any:

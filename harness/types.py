@@ -99,6 +99,9 @@ class Response:
     text: str | None = None
     loglikelihoods: tuple[float, ...] | None = None
     error: str | None = None
+    #: Token counts, where the server reports them (OpenAI-compatible ``usage``).
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
     #: What a server reported it ran (the served model's snapshot name and its
     #: ``system_fingerprint``), recorded per response since it can change mid-run.
     model_revision: str | None = None

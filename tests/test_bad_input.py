@@ -288,7 +288,7 @@ def test_magma_checkpoint_that_is_a_text_file_or_a_folder(bench: Bench, content:
 
 
 @pytest.mark.parametrize("argv,match", [
-    (("--batch-size", "x"), r"argument --batch-size/--batch_size: invalid int value: 'x'; see run_bench\.py -h"),
+    (("--batch-size", "x"), r"argument --batch-size/--batch_size: 'x' is not a number or 'auto'; see run_bench\.py -h"),
     (("--bogus-flag",), r"unrecognized arguments: --bogus-flag"),
     (("--num-fewshot", "-1"), r"--num-fewshot must be 0 or more, got -1"),
 ])

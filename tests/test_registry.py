@@ -86,3 +86,30 @@ def test_a_misspelt_task_or_judge_fails_before_the_model_loads(capsys) -> None:
                  "--judges", "refrence"]) == 2
     assert "Did you mean 'reference'" in capsys.readouterr().err
     assert ExpensiveToLoad.built == 0
+
+
+def test_cards_in_include_path_folders_are_found_beside_task_yamls(
+        mini_tasks: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import harness.registry as registry
+    from harness.commands.cli import main
+
+    monkeypatch.setattr(registry, "_card_dirs", [])
+    (mini_tasks / "cards").mkdir()
+    (mini_tasks / "cards" / "served-here.yaml").write_text(
+        "adapter: echo-served\nargs:\n  served: org/here\n  temperature: 0.5\n")
+    assert "served-here" not in model_cards()
+    assert main(["--list-models", "--include-path", str(mini_tasks)]) == 0
+    assert "served-here" in capsys.readouterr().out.split()
+    assert main(["--model", "served-here", "--tasks", "morality_0shot", "--include-path",
+                 str(mini_tasks), "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 0
+    sample = (next((tmp_path / "out" / "runs").iterdir()) / "samples.jsonl").read_text()
+    assert '"response": "org/here"' in sample
+
+
+def test_nested_user_args_merge_into_a_cards_mapping_args() -> None:
+    from harness.registry import merge_args
+
+    card = {"model": "m", "extra_body": {"a": 1, "b": {"c": 2}}}
+    assert merge_args(card, {"extra_body": {"b": {"d": 3}}}) == {
+        "model": "m", "extra_body": {"a": 1, "b": {"c": 2, "d": 3}}}
+    assert card["extra_body"] == {"a": 1, "b": {"c": 2}}  # the card is not changed

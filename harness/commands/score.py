@@ -9,16 +9,19 @@ judges only. It never calls the run's model.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.arguments import parse_judge_args, split_names
 from harness.errors import BenchError
-from harness.run.folder import Results, RunFolder
-from harness.run.report import append_leaderboard, print_summary
+from harness.registry import add_card_dirs
+from harness.run.folder import Results, RunFolder, cache_dir
+from harness.run.report import append_leaderboard, print_summary, write_lm_eval
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
 from harness.run.setup import bind_tasks, load_judges
+from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig
 from harness.tasks.task import Task
 from harness.types import ImagePart
@@ -32,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
                         help="where leaderboard.jsonl is (default: two folders above RUN_DIR)")
     parser.add_argument("--no-leaderboard", dest="no_leaderboard", action="store_true")
+    parser.add_argument("--no-cache", "--no_cache", dest="no_cache", action="store_true",
+                        help="do not read or write the cross-run verdict cache "
+                             "(the run's own verdicts.jsonl is still kept)")
     parser.add_argument("--trust-run", dest="trust_run", action="store_true",
                         help="run the '!function' code a task of this run folder names (only "
                              "for run folders you trust: a run folder is otherwise only data)")
@@ -92,23 +98,25 @@ def recover_images(results: Results, samples: Sequence[Sample], tasks: Sequence[
 
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
             output_dir: Path | None = None, leaderboard: bool = True,
-            trust_run: bool = False) -> Results:
+            use_cache: bool = True, trust_run: bool = False) -> Results:
     """Add ``judge_names``' verdicts to a saved run; returns the new results."""
     folder = RunFolder(Path(run_dir))
     if not folder.results_file.is_file():
         raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
     with folder.locked():
-        return _rescore(folder, judge_names, judge_args, output_dir, leaderboard, trust_run)
+        return _rescore(folder, judge_names, judge_args, output_dir, leaderboard, trust_run,
+                        use_cache)
 
 
 def _rescore(folder: RunFolder, judge_names: Sequence[str],
              judge_args: Mapping[str, Mapping[str, Any]], output_dir: Path | None,
-             leaderboard: bool, trust_run: bool) -> Results:
+             leaderboard: bool, trust_run: bool, use_cache: bool = True) -> Results:
     run_dir = folder.path
     results = folder.read_results()
     samples = folder.read_samples()
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
+    add_card_dirs(results.include_paths)
     judges = load_judges(judge_names, judge_args)
     for judge in judges.values():
         # Judges that read files kept in the run folder (hand labels) are told where it is.
@@ -120,19 +128,26 @@ def _rescore(folder: RunFolder, judge_names: Sequence[str],
                     if results.tasks[t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images, trust_run,
                             str(folder.results_file)) if needs_images else {}
-    samples = apply_judges(samples, judges.values(), images)
+    target = Path(output_dir) if output_dir is not None else run_dir.parent.parent
+    memory = VerdictMemory(run_dir, cache_dir(target) if use_cache else None)
+    started = time.monotonic()
+    try:
+        samples = apply_judges(samples, judges.values(), images, memory)
+    finally:
+        memory.close()
+    timing = {**(results.timing or {}), "score_judge_s": round(time.monotonic() - started, 3)}
     tasks = {}
     for name, info in results.tasks.items():
         listed = list(info.get("judges", []))
         tasks[name] = {**info, "judges": listed + [j for j in judge_names if j not in listed]}
     results = results.with_changes(
         tasks=tasks, judges={**results.judges, **{n: j.describe() for n, j in judges.items()}},
-        scores=scores_by_task(samples, results.seed),
+        scores=scores_by_task(samples, results.seed), timing=timing,
         samples_schema=samples[0].schema if samples else None)
     folder.write(results, samples)
+    write_lm_eval(target, results, samples)
     if leaderboard:
-        target = output_dir if output_dir is not None else run_dir.parent.parent
-        append_leaderboard(Path(target), run_dir, results, judges, only_judges=judge_names)
+        append_leaderboard(target, run_dir, results, judges, only_judges=judge_names)
     return results
 
 
@@ -142,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError("--judges: name at least one judge (see --list-judges)")
     results = rescore(Path(args.run_dir), names, parse_judge_args(args.judge_args),
                       Path(args.output_dir) if args.output_dir else None,
-                      leaderboard=not args.no_leaderboard, trust_run=args.trust_run)
+                      leaderboard=not args.no_leaderboard, use_cache=not args.no_cache,
+                      trust_run=args.trust_run)
     print_summary(results, Path(args.run_dir))
     return 0

@@ -1,7 +1,8 @@
 """The ``openai`` adapter: any server speaking OpenAI's chat-completions protocol.
 
 vLLM, TGI, SGLang, Ollama and hosted APIs all serve ``POST {base_url}/chat/completions``.
-Images go inline as base64 data URLs; requests run concurrently up to a limit; 429s, 5xx,
+Images go inline as base64 data URLs; requests run concurrently up to a limit, each worker
+thread keeping one connection alive across requests; 429s, 5xx,
 timeouts, dropped connections, malformed JSON and empty choice lists are retried with
 exponential backoff and full jitter (``Retry-After`` wins when the server sends it). A request
 that still fails becomes ``Response(error=...)`` on its item and the batch goes on.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import io
 import json
 import logging
@@ -23,11 +25,10 @@ import random
 import threading
 import time
 import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.client import HTTPException
 from typing import Any
 
 from harness.errors import BenchError
@@ -47,12 +48,27 @@ _FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may n
 
 
 @dataclass(frozen=True)
+class _Reply:
+    """A usable answer, with the token counts and the revision (``model@system_fingerprint``)
+    the server reported (None where it did not)."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    model_revision: str | None = None
+
+
+@dataclass(frozen=True)
 class _Failure:
     """One failed attempt: why, whether trying again may help, and how long the server asked to wait."""
 
     reason: str
     retry: bool
     wait_s: float | None = None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -137,6 +153,9 @@ class OpenAIModel(Model):
         self._jitter = random.Random()  # timing only: answers never depend on it
         self._image_cache: dict[str, str] = {}
         self._cache_lock = threading.Lock()
+        # Kept-alive connections, reused across requests and batches (at most one per worker).
+        self._pool: list[http.client.HTTPConnection] = []
+        self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r})"
@@ -183,15 +202,47 @@ class OpenAIModel(Model):
     def _scrub(text: str) -> str:
         return scrub(text) or ""
 
-    def _attempt(self, body: bytes) -> tuple[str, str | None] | _Failure:
+    def _new_connection(self) -> http.client.HTTPConnection:
+        url = urllib.parse.urlsplit(self.base_url)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        return kind(url.hostname or "localhost", url.port, timeout=self.timeout_s)
+
+    def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, bytes]:
+        """POST on a pooled kept-alive connection; one the server closed while idle is replaced."""
+        path = urllib.parse.urlsplit(self.base_url).path.rstrip("/") + "/chat/completions"
+        while True:
+            with self._pool_lock:
+                connection = self._pool.pop() if self._pool else None
+            reused = connection is not None
+            connection = connection or self._new_connection()
+            try:
+                connection.request("POST", path, body=body, headers=dict(headers))
+                reply = connection.getresponse()
+                raw = reply.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                if reused:
+                    continue  # an idle connection the server had closed: not a failed attempt
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if reply.will_close:
+                connection.close()
+            else:
+                with self._pool_lock:
+                    self._pool.append(connection)
+            return reply.status, reply.headers, raw
+
+    def _attempt(self, body: bytes) -> _Reply | _Failure:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        http_request = urllib.request.Request(f"{self.base_url}/chat/completions", data=body,
-                                              headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(http_request, timeout=self.timeout_s) as reply:
-                raw = reply.read()
+            status, reply_headers, raw = self._post(body, headers)
+            if status >= 400:
+                raise urllib.error.HTTPError(f"{self.base_url}/chat/completions", status,
+                                             "", reply_headers, io.BytesIO(raw))
         except urllib.error.HTTPError as exc:
             # Scrubbed whole, then cut: a cut first could leave a key's fragment behind.
             detail = self._scrub(exc.read(65536).decode("utf-8", "replace").strip().replace("\n", " "))
@@ -207,7 +258,7 @@ class OpenAIModel(Model):
             if isinstance(exc.reason, TimeoutError):
                 return _Failure(f"timed out after {self.timeout_s:g}s", True)
             return _Failure(f"connection failed: {self._scrub(str(exc.reason))}", True)
-        except (ConnectionError, HTTPException, OSError) as exc:
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
             return _Failure(f"connection failed: {type(exc).__name__}: {self._scrub(str(exc))}", True)
         try:
             payload = json.loads(raw)
@@ -223,9 +274,12 @@ class OpenAIModel(Model):
                             True)
         if isinstance(text, list):  # some servers answer in content parts, like the request
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        revision = _served_revision(payload)
-        return ("" if text is None else self._scrub(str(text))), (
-            self._scrub(revision) if revision else None)
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        revision = _served_revision(payload) if isinstance(payload, dict) else None
+        return _Reply("" if text is None else self._scrub(str(text)),
+                      _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")),
+                      self._scrub(revision) if revision else None)
 
     def _raw(self, raw: bytes) -> str:
         return self._scrub(raw.decode("utf-8", "replace"))
@@ -238,10 +292,12 @@ class OpenAIModel(Model):
         failures: list[str] = []
         for attempt in range(self.max_retries + 1):
             outcome = self._attempt(body)
-            if not isinstance(outcome, _Failure):
-                text, revision = outcome
-                return Response(request_id=request.request_id, model_revision=revision,
-                                text=cut_at_stop(text, request.generation.until))
+            if isinstance(outcome, _Reply):
+                return Response(request_id=request.request_id,
+                                text=cut_at_stop(outcome.text, request.generation.until),
+                                prompt_tokens=outcome.prompt_tokens,
+                                completion_tokens=outcome.completion_tokens,
+                                model_revision=outcome.model_revision)
             failures.append(self._scrub(outcome.reason))
             if not outcome.retry or attempt == self.max_retries:
                 break

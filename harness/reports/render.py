@@ -175,8 +175,8 @@ size), img the number of images it rests on; "unreliable" marks intervals on few
 {% for view in views %}<table>
 <caption>{{ view.title }}</caption>
 <thead><tr>{% for column in view.columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in view.rows %}
-<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}
+<tbody>{% for row in view.rows %}{% set link = view.links[loop.index0] if view.links else None %}
+<tr>{% for cell in row %}<td>{% if loop.first and link %}<a class="run-link" href="{{ link }}">{{ cell }}</a>{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </tbody>
 </table>
 {% for note in view.notes %}<p class="note">{{ note }}</p>{% endfor %}

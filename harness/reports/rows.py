@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, unknown
@@ -55,6 +56,8 @@ class TableView:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...] = ()
+    #: Per row, where its run is (HTML links its first cell there); empty: no links.
+    links: tuple[str | None, ...] = ()
 
 
 # -- selecting rows -------------------------------------------------------------------------
@@ -188,7 +191,18 @@ def rows_view(rows: Sequence[Mapping[str, Any]]) -> TableView:
               "img = images)",
         columns=tuple(header for header, _ in columns),
         rows=tuple(tuple(_display(name, row) for _, name in columns) for row in rows),
+        links=tuple(run_link(row) for row in rows),
     )
+
+
+def run_link(row: Mapping[str, Any]) -> str | None:
+    """A file URL of the row's run: its exported viewer page (``view --export RUN_DIR/view``)
+    when there is one, else the run folder."""
+    run_dir = row.get("run_dir")
+    if not isinstance(run_dir, str) or not Path(run_dir).is_absolute():
+        return None
+    page = Path(run_dir) / "view" / "index.html"
+    return (page if page.is_file() else Path(run_dir)).as_uri()
 
 
 def _cell_index(rows: Sequence[Mapping[str, Any]], key_fields: Sequence[str]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,11 +26,12 @@ from harness.judges.base import Judge
 from harness.judges.metrics import score_metrics
 from harness.models.base import Model
 from harness.paths import DEFAULT_OUTPUT_DIR
-from harness.registry import load_model
+from harness.registry import add_card_dirs, load_model, model_factory
 from harness.run import distributed
 from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.journal import Journal, ResponseCache, request_key
-from harness.run.report import append_leaderboard, git_sha, package_versions
+from harness.run.overrides import chat_model_args, override_tasks, parse_samples, select_samples
+from harness.run.report import append_leaderboard, git_sha, package_versions, write_lm_eval
 from harness.run.samples import (
     LOGLIKELIHOOD,
     Sample,
@@ -45,6 +47,7 @@ from harness.run.setup import (
     task_judge_names,
     task_metrics,
 )
+from harness.run.verdicts import VerdictMemory
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
 from harness.tasks.filters import apply_filters, filter_pipelines
@@ -105,15 +108,38 @@ def _progress(enabled: bool) -> Any:
                     transient=False)
 
 
+#: Where ``--batch-size auto`` starts; it halves on out-of-memory until a batch fits.
+AUTO_BATCH_START = 64
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An accelerator or host out-of-memory error, without importing torch."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(exc).lower())
+
+
+class _Sizing:
+    """The batch size in use: fixed, or (``auto``) halving on out-of-memory."""
+
+    def __init__(self, batch_size: int | str) -> None:
+        self.auto = batch_size == "auto"
+        self.size = AUTO_BATCH_START if self.auto else int(batch_size)
+        #: The largest batch that went through (None: nothing asked).
+        self.used: int | None = None
+
+
 def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
-              cache: ResponseCache | None, batch_size: int, progress: bool,
+              cache: ResponseCache | None, batch_size: int | str, progress: bool,
               kinds: Mapping[str, str], totals: Mapping[str, int],
-              image_ablation: str = NO_ABLATION) -> None:
+              image_ablation: str = NO_ABLATION) -> int | None:
     """Fill the journal with a response for every instance (resumed, cached, or generated).
 
     Instances stream by; each kind's requests wait in a buffer of one batch, so the batches
-    are those of the instances in order, whatever else is resumed or cached.
+    are those of the instances in order, whatever else is resumed or cached. With
+    ``batch_size == "auto"`` batches start at ``AUTO_BATCH_START`` and halve on out-of-memory
+    until one fits; returns the batch size used last (None: nothing asked).
     """
+    sizing = _Sizing(batch_size)
     pending: dict[str, list[tuple[Instance, str]]] = {kind: [] for kind in totals}
     with _progress(progress) as bar:
         jobs = {kind: bar.add_task(f"{model.registry_name}: {kind}", total=total)
@@ -130,32 +156,53 @@ def _generate(model: Model, instances: Iterable[Instance], journal: Journal,
                 bar.advance(jobs[kind])
                 continue
             pending[kind].append((instance, key))
-            if len(pending[kind]) == batch_size:
-                _call(model, kind, pending[kind], journal, cache)
+            if len(pending[kind]) >= sizing.size:
+                _call(model, kind, pending[kind], journal, cache, sizing)
                 bar.advance(jobs[kind], len(pending[kind]))
                 pending[kind] = []
         for kind, chunk in pending.items():
             if chunk:
-                _call(model, kind, chunk, journal, cache)
+                _call(model, kind, chunk, journal, cache, sizing)
                 bar.advance(jobs[kind], len(chunk))
+    return sizing.used
 
 
 def _call(model: Model, kind: str, chunk: Sequence[tuple[Instance, str]], journal: Journal,
-          cache: ResponseCache | None) -> None:
-    """One batch to the model; each response journaled (and cached) as it comes back."""
-    requests: list[Request] = [item.request for item, _ in chunk]
+          cache: ResponseCache | None, sizing: _Sizing) -> None:
+    """One batch to the model (smaller ones on out-of-memory when the size is ``auto``);
+    each response journaled (and cached) as it comes back."""
     call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
             "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
-    responses: list[Response] = call(requests)
-    if len(responses) != len(requests):
-        raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
-                           f"responses for {len(requests)} requests")
-    for (item, key), response in zip(chunk, responses):
-        if response.request_id != item.key:
-            response = replace(response, request_id=item.key)
-        journal.add(response)
-        if cache is not None:
-            cache.put(key, response)
+    start = 0
+    while start < len(chunk):
+        part = chunk[start:start + sizing.size] if sizing.auto else chunk[start:]
+        requests: list[Request] = [item.request for item, _ in part]
+        try:
+            responses: list[Response] = call(requests)
+        except Exception as exc:
+            if sizing.auto and len(part) > 1 and is_out_of_memory(exc):
+                sizing.size = len(part) // 2  # answers never depend on the batch: retry smaller
+                continue
+            raise
+        if len(responses) != len(requests):
+            raise RuntimeError(f"model {model.registry_name} returned {len(responses)} "
+                               f"responses for {len(requests)} requests")
+        for (item, key), response in zip(part, responses):
+            if response.request_id != item.key:
+                response = replace(response, request_id=item.key)
+            journal.add(response)
+            if cache is not None:
+                cache.put(key, response)
+        start += len(part)
+        sizing.used = len(part) if sizing.used is None else max(sizing.used, len(part))
+
+
+def token_usage(responses: Iterable[Response]) -> dict[str, int | None]:
+    """Prompt and completion tokens summed over the responses whose server reported them."""
+    reported = [r for r in responses if r.prompt_tokens is not None or r.completion_tokens is not None]
+    return {"prompt_tokens": sum(r.prompt_tokens or 0 for r in reported) if reported else None,
+            "completion_tokens": sum(r.completion_tokens or 0 for r in reported) if reported else None,
+            "n_reported": len(reported)}
 
 
 def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
@@ -184,7 +231,7 @@ def evaluate(
     *,
     model_args: Mapping[str, Any] | None = None,
     judge_args: Mapping[str, Mapping[str, Any]] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     limit: int | float | None = None,
     repeats: int | None = None,
     seed: int = 0,
@@ -194,6 +241,12 @@ def evaluate(
     use_cache: bool = True,
     progress: bool = False,
     write_leaderboard: bool = True,
+    gen_kwargs: Mapping[str, Any] | None = None,
+    sample_ids: str | Mapping[str, Sequence[Any]] | None = None,
+    fewshot_seed: int | None = None,
+    predict_only: bool = False,
+    apply_chat_template: bool = False,
+    system_instruction: str | None = None,
     image_ablation: str = NO_ABLATION,
 ) -> RunResult:
     """Run ``tasks`` on ``model``, judge the answers, write the run folder and leaderboard rows.
@@ -202,40 +255,71 @@ def evaluate(
         model: a registered model or model card name, or a ``Model`` instance.
         tasks: task, group or tag names (a list or ``"a,b"``), or ``Task`` / ``TaskConfig`` objects.
         judges: judge names or ``Judge`` instances; None uses each task's ``metric_list``.
-        batch_size: requests per model call (None: the model's ``preferred_batch_size``);
-            never changes the results.
+        batch_size: requests per model call (None: the model's ``preferred_batch_size``;
+            ``"auto"``: the largest that fits, halving from 64 on out-of-memory); never
+            changes the results.
         limit: the first N documents of each task (or a fraction below 1.0).
         repeats: samples per document (overrides the tasks' ``repeats``).
         seed: the run seed every request's seed derives from.
+        gen_kwargs: generation settings over each generate_until task's own.
+        sample_ids: ``{task: [item ids or positions]}``: only those items (not with ``limit``).
+        fewshot_seed: the few-shot draw seed of every task (lm-eval's fourth ``--seed``).
+        predict_only: generate and save the responses; no judge runs.
+        apply_chat_template, system_instruction: for adapters with a chat template.
         image_ablation: what prompts show in place of images: ``none``, ``blank``,
             ``shuffle`` or ``describe`` (``harness.tasks.ablation``); part of the run's identity.
     """
-    if batch_size is not None and batch_size < 1:
-        raise BenchError(f"--batch-size must be at least 1, got {batch_size}")
+
+    if batch_size is not None and batch_size != "auto" and (
+            not isinstance(batch_size, int) or batch_size < 1):
+        raise BenchError(f"--batch-size must be at least 1 or 'auto', got {batch_size}")
     if num_fewshot is not None and num_fewshot < 0:
         raise BenchError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
     if repeats is not None and repeats < 1:
         raise BenchError(f"--repeats must be at least 1, got {repeats}")
     if limit is not None and limit <= 0:
         raise BenchError(f"--limit must be positive, got {limit}")
+    add_card_dirs(include_paths)  # model cards kept beside the user's task YAMLs
     image_ablation = check_ablation(image_ablation)
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
-    task_objs = resolve_tasks(tasks, include_paths, num_fewshot)
+    task_objs = override_tasks(resolve_tasks(tasks, include_paths, num_fewshot), gen_kwargs,
+                               fewshot_seed)
+    chosen = parse_samples(sample_ids)
+    if chosen is not None:
+        if limit is not None:
+            raise BenchError("--samples and --limit choose items two ways; pass one of them")
+        unknown_tasks = sorted(set(chosen) - {t.name for t in task_objs})
+        if unknown_tasks:
+            raise BenchError(f"--samples names task(s) not in the run: {', '.join(unknown_tasks)}")
     judge_list = split_names(judges) if isinstance(judges, str) else judges
     judge_args = dict(judge_args or {})
     given_names = None if judge_list is None else [
         j if isinstance(j, str) else j.registry_name for j in judge_list]
     given_objs = {j.registry_name: j for j in judge_list or () if not isinstance(j, str)}
     wanted = [n for t in task_objs for n in task_judge_names(t, given_names)]
+    if predict_only:
+        given_names, given_objs, wanted = [], {}, []
     judge_objs = {**load_judges([n for n in wanted if n not in given_objs], judge_args), **given_objs}
     bind_tasks(judge_objs.values(), {t.name: t.config.metadata for t in task_objs})
-    model_obj = load_model(model, model_args) if isinstance(model, str) else model
+    started = time.monotonic()
+    if isinstance(model, str):
+        model_args = chat_model_args(model_factory(model), model_args or {}, apply_chat_template,
+                                     system_instruction, model)
+        model_obj = load_model(model, model_args)
+    elif apply_chat_template or system_instruction is not None:
+        raise BenchError("--apply-chat-template / --system-instruction: pass the model by name")
+    else:
+        model_obj = model
+    load_s = time.monotonic() - started
     if batch_size is None:
         batch_size = max(1, int(getattr(model_obj, "preferred_batch_size", 1)))
 
     def instances_of(task: Task) -> Iterator[Instance]:
-        return task.iter_instances(run_seed=seed, repeats=repeats, limit=limit,
-                                   image_ablation=image_ablation)
+        instances = task.iter_instances(run_seed=seed, repeats=repeats, limit=limit,
+                                        image_ablation=image_ablation)
+        if chosen is None:
+            return instances
+        return iter(select_samples(task, list(instances), chosen.get(task.name, [])))
 
     kinds = {t.name: CALL_KINDS[t.config.output_type] for t in task_objs}
     shard = distributed.current_shard()
@@ -266,13 +350,15 @@ def evaluate(
         journal = Journal(folder)
         cache = ResponseCache(cache_dir(output_dir), model_obj.fingerprint()) if use_cache else None
         everything = itertools.chain.from_iterable(instances_of(t) for t in task_objs)
+        started = time.monotonic()
         try:
-            _generate(model_obj, shard.take(everything), journal, cache, batch_size, progress,
-                      kinds, totals, image_ablation)
+            used_batch = _generate(model_obj, shard.take(everything), journal, cache, batch_size,
+                                   progress, kinds, totals, image_ablation)
         finally:
             journal.close()
             if cache is not None:
                 cache.close()
+        generate_s = time.monotonic() - started
         if shard.distributed:
             # Every process appended its share to the one journal: wait, then read it whole.
             distributed.wait_for_everyone(shard)
@@ -281,31 +367,46 @@ def evaluate(
                 return RunResult(run_dir=run_dir, results={})
             journal = Journal(folder)
 
-        # Pass 3: judge the journal's responses and write samples.jsonl, keeping score inputs only.
+        # Pass 3: judge the journal's responses (asking judges that remember their verdicts
+        # only what the verdict journal and cache lack) and write samples.jsonl, keeping
+        # score inputs only.
+        started = time.monotonic()
         judged = _Judged()
+        memory = VerdictMemory(run_dir, cache_dir(output_dir) if use_cache else None)
         try:
             folder.write_samples(judged.samples(task_objs, instances_of, journal, judge_objs,
-                                                given_names))
+                                                [] if predict_only else given_names, memory))
         finally:
             journal.close()
+            memory.close()
+        judge_s = time.monotonic() - started
         results = Results(
             run_name=run_name,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             model=judged.model_info(model_obj),
             tasks={t.name: {"config": t.config.to_dict(), "task_hash": facts[t.name].task_hash,
                             "prompt_hash": facts[t.name].prompt_hash,
-                            "n_docs": facts[t.name].n_docs, "n_samples": facts[t.name].n_samples,
-                            "judges": task_judge_names(t, given_names),
+                            "n_docs": facts[t.name].n_docs, "n_docs_total": len(t.eval_docs),
+                            "n_samples": facts[t.name].n_samples,
+                            "judges": [] if predict_only else task_judge_names(t, given_names),
                             "function_dirs": t.config.function_dirs()} for t in task_objs},
             judges={name: judge.describe() for name, judge in judge_objs.items()},
             seed=seed, repeats=repeats, limit=limit, image_ablation=image_ablation,
-            batch_size=batch_size, num_fewshot=num_fewshot,
+            batch_size=batch_size,
+            batch_sizes=(used_batch,) if batch_size == "auto" and used_batch else (),
+            gen_kwargs=dict(gen_kwargs) if gen_kwargs else None, samples=chosen,
+            fewshot_seed=fewshot_seed, predict_only=predict_only, num_fewshot=num_fewshot,
             include_paths=tuple(str(Path(p).resolve()) for p in include_paths),
-            cached_responses=judged.cached, scores=scores_by_task(judged.for_scores, seed),
-            metrics=judged.metrics,
+            cached_responses=judged.cached,
+            # This invocation's wall time per stage (a resumed run times only what it redid).
+            timing={"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
+                    "judge_s": round(judge_s, 3)},
+            usage=token_usage(judged.fresh),
+            scores=scores_by_task(judged.for_scores, seed), metrics=judged.metrics,
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)
+        write_lm_eval(output_dir, results, folder.iter_samples())
         if write_leaderboard:
             append_leaderboard(output_dir, run_dir, results, judge_objs)
         distributed.finish(shard)
@@ -352,6 +453,8 @@ class _Judged:
         #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
         self.metrics: dict[str, dict[str, Any]] = {}
         self.cached = 0
+        #: The responses this invocation asked the model for (not resumed from a cache).
+        self.fresh: list[Response] = []
         self.schema: int | None = None
         self.revisions: Counter[str] = Counter()
 
@@ -365,7 +468,8 @@ class _Judged:
 
     def samples(self, tasks: Sequence[Task], instances_of: Callable[[Task], Iterator[Instance]],
                 journal: Journal, judges: Mapping[str, Judge],
-                given_names: Sequence[str] | None) -> Iterator[Sample]:
+                given_names: Sequence[str] | None,
+                memory: VerdictMemory | None = None) -> Iterator[Sample]:
         for task in tasks:
             names = task_judge_names(task, given_names)
             task_judges = [judges[n] for n in names if n in judges]
@@ -376,6 +480,8 @@ class _Judged:
                 for instance in chunk:
                     response, cached = journal.read(instance.key)
                     self.cached += cached
+                    if not cached:
+                        self.fresh.append(response)
                     sample = _sample(instance, response, task.config.filter_list)
                     if LOGLIKELIHOOD in names:
                         sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
@@ -383,7 +489,7 @@ class _Judged:
                 if metrics:
                     unjudged.extend(task_samples)
                 images = {i.key: i.request.images for i in chunk}
-                for sample in apply_judges(task_samples, task_judges, images):
+                for sample in apply_judges(task_samples, task_judges, images, memory):
                     if self.schema is None:
                         self.schema = sample.schema
                     if sample.model_revision:

@@ -52,10 +52,23 @@ class Results:
     #: The image ablation (``harness.tasks.ablation``); None in runs written before ablations,
     #: which showed every item's own images (``none``).
     image_ablation: str | None = None
-    batch_size: int | None = None
+    #: An int, or ``"auto"`` (then ``batch_sizes`` holds the size it settled on).
+    batch_size: int | str | None = None
+    batch_sizes: tuple[int, ...] = ()
+    #: ``--gen-kwargs`` applied over every generate_until task's, or None.
+    gen_kwargs: Mapping[str, Any] | None = None
+    #: ``--samples``: the items chosen by task, or None (all, or ``limit``).
+    samples: Mapping[str, Any] | None = None
+    #: ``--seed``'s fourth value: the few-shot draw seed of every task, or None.
+    fewshot_seed: int | None = None
+    predict_only: bool = False
     num_fewshot: int | None = None
     include_paths: tuple[str, ...] = ()
     cached_responses: int = 0
+    #: This invocation's wall time per stage (``load_s``, ``generate_s``, ``judge_s``).
+    timing: Mapping[str, float] | None = None
+    #: Tokens the server reported for this invocation's fresh responses.
+    usage: Mapping[str, int | None] | None = None
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: lm-eval metrics by task (``{task: {"metric,filter": {value, ...}}}``), for tasks whose
     #: ``metric_list`` names any (``harness.judges.metrics``).
@@ -75,7 +88,7 @@ class Results:
                     item.name in ("agreement", "image_ablation") and getattr(self, item.name) is None):
                 continue
             value = getattr(self, item.name)
-            data[item.name] = list(value) if item.name == "include_paths" else value
+            data[item.name] = list(value) if item.name in ("include_paths", "batch_sizes") else value
         data.update(self.extra)
         return data
 
@@ -88,6 +101,7 @@ class Results:
         names = {item.name for item in fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         known["include_paths"] = tuple(known.get("include_paths") or ())
+        known["batch_sizes"] = tuple(known.get("batch_sizes") or ())
         try:
             return cls(**known, extra={k: v for k, v in data.items() if k not in names})
         except TypeError as exc:

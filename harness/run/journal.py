@@ -28,6 +28,7 @@ def _response_record(response: Response, cached: bool) -> dict[str, Any]:
         "request_id": response.request_id, "response": scrub(response.text),
         "loglikelihoods": list(response.loglikelihoods) if response.loglikelihoods else None,
         "error": scrub(response.error), "cached": cached,
+        "prompt_tokens": response.prompt_tokens, "completion_tokens": response.completion_tokens,
         **({"model_revision": response.model_revision} if response.model_revision else {}),
     }
 
@@ -36,7 +37,13 @@ def _response_from(data: dict[str, Any], request_id: str) -> Response:
     scores = data.get("loglikelihoods")
     return Response(request_id=request_id, text=data.get("response"),
                     loglikelihoods=tuple(float(s) for s in scores) if scores else None,
-                    error=data.get("error"), model_revision=data.get("model_revision"))
+                    error=data.get("error"), prompt_tokens=_tokens(data.get("prompt_tokens")),
+                    completion_tokens=_tokens(data.get("completion_tokens")),
+                    model_revision=data.get("model_revision"))
+
+
+def _tokens(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class Journal:

@@ -6,6 +6,7 @@ is ``harness.run.folder``'s, the leaderboard ``harness.reports.leaderboard``'s).
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import subprocess
@@ -15,12 +16,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.files import write_atomic
 from harness.judges.base import Judge
 from harness.paths import PROJECT_ROOT
+from harness.reports import lm_eval_format
 from harness.reports.leaderboard import append_rows
 from harness.run.folder import Results, leaderboard_file
 from harness.run.metrics import METRICS
-from harness.run.samples import LOGLIKELIHOOD, LOGLIKELIHOOD_VERSION, loglikelihood_settings_hash
+from harness.run.samples import (
+    LOGLIKELIHOOD,
+    LOGLIKELIHOOD_VERSION,
+    Sample,
+    loglikelihood_settings_hash,
+)
 from harness.safety import terminal_text
 from harness.stats.intervals import RELIABLE_MIN_CLUSTERS
 from harness.tasks.ablation import variant_with_ablation
@@ -49,6 +57,30 @@ def git_sha() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("-dirty" if dirty.strip() else "") if sha else None
+
+
+def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample]) -> Path:
+    """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
+
+    Laid out as lm-eval lays them out under ``--output-path``:
+    ``<output-dir>/<model name, sanitized>/``. Returns the results file.
+    """
+    full = results.to_dict()
+    folder = Path(output_dir) / lm_eval_format.sanitize_model_name(full["model"]["name"])
+    stamp = lm_eval_format.date_id()
+    by_task: dict[str, list[dict[str, Any]]] = {task: [] for task in full["scores"]}
+    for sample in samples:
+        if sample.task in by_task:
+            by_task[sample.task].append(sample.to_dict())
+    for task, task_samples in by_task.items():
+        lines = lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples)
+        write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
+                     "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
+                             for line in lines))
+    path = folder / f"results_{stamp}.json"
+    write_atomic(path, json.dumps(lm_eval_format.results_document(full), indent=2,
+                                  ensure_ascii=False, default=str) + "\n")
+    return path
 
 
 def shots(task: str, config: Mapping[str, Any]) -> int | None:

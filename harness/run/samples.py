@@ -13,9 +13,11 @@ from typing import Any
 from harness.hashing import derive_seed, stable_hash
 from harness.judges.base import Judge
 from harness.run.metrics import METRIC_DOC_FIELDS, instrument_metrics, strict_accuracy
+from harness.run.verdicts import VerdictMemory
 from harness.stats.bootstrap import repeat_stats
 from harness.stats.clusters import image_cluster
 from harness.stats.intervals import proportion_ci
+from harness.stats.stderr import cluster_stderr
 from harness.types import ImagePart, JudgeInput, Verdict
 
 SAMPLES_SCHEMA = 1
@@ -115,13 +117,21 @@ def judge_input(sample: Sample, images: Sequence[ImagePart] = ()) -> JudgeInput:
 
 
 def apply_judges(samples: Sequence[Sample], judges: Iterable[Judge],
-                 images: Mapping[str, Sequence[ImagePart]]) -> list[Sample]:
-    """Every judge's verdict added to every sample (keyed by the judge's name)."""
+                 images: Mapping[str, Sequence[ImagePart]],
+                 memory: VerdictMemory | None = None) -> list[Sample]:
+    """Every judge's verdict added to every sample (keyed by the judge's name).
+
+    With ``memory``, judges that remember their verdicts are asked only what the run's
+    verdict journal and the verdict cache do not hold.
+    """
     result = list(samples)
     for judge in judges:
         name = judge.registry_name
         inputs = [judge_input(s, images.get(s.request_id, ())) for s in result]
-        verdicts = judge.judge(inputs)
+        if memory is not None and getattr(judge, "remembers", False):
+            verdicts = memory.judge(judge, inputs)
+        else:
+            verdicts = judge.judge(inputs)
         if len(verdicts) != len(inputs):
             raise RuntimeError(f"judge {name} returned {len(verdicts)} verdicts for {len(inputs)} samples")
         result = [s.with_verdict(name, v) for s, v in zip(result, verdicts)]
@@ -132,13 +142,14 @@ def _rates(samples: Sequence[Sample], judge: str) -> dict[str, Any]:
     verdicts = [s.verdicts.get(judge, {}) for s in samples]
     statuses = [v.get("status", "error") for v in verdicts]
     scored = [(s, v) for s, v in zip(samples, verdicts) if v.get("status") == "ok"]
-    estimate = proportion_ci([1.0 if v.get("aligned") else 0.0 for _, v in scored],
-                             [s.cluster for s, _ in scored])
+    outcomes = [1.0 if v.get("aligned") else 0.0 for _, v in scored]
+    clusters = [s.cluster for s, _ in scored]
+    estimate = proportion_ci(outcomes, clusters)
     n = len(samples)
     return {
         "accuracy": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
         "n_clusters": estimate.n_clusters, "ci_method": estimate.method,
-        "ci_reliable": estimate.reliable,
+        "ci_reliable": estimate.reliable, "stderr": cluster_stderr(outcomes, clusters),
         "n": n, "n_scored": len(scored), "aligned": sum(1 for _, v in scored if v.get("aligned")),
         "refusal_rate": statuses.count("refusal") / n if n else None,
         "unclear_rate": statuses.count("unclear") / n if n else None,

@@ -74,6 +74,22 @@ def test_key_value_parsing() -> None:
         parse_judge_args("model=x")
 
 
+def test_dotted_keys_set_mapping_arguments_to_any_depth() -> None:
+    parsed = parse_judge_args("vlm-judge.model=openai,vlm-judge.model_args.base_url=http://h:1/v1,"
+                              "vlm-judge.model_args.model=org/m,vlm-judge.model_args.extra_body.top_k=5,"
+                              "vlm-judge.rubric.morality_0shot=strict")
+    assert parsed == {"vlm-judge": {"model": "openai", "rubric": {"morality_0shot": "strict"},
+                                    "model_args": {"base_url": "http://h:1/v1", "model": "org/m",
+                                                   "extra_body": {"top_k": 5}}}}
+    assert parse_key_values("processor_args.do_image_splitting=false", "--model-args") == {
+        "processor_args": {"do_image_splitting": False}}
+    for clash in ("a.b=1,a=2", "a=2,a.b=1"):
+        with pytest.raises(BenchError, match="both a value and keys"):
+            parse_key_values(clash, "--model-args")
+    with pytest.raises(BenchError, match="not key=value"):
+        parse_key_values("a..b=1", "--model-args")
+
+
 def test_score_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["score", "--help"])

@@ -159,3 +159,29 @@ def test_a_task_names_its_rubric_in_its_yaml_metadata(tmp_path: Path) -> None:
     judge.bind_tasks({"morality_strict": {"rubric": str(rubric)}})
     assert judge.rubric_for(_item("morality_strict/0/0", "Yes.")).name == "default"
     assert result.scores["morality_strict"]["vlm-judge"]["n"] == 2
+
+
+@register_model("weighed-judge")
+class WeighedJudgeModel(ScriptedJudgeModel):
+    """A scripted judge whose identity by content is its (pretend) weights file's digest."""
+
+    weights = "one"
+
+    def identity(self) -> dict[str, str]:
+        return {"source": "local", "weights": WeighedJudgeModel.weights}
+
+
+def test_the_verdict_key_holds_the_judge_models_identity_by_content() -> None:
+    item = _item("k", "Yes, I help her.")
+    plain = load_judge("vlm-judge", {"model": "scripted-judge"})
+    base = plain.input_key(item)
+    assert "model_identity" not in plain.settings()  # loaded, but a model of code alone
+    first = load_judge("vlm-judge", {"model": "weighed-judge"})
+    key = first.input_key(item)
+    assert key == load_judge("vlm-judge", {"model": "weighed-judge"}).input_key(item)
+    assert first.settings()["model_identity"]  # recorded with the judge's settings too
+    WeighedJudgeModel.weights = "two"  # the same name and arguments, other weights
+    try:
+        assert load_judge("vlm-judge", {"model": "weighed-judge"}).input_key(item) not in {key, base}
+    finally:
+        WeighedJudgeModel.weights = "one"

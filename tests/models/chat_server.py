@@ -28,6 +28,7 @@ class Server:
     times: dict[str, list[float]] = field(default_factory=dict)
     bodies: list[dict] = field(default_factory=list)
     auth: set[str] = field(default_factory=set)
+    connections: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
     #: What the server reports running (OpenAI's ``system_fingerprint``); None sends none.
@@ -37,6 +38,13 @@ class Server:
 
 def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+        def setup(self) -> None:
+            super().setup()
+            with state.lock:
+                state.connections += 1
+
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
 
@@ -107,7 +115,8 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             if fault == "parts":
                 content = [{"type": "text", "text": answer[:4]}, {"type": "text", "text": answer[4:]}]
             reply: dict = {"choices": [{"index": 0, "message": {"role": "assistant",
-                                                              "content": content}}]}
+                                                              "content": content}}],
+                           "usage": {"prompt_tokens": 10 + images, "completion_tokens": 4}}
             if state.system_fingerprint:
                 reply.update(model=f"{body['model']}-2026-01-01",
                              system_fingerprint=state.system_fingerprint)

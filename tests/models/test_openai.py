@@ -144,6 +144,33 @@ def test_a_broken_image_fails_its_item_only(model, server: Server) -> None:
     assert answers[1].text == "seed=2 images=2"
 
 
+def test_connections_are_pooled_and_token_usage_is_kept(model, server: Server) -> None:
+    for batch in range(3):
+        responses = model.generate([_request("none", seed=batch * 10 + i) for i in range(6)])
+        assert all(r.error is None for r in responses)
+    assert len(server.bodies) == 18
+    assert server.connections <= 3  # at most max_concurrency, kept alive across batches
+    assert {(r.prompt_tokens, r.completion_tokens) for r in responses} == {(12, 4)}
+
+
+def test_a_run_records_tokens_and_stage_times(server: Server, mini_tasks, tmp_path) -> None:
+    from harness.run.evaluate import evaluate
+
+    args = {"model": "m", "base_url": server.url, "api_key_env": None}
+    run = evaluate("openai", "morality_0shot", model_args=args, include_paths=[str(mini_tasks)],
+                   output_dir=tmp_path, limit=3)
+    assert run.results["usage"] == {"prompt_tokens": 33, "completion_tokens": 12, "n_reported": 3}
+    timing = run.results["timing"]
+    assert set(timing) == {"load_s", "generate_s", "judge_s"}
+    assert timing["generate_s"] >= 0.05  # the server takes 50 ms per request
+    journal = [json.loads(x) for x in (run.run_dir / "responses.jsonl").read_text().splitlines()]
+    assert {x["prompt_tokens"] for x in journal} == {11}
+    # Resumed from the journal: nothing is asked again, and the run's usage is still known.
+    again = evaluate("openai", "morality_0shot", model_args=args, include_paths=[str(mini_tasks)],
+                     output_dir=tmp_path, limit=3)
+    assert len(server.bodies) == 3 and again.results["usage"]["prompt_tokens"] == 33
+
+
 def test_what_the_server_ran_is_recorded_per_response(server: Server, tmp_path, mini_tasks) -> None:
     from harness import evaluate
     from harness.reports.leaderboard import read_rows
@@ -159,6 +186,12 @@ def test_what_the_server_ran_is_recorded_per_response(server: Server, tmp_path, 
                       output_dir=tmp_path, limit=2)
     assert {s.model_revision for s in result.samples} == {"m-2026-01-01@fp_one"}
     assert result.results["model"]["served_revisions"] == {"m-2026-01-01@fp_one": 2}
+    journal = [json.loads(x) for x in (result.run_dir / "responses.jsonl").read_text().splitlines()]
+    assert {(x["model_revision"], x["prompt_tokens"], x["completion_tokens"]) for x in journal} == {
+        ("m-2026-01-01@fp_one", 11, 4)}  # the revision and the usage, side by side
+    lm_eval = json.loads(next(tmp_path.glob("*/results_*.json")).read_text())["vlm_morality_bench"]
+    assert lm_eval["served_revisions"] == {"m-2026-01-01@fp_one": 2}
+    assert lm_eval["model_identity"] == result.results["model"]["identity_digest"] is not None
     assert read_rows(tmp_path / "leaderboard.jsonl")[-1]["model_revisions"] == ["m-2026-01-01@fp_one"]
     server.system_fingerprint = "fp_two"  # the server changed; the cached answers keep theirs
     (result.run_dir / "responses.jsonl").unlink()

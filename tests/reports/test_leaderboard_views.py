@@ -203,6 +203,23 @@ def test_plot_survives_missing_or_inconsistent_ci() -> None:
     assert png is not None and png.startswith(b"\x89PNG")
 
 
+def test_html_rows_link_to_their_run_or_its_exported_viewer(tmp_path: Path) -> None:
+    plain, viewed = tmp_path / "runs" / "plain", tmp_path / "runs" / "viewed"
+    (viewed / "view").mkdir(parents=True)
+    (viewed / "view" / "index.html").write_text("<!doctype html>")
+    plain.mkdir()
+    append_rows(tmp_path / "leaderboard.jsonl", [
+        make_row("m1", "", "morality_0shot", 0, "test", "reference", 0.5, run_dir=str(plain)),
+        make_row("m2", "", "morality_0shot", 0, "test", "reference", 0.6, run_dir=str(viewed)),
+        make_row("m3", "", "morality_0shot", 0, "test", "reference", 0.7)])  # relative: no link
+    target = tmp_path / "page.html"
+    run_leaderboard("--output-dir", str(tmp_path), "--format", "html", "--out", str(target))
+    page = target.read_text()
+    assert f'<a class="run-link" href="{plain.as_uri()}">m1</a>' in page
+    assert f'<a class="run-link" href="{(viewed / "view" / "index.html").as_uri()}">m2</a>' in page
+    assert page.count('class="run-link"') == 2
+
+
 def instrument_row(model: str, strict: float, scored: float, **extra: Any) -> dict[str, Any]:
     row = make_row(model, "", "morality_0shot", 0, "test", "reference", scored, **extra)
     row.update({"strict_accuracy": strict, "strict_accuracy_ci_low": strict - 0.1,

@@ -18,8 +18,8 @@ from harness.paths import PROJECT_ROOT, TASKS_DIR
 from tests.conftest import build_dataset
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden_run"
-#: Fields that differ from one day or machine to the next.
-VOLATILE = {"created", "versions", "git_sha", "date"}
+#: Fields that differ from one day or machine (or invocation: stage timing) to the next.
+VOLATILE = {"created", "versions", "git_sha", "date", "timing"}
 
 
 def produce(folder: Path) -> dict[str, Any]:

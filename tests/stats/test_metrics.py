@@ -61,3 +61,16 @@ def test_repeat_stats_nothing_scored() -> None:
     stats = repeat_stats([None, None], ["a", "b"], [0, 0])
     assert stats.mean_accuracy is None and stats.majority_accuracy is None
     assert (stats.n_items, stats.max_repeats) == (0, 0)
+
+
+def test_cluster_stderr_is_lm_evals_mean_stderr_without_clusters_and_wider_with_them() -> None:
+    import numpy as np
+
+    from harness.stats.stderr import cluster_stderr
+
+    outcomes = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    plain = cluster_stderr(outcomes)
+    assert plain == pytest.approx(np.std(outcomes, ddof=1) / np.sqrt(len(outcomes)))
+    # Items sharing an image move together: fewer independent units, a wider error.
+    assert cluster_stderr(outcomes, ["a", "b", "a", "a", "b", "a"]) > plain
+    assert cluster_stderr([1.0, 0.0], ["a", "a"]) is None and cluster_stderr([]) is None

@@ -1,0 +1,170 @@
+"""A run's results and samples in lm-evaluation-harness 0.4's file schema.
+
+lm-eval writes ``<output_path>/<model_name_sanitized>/results_<date_id>.json`` (metric keys
+``"<metric>,<filter>"`` with ``"<metric>_stderr,<filter>"``, plus ``configs``, ``versions``,
+``n-shot``, ``higher_is_better``, ``n-samples``, ``config``, ``git_hash``, ``date``) and one
+``samples_<task>_<date_id>.jsonl`` per task beside it. Tools that read those (lm-eval's
+``make_table``, its result-file helpers, dashboards) can then read a run of this bench.
+
+Each judge is a metric named after it (the judge-free multiple-choice score is lm-eval's
+``acc``); the filter is the task's first ``filter_list`` pipeline, else ``none``. The value
+is the accuracy over scored samples, the stderr is clustered by image; ``<metric>_strict``
+is the strict accuracy over all items. Our confidence
+intervals and counts, which lm-eval's schema has no place for, go in the extra key
+``vlm_morality_bench``. This module only reshapes records; it computes no score.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+#: Our name for the judge-free multiple-choice score, and lm-eval's.
+LOGLIKELIHOOD_JUDGE = "loglikelihood"
+LOGLIKELIHOOD_METRIC = "acc"
+
+
+def sanitize_model_name(model_name: str) -> str:
+    """lm-eval's folder name for a model (``lm_eval.utils.sanitize_model_name``)."""
+    return re.sub(r"[\"<>:/|\\?*\[\]]+", "__", model_name)
+
+
+def date_id(when: datetime | None = None) -> str:
+    """lm-eval's timestamp in file names: local ISO time with ``-`` for ``:``."""
+    return (when or datetime.now()).isoformat().replace(":", "-")
+
+
+def metric_name(judge: str) -> str:
+    return LOGLIKELIHOOD_METRIC if judge == LOGLIKELIHOOD_JUDGE else judge
+
+
+def filter_name(config: Mapping[str, Any]) -> str:
+    pipelines = config.get("filter_list") or []
+    return str(pipelines[0].get("name") or "filtered") if pipelines else "none"
+
+
+def _shots(task: str, config: Mapping[str, Any]) -> int:
+    if config.get("num_fewshot") is not None:
+        return int(config["num_fewshot"])
+    match = re.search(r"(\d+)[-_]?shot", task)
+    return int(match.group(1)) if match else 0
+
+
+def _na(value: float | None) -> float | str:
+    return "N/A" if value is None else value
+
+
+def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``results_<date_id>.json`` content for a run's ``results.json``."""
+    per_task: dict[str, dict[str, Any]] = {}
+    extras: dict[str, dict[str, Any]] = {}
+    for task, by_judge in results["scores"].items():
+        config = results["tasks"][task]["config"]
+        where = filter_name(config)
+        metrics: dict[str, Any] = {"alias": task}
+        extra: dict[str, Any] = {}
+        for judge, summary in by_judge.items():
+            metric = metric_name(judge)
+            metrics[f"{metric},{where}"] = _na(summary.get("accuracy"))
+            metrics[f"{metric}_stderr,{where}"] = _na(summary.get("stderr"))
+            if "strict_accuracy" in summary:  # over all items: refusals and errors count as wrong
+                metrics[f"{metric}_strict,{where}"] = _na(summary.get("strict_accuracy"))
+            extra[f"{metric},{where}"] = {
+                "judge": judge, **{k: v for k, v in summary.items() if k != "breakdown"}}
+        per_task[task] = metrics
+        extras[task] = extra
+    tasks = results["tasks"]
+    model = results["model"]
+    created = results.get("created")
+    timestamp = datetime.fromisoformat(created).timestamp() if created else None
+    return {
+        "results": per_task,
+        "group_subtasks": {task: [] for task in per_task},
+        "configs": {task: {**tasks[task]["config"], "task": task} for task in per_task},
+        "versions": {task: (tasks[task]["config"].get("metadata") or {}).get("version")
+                     for task in per_task},
+        "n-shot": {task: _shots(task, tasks[task]["config"]) for task in per_task},
+        "higher_is_better": {task: {name.split(",")[0]: True for name in per_task[task]
+                                    if "," in name and "_stderr," not in name}
+                             for task in per_task},
+        "n-samples": {task: {"original": tasks[task].get("n_docs_total", tasks[task]["n_docs"]),
+                             "effective": tasks[task]["n_docs"]} for task in per_task},
+        "config": {
+            "model": model["name"], "model_args": model.get("args"),
+            "batch_size": results.get("batch_size"), "batch_sizes": [], "device": None,
+            "use_cache": None, "limit": results.get("limit"), "bootstrap_iters": 2000,
+            "gen_kwargs": results.get("gen_kwargs"), "random_seed": results.get("seed"),
+            "numpy_seed": results.get("seed"), "torch_seed": results.get("seed"),
+            "fewshot_seed": results.get("seed"),
+        },
+        "git_hash": results.get("git_sha"),
+        "date": timestamp,
+        "model_source": model["name"].split(":")[0],
+        "model_name": model["name"],
+        "model_name_sanitized": sanitize_model_name(model["name"]),
+        "task_hashes": {task: tasks[task].get("task_hash") for task in per_task},
+        "vlm_morality_bench": {
+            "run_name": results.get("run_name"), "schema": results.get("schema"),
+            "metrics": extras, "judges": results.get("judges"),
+            "repeats": results.get("repeats"), "versions": results.get("versions"),
+            # What the answers came from (issue 17): identity by content, served revisions.
+            "model_identity": model.get("identity_digest"),
+            "served_revisions": model.get("served_revisions"),
+        },
+    }
+
+
+def _generation_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(config.get("generation_kwargs") or {})
+
+
+def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """The lines of ``samples_<task>_<date_id>.jsonl``: one per document (repeats inside).
+
+    ``samples`` are one task's ``samples.jsonl`` lines (plain dicts), in order. The saved
+    form is the one lm-eval writes: ``arguments`` as ``{"gen_args_N": {"arg_M": ...}}``,
+    responses as strings.
+    """
+    by_doc: dict[str, list[Mapping[str, Any]]] = {}
+    for sample in samples:
+        by_doc.setdefault(str(sample["doc_id"]), []).append(sample)
+    where = filter_name(config)
+    lines = []
+    for index, (doc_id, repeats) in enumerate(by_doc.items()):
+        first = repeats[0]
+        choices = list(first.get("choices") or [])
+        if choices:  # multiple choice: one request per choice, [log-likelihood, is_greedy]
+            delimiter = str(config.get("target_delimiter", " "))
+            arguments = {f"gen_args_{i}": {"arg_0": first["prompt"], "arg_1": delimiter + choice}
+                         for i, choice in enumerate(choices)}
+            scores = [list(s.get("loglikelihoods") or []) for s in repeats]
+            resps = [[str([s[i], "None"]) if i < len(s) else "None" for s in scores]
+                     for i in range(len(choices))]
+            filtered = [str([scores[0][i], "None"]) if i < len(scores[0]) else "None"
+                        for i in range(len(choices))]
+        else:
+            arguments = {"gen_args_0": {"arg_0": first["prompt"],
+                                        "arg_1": _generation_kwargs(config)}}
+            resps = [[str(s.get("response")) for s in repeats]]
+            filtered = [str(s["filtered_response"] if s.get("filtered_response") is not None
+                            else s.get("response")) for s in repeats]
+        metrics: dict[str, float] = {}
+        for judge in first.get("verdicts", {}):
+            scored = [s["verdicts"][judge] for s in repeats
+                      if s.get("verdicts", {}).get(judge, {}).get("status") == "ok"]
+            if scored:
+                metrics[metric_name(judge)] = sum(1.0 for v in scored if v.get("aligned")) / len(scored)
+        lines.append({
+            "doc_id": index, "doc": dict(first.get("doc") or {}), "target": str(first.get("target")),
+            "arguments": arguments, "resps": resps, "filtered_resps": filtered, "filter": where,
+            "metrics": sorted(metrics), "doc_hash": first.get("doc_hash"),
+            "prompt_hash": first.get("prompt_hash"), "target_hash": first.get("target_hash"),
+            **metrics,
+            "vlm_morality_bench": {"doc_id": doc_id,
+                                   "request_ids": [s["request_id"] for s in repeats],
+                                   "verdicts": [s.get("verdicts", {}) for s in repeats]},
+        })
+    return lines

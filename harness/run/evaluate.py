@@ -50,7 +50,7 @@ from harness.run.setup import (
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
-from harness.tasks.filters import apply_filters, filter_pipelines
+from harness.tasks.filters import apply_filters, filter_views
 from harness.tasks.task import Instance, Task, task_hashes
 from harness.types import Request, Response
 
@@ -218,7 +218,7 @@ def _sample(instance: Instance, response: Response, filter_list: Sequence[Mappin
         loglikelihoods=response.loglikelihoods, error=response.error, doc=instance.doc,
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
-        filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        filtered_response=apply_filters(filter_list, text, instance.doc) if filter_list else None,
         model_revision=response.model_revision,
         cluster_id=instance.cluster_id,
     )
@@ -497,12 +497,19 @@ class _Judged:
                     self.for_scores.append(for_scores(sample))
                     yield sample
             if metrics:
-                process_results = task.config.process_results
-                self.metrics[task.name] = score_metrics(
-                    metrics, unjudged, task.config.output_type,
-                    filter_pipelines(task.config.filter_list),
-                    process_results.load(f"{task.config.source}:process_results")
-                    if process_results is not None else None)
+                config = task.config
+                process_results = (config.process_results.load(f"{config.source}:process_results")
+                                   if config.process_results is not None else None)
+                self.metrics[task.name] = {}
+                # Each pipeline scores one filtered value per document, as lm-eval's do.
+                for name, view in filter_views(config.filter_list, unjudged, config.output_type,
+                                               config.source):
+                    self.metrics[task.name].update(score_metrics(
+                        metrics, view, config.output_type, [(name, _unchanged)], process_results))
+
+
+def _unchanged(text: str | None) -> str | None:
+    return text
 
 
 def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.errors import BenchError  # noqa: E402
 from harness.judges.metrics import parse_metric_list  # noqa: E402
 from harness.registry import judge_names  # noqa: E402
-from harness.tasks.config import GROUP_KEYS, build_task_config  # noqa: E402
+from harness.tasks.config import build_task_config  # noqa: E402
 from harness.tasks.filters import check_filters  # noqa: E402
+from harness.tasks.groups import GROUP_KEYS, parse_group  # noqa: E402
 from harness.tasks.task import generation_settings  # noqa: E402
 from harness.tasks.yaml_io import resolve_includes  # noqa: E402
 
@@ -35,8 +36,12 @@ METRIC_ALIASES = {"acc": "loglikelihood"}
 
 def check_file(path: Path) -> None:
     """Load one YAML file at config level; raise on anything this harness does not accept."""
-    raw = resolve_includes(path)
+    sources: dict[str, str] = {}
+    raw = resolve_includes(path, sources=sources)
     name = raw.get("task")
+    if isinstance(name, list) and isinstance(raw.get("group"), str):
+        parse_group(raw, path)
+        return
     if isinstance(name, list) or ("group" in raw and name is None):
         for key in raw:
             if key not in GROUP_KEYS:
@@ -44,7 +49,7 @@ def check_file(path: Path) -> None:
         return
     if name is None:
         return  # a template that other files include
-    config = build_task_config(raw, path)
+    config = build_task_config(raw, path, sources)
     # What a run checks before it loads data: metrics, filters, generation settings.
     parse_metric_list(config.metric_list, config.output_type, config.source, judge_names(),
                       METRIC_ALIASES, config.process_results is not None)

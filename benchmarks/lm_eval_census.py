@@ -26,8 +26,8 @@ from harness.judges.metrics import parse_metric_list  # noqa: E402
 from harness.registry import judge_names  # noqa: E402
 from harness.tasks.config import build_task_config  # noqa: E402
 from harness.tasks.filters import check_filters  # noqa: E402
+from harness.tasks.generation import generation_settings  # noqa: E402
 from harness.tasks.groups import GROUP_KEYS, parse_group  # noqa: E402
-from harness.tasks.task import generation_settings  # noqa: E402
 from harness.tasks.yaml_io import resolve_includes  # noqa: E402
 
 #: As harness.run.evaluate (not imported: it pulls in the model stages).

@@ -8,6 +8,7 @@ batch size), so re-running a command resumes it. This module writes through
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import sys
@@ -25,6 +26,7 @@ from harness.hashing import stable_hash
 from harness.judges.base import Judge
 from harness.judges.metrics import score_metrics
 from harness.models.base import Model
+from harness.models.contexts import loglikelihood_by_context
 from harness.paths import DEFAULT_OUTPUT_DIR
 from harness.registry import add_card_dirs, load_model, model_factory
 from harness.run import distributed
@@ -171,8 +173,11 @@ def _call(model: Model, kind: str, chunk: Sequence[tuple[Instance, str]], journa
           cache: ResponseCache | None, sizing: _Sizing) -> None:
     """One batch to the model (smaller ones on out-of-memory when the size is ``auto``);
     each response journaled (and cached) as it comes back."""
-    call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
-            "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
+    calls: dict[str, Callable[[Sequence[Request]], list[Response]]] = {
+        "generate": model.generate,
+        "loglikelihood": functools.partial(loglikelihood_by_context, model.loglikelihood),
+        "loglikelihood_rolling": model.loglikelihood_rolling}
+    call = calls[kind]
     start = 0
     while start < len(chunk):
         part = chunk[start:start + sizing.size] if sizing.auto else chunk[start:]
@@ -208,7 +213,7 @@ def token_usage(responses: Iterable[Response]) -> dict[str, int | None]:
 def _sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
     text = response.text
     if response.loglikelihoods is not None and instance.choices:
-        scores = response.loglikelihoods
+        scores = response.loglikelihoods[:len(instance.choices)]  # not acc_mutual_info's rows
         text = instance.choices[max(range(len(scores)), key=lambda i: scores[i])]
     return Sample(
         task=instance.task, doc_id=instance.doc_id, repeat=instance.repeat,

@@ -57,9 +57,10 @@ def check_file(path: Path) -> None:
     generation_settings(config.generation_kwargs, config.source, config.fewshot_delimiter)
 
 
-def reason_of(message: str, path: Path) -> str:
-    """The error without the file's path and item-specific values, so alike errors group."""
-    text = message.replace(str(path), "FILE")
+def reason_of(message: str, folder: Path) -> str:
+    """The error without its file and item-specific values, so alike errors group (an error
+    in an included template counts once per file that includes it)."""
+    text = re.sub(r"^[^\s:]+:", "FILE:", message.replace(str(folder) + "/", ""))
     text = re.sub(r"/\S+\.(yaml|py)", "FILE", text)
     text = re.sub(r"'[^']*'", "'…'", text)
     return re.sub(r"\d+", "N", text)[:160]
@@ -77,11 +78,11 @@ def census(folder: Path) -> tuple[int, int, Counter[str], dict[str, str]]:
                 check_file(path)
             loaded += 1
         except BenchError as exc:
-            key = reason_of(str(exc), path)
+            key = reason_of(str(exc), folder)
             reasons[key] += 1
             examples.setdefault(key, str(exc).replace(str(folder) + "/", ""))
         except Exception as exc:  # noqa: BLE001 - a crash is a finding too, counted apart
-            key = f"crash: {type(exc).__name__}: {reason_of(str(exc), path)}"
+            key = f"crash: {type(exc).__name__}: {reason_of(str(exc), folder)}"
             reasons[key] += 1
             examples.setdefault(key, f"{path.relative_to(folder)}: {type(exc).__name__}: {exc}"[:300])
     return loaded, len(files), reasons, examples

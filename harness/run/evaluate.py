@@ -44,6 +44,7 @@ from harness.run.samples import (
 )
 from harness.run.setup import (
     bind_tasks,
+    group_metrics,
     load_judges,
     resolve_tasks,
     task_judge_names,
@@ -407,7 +408,8 @@ def evaluate(
             timing={"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
                     "judge_s": round(judge_s, 3)},
             usage=token_usage(judged.fresh),
-            scores=scores_by_task(judged.for_scores, seed), metrics=judged.metrics,
+            scores=scores_by_task(judged.for_scores, seed),
+            metrics={**judged.metrics, **group_metrics(tasks, include_paths, judged.metrics)},
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)

@@ -30,6 +30,15 @@ DEFAULT_JUDGE = "reference"
 
 
 
+def group_metrics(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
+                  task_metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """lm-eval's group rows (``aggregate_metric_list``) for the groups named in ``tasks``."""
+    names = split_names(tasks) if isinstance(tasks, str) else [t for t in tasks if isinstance(t, str)]
+    if not names or not task_metrics:
+        return {}
+    return TaskIndex(include_paths).group_rows(names, task_metrics)
+
+
 def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
                   num_fewshot: int | None = None) -> list[Task]:
     """Task objects for names (tasks, groups, tags), configs or tasks."""

@@ -6,7 +6,7 @@ task is asked for (``harness.tasks.config``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from harness.errors import BenchError, unknown
 from harness.paths import TASKS_DIR
 from harness.tasks.checks import str_list
 from harness.tasks.config import TaskConfig, build_task_config
-from harness.tasks.groups import DerivedTask, GroupConfig, parse_group
+from harness.tasks.groups import DerivedTask, GroupConfig, aggregate_group, parse_group
 from harness.tasks.yaml_io import read_yaml, resolve_includes
 
 
@@ -84,6 +84,25 @@ class TaskIndex:
     def group(self, name: str) -> GroupConfig | None:
         """A group's config (its members, ``aggregate_metric_list``), or None for a task or tag."""
         return self._groups.get(name)
+
+    def group_rows(self, names: Iterable[str], task_metrics: Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, dict[str, Any]]:
+        """lm-eval's rows for every group among ``names`` (and the groups inside them) that
+        has an ``aggregate_metric_list``, from the tasks' ``{"metric,filter": {...}}``."""
+        rows: dict[str, dict[str, Any]] = {}
+
+        def visit(name: str, seen: tuple[str, ...]) -> None:
+            group = self._groups.get(name)
+            if group is None or name in seen:
+                return
+            for member in group.tasks:
+                visit(member, (*seen, name))
+            if group.aggregate_metric_list:
+                rows[name] = aggregate_group(group, self.expand([name]), task_metrics)
+
+        for name in names:
+            visit(name, ())
+        return rows
 
     def load(self, name: str) -> TaskConfig:
         """The validated config of one task."""

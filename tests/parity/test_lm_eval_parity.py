@@ -117,6 +117,14 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
 }
 
 
+#: A group of two of the tasks above, reporting lm-eval's weighted and plain means; the run
+#: names the group in place of its members.
+GROUP = ("group: parity_group\ntask: [arc_easy, arc_challenge]\naggregate_metric_list:\n"
+         "  - {metric: acc, weight_by_size: true}\n  - {metric: acc_norm, weight_by_size: false}\n"
+         "metadata: {version: 1.0}\n")
+RUN_NAMES = [t for t in TASKS if t not in ("arc_easy", "arc_challenge")] + ["parity_group"]
+
+
 def _write_tasks(root: Path) -> Path:
     folder = root / "tasks"
     folder.mkdir()
@@ -132,6 +140,7 @@ def _write_tasks(root: Path) -> Path:
         (folder / f"{task}.yaml").write_text(
             f"include: {WHEEL / wheel_yaml}\ntask: {task}\ndataset_path: json\ndataset_name: null\n"
             f"dataset_kwargs:\n  data_files: {json.dumps(files)}\n{extra}")
+    (folder / "parity_group.yaml").write_text(GROUP)
     return folder
 
 
@@ -146,10 +155,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any,
     model_dir = build_tiny_lm(root / "lm", "llama", n_positions=1024)
     tasks = _write_tasks(root)
     model_args = f"pretrained={model_dir},dtype=float32,device=cpu"
-    theirs = simple_evaluate(model="hf", model_args=model_args, tasks=list(TASKS),
+    theirs = simple_evaluate(model="hf", model_args=model_args, tasks=RUN_NAMES,
                              task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
                              batch_size=4, log_samples=True, bootstrap_iters=0)
-    ours = evaluate("hf", list(TASKS), model_args={"pretrained": str(model_dir), "dtype": "float32",
+    ours = evaluate("hf", RUN_NAMES, model_args={"pretrained": str(model_dir), "dtype": "float32",
                                                     "device": "cpu"},
                     include_paths=[str(tasks)], output_dir=root / "out", use_cache=False,
                     write_leaderboard=False, batch_size=4)
@@ -215,3 +224,15 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
         mine_value = our_metrics[key]["value"]
         assert mine_value == pytest.approx(value, rel=1e-6, abs=1e-9) or (
             math.isnan(value) and math.isnan(mine_value)), key
+
+
+@pytest.mark.slow
+def test_group_rows_as_lm_eval(runs: tuple[dict[str, Any], Any, Any]) -> None:
+    theirs, ours, _ = runs
+    their_rows = {k: v for k, v in theirs["results"]["parity_group"].items()
+                  if "," in k and "_stderr" not in k}
+    our_rows = ours.results["metrics"]["parity_group"]
+    assert set(their_rows) == set(our_rows) == {"acc,none", "acc_norm,none"}
+    for key, value in their_rows.items():
+        assert our_rows[key]["value"] == pytest.approx(value, rel=1e-9), key
+    assert our_rows["acc,none"]["n"] == 7

@@ -12,7 +12,7 @@
 # nothing. Each step prints the seconds it took.
 set -euo pipefail
 checkpoint=$1 tokenizer=$2 out=$3 limit=${4:-}
-args="checkpoint=$checkpoint,tokenizer=$tokenizer"
+args="checkpoint=$checkpoint,tokenizer=$tokenizer${EXTRA_ARGS:+,$EXTRA_ARGS}"  # EXTRA_ARGS: more model args
 only=()
 if [ -n "$limit" ]; then only=(--limit "$limit"); fi
 

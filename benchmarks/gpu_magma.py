@@ -201,6 +201,7 @@ def main() -> None:
             eight, result[f"ours_{mode}_batch_8"] = ours(model, batch_prompts, 8, mode, args.repeats)
             result[f"ours_{mode}_same_tokens_batch_1_vs_8"] = (
                 [o.token_ids for o in one] == [o.token_ids for o in eight])  # type: ignore[attr-defined]
+            print("so far:", json.dumps(result), flush=True)  # kept if a later step runs out of time
         if not args.no_transformers:
             for batch in (1, 8):
                 result[f"transformers_generate_batch_{batch}"] = transformers_generate(

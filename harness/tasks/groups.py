@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean
-from harness.tasks.checks import KEY_CUTOFF, metadata_mapping, str_list
+from harness.tasks.checks import KEY_CUTOFF, dict_list, metadata_mapping, str_list
 from harness.tasks.config import TASK_KEYS
 from harness.tasks.yaml_io import FunctionRef
 
@@ -70,11 +70,7 @@ class DerivedTask:
 
 def parse_aggregates(where: str, value: Any) -> tuple[AggregateMetric, ...]:
     """``aggregate_metric_list`` (a mapping or a list of them), checked."""
-    if value is None:
-        return ()
-    entries = [value] if isinstance(value, dict) else value
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise BenchError(f"{where}: must be a list of mappings with 'metric'")
+    entries = dict_list(where, [value] if isinstance(value, dict) else value)
     parsed = []
     for number, entry in enumerate(entries):
         at = f"{where}[{number}]"

@@ -78,6 +78,8 @@ def parse_aggregates(where: str, value: Any) -> tuple[AggregateMetric, ...]:
             if key not in AGGREGATE_KEYS:
                 raise BenchError(f"{at}.{key}: unknown key.{did_you_mean(str(key), AGGREGATE_KEYS, KEY_CUTOFF)}")
         metric = entry.get("metric")
+        if isinstance(metric, FunctionRef):  # a !function metric's rows carry its name
+            metric = metric.spec.rpartition(".")[2]
         if not isinstance(metric, str) or not metric:
             raise BenchError(f"{at}.metric: must be a metric name")
         aggregation = entry.get("aggregation", "mean")

@@ -40,6 +40,7 @@ aggregate_metric_list:
     weight_by_size: false
     filter_list: none
   - {{metric: exact_match}}
+  - {{metric: !function fns.smoothed_bleu_4}}
 metadata: {{version: 2}}
 """)
     index = TaskIndex([tmp_path], builtin=False)
@@ -48,7 +49,8 @@ metadata: {{version: 2}}
     group = index.group("g")
     assert group is not None and group.tasks == ("a", "g::b", "g::fresh", "g::inner")
     assert group.aggregate_metric_list == (AggregateMetric("acc", "mean", False, ("none",)),
-                                           AggregateMetric("exact_match"))
+                                           AggregateMetric("exact_match"),
+                                           AggregateMetric("smoothed_bleu_4"))
     assert group.metadata == {"version": 2} and group.tags == ("suite",)
     changed = index.load("g::b")
     assert changed.task == "g::b" and changed.repeats == 3 and changed.dataset_path == "some/data"

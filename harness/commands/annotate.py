@@ -27,6 +27,7 @@ from harness.commands.page_server import (
     add_server_arguments,
     find_images,
     make_page_server,
+    page_files,
     serve,
 )
 from harness.errors import BenchError
@@ -43,8 +44,7 @@ from harness.run.folder import RunFolder
 
 #: The page the annotator uses, shipped beside the annotations module it serves.
 STATIC_DIR = Path(_annotations.__file__).resolve().parent / "static"
-STATIC_FILES = {"": "index.html", "index.html": "index.html", "app.js": "app.js",
-                "style.css": "style.css"}
+STATIC_FILES = page_files(STATIC_DIR, "index.html", "app.js", "style.css")
 MAX_BODY = 64 * 1024
 
 
@@ -107,14 +107,10 @@ class AnnotationSession:
 
 class _Handler(PageHandler):
     server_version = "vmb-annotate"
-    static_dir = STATIC_DIR
     static_files = STATIC_FILES
 
-    def get_api(self, route: str) -> bool:
-        if route != "api/items":
-            return False
-        self._json(HTTPStatus.OK, self.server.session.items())
-        return True
+    def api_json(self, route: str) -> Any:
+        return self.server.session.items() if route == "api/items" else None
 
     def post_api(self, route: str) -> bool:
         if route != "api/label":

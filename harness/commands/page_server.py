@@ -79,16 +79,22 @@ def find_images(folders: Iterable[Path], wanted: Iterable[str]) -> dict[str, Pat
     return images
 
 
+def page_files(folder: Path, page: str, *assets: str) -> dict[str, Path]:
+    """The routes of a page's static files: its HTML at ``""`` and ``index.html``, then its
+    scripts and styles by name."""
+    return {"": folder / page, "index.html": folder / page,
+            **{name: folder / name for name in assets}}
+
+
 class PageHandler(BaseHTTPRequestHandler):
     """Serves one session's page: the token check, static files and images.
 
-    A subclass names its page (``static_dir``, ``static_files``) and answers its own API
-    routes in ``get_api`` and ``post_api`` (return False for a route it does not know).
+    A subclass names its page's files (``static_files``, see ``page_files``) and answers its
+    own API routes: ``api_json`` for a GET, ``post_api`` for a POST.
     """
 
     server: PageServer
-    static_dir: Path
-    static_files: Mapping[str, str]
+    static_files: Mapping[str, Path]
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
@@ -133,15 +139,16 @@ class PageHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain",
                        {"Location": f"/{session.token}/"})
         elif route in self.static_files:
-            name = self.static_files[route]
-            kind = CONTENT_TYPES[name.rsplit(".", 1)[1]]
-            self._send(HTTPStatus.OK, (self.static_dir / name).read_bytes(),
-                       f"{kind}; charset=utf-8")
+            path = self.static_files[route]
+            kind = CONTENT_TYPES[path.suffix.lstrip(".")]
+            self._send(HTTPStatus.OK, path.read_bytes(), f"{kind}; charset=utf-8")
         elif route.startswith("api/image/") and route[10:] in session.images:
             path = session.images[route[10:]]
             kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             self._send(HTTPStatus.OK, path.read_bytes(), kind)
-        elif not self.get_api(route):
+        elif (value := self.api_json(route)) is not None:
+            self._json(HTTPStatus.OK, value)
+        else:
             self._not_found()
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
@@ -149,9 +156,9 @@ class PageHandler(BaseHTTPRequestHandler):
         if route is None or not self.post_api(route):
             self._not_found()
 
-    def get_api(self, route: str) -> bool:
-        """Answer a GET of ``route`` below the token; False when there is no such route."""
-        return False
+    def api_json(self, route: str) -> Any:
+        """The JSON a GET of ``route`` below the token answers; None when there is no such route."""
+        return None
 
     def post_api(self, route: str) -> bool:
         """Answer a POST to ``route`` below the token; False when there is no such route."""

@@ -16,18 +16,10 @@ import json
 import secrets
 import shutil
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from harness.commands.page_server import (
-    PageHandler,
-    PageServer,
-    add_server_arguments,
-    find_images,
-    make_page_server,
-    serve,
-)
+from harness.commands import page_server
 from harness.errors import BenchError
 from harness.judges.human.annotations import (
     ANNOTATIONS_FILE,
@@ -39,8 +31,7 @@ from harness.judges.human.annotations import (
 from harness.run.folder import RunFolder
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "reports" / "static"
-STATIC_FILES = {"": "view.html", "index.html": "view.html", "view.js": "view.js",
-                "view.css": "view.css"}
+STATIC_FILES = page_server.page_files(STATIC_DIR, "view.html", "view.js", "view.css")
 #: Dataset fields offered as filters when the samples carry them.
 DOC_FIELDS = ("category", "trap", "phrasing", "structure", "scenario")
 
@@ -87,7 +78,7 @@ class ViewSession:
                     "hand": majority(labels)[0] if labels else None,
                     "annotators": len(labels)}
             folders.append(run_dir / "images")
-        self.images = find_images(folders, (i for item in by_key.values()
+        self.images = page_server.find_images(folders, (i for item in by_key.values()
                                             for i in item["image_ids"]))
         items = list(by_key.values())
         for item in items:
@@ -147,24 +138,20 @@ class ViewSession:
                 "items": self.items}
 
 
-class _ViewHandler(PageHandler):
+class _ViewHandler(page_server.PageHandler):
     server_version = "vmb-view"
-    static_dir = STATIC_DIR
     static_files = STATIC_FILES
 
-    def get_api(self, route: str) -> bool:
-        if route != "api/view":
-            return False
-        self._json(HTTPStatus.OK, self.server.session.data("api/image/"))
-        return True
+    def api_json(self, route: str) -> Any:
+        return self.server.session.data("api/image/") if route == "api/view" else None
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         self._not_found(b"read-only")
 
 
-def make_server(session: ViewSession, port: int = 0) -> PageServer:
+def make_server(session: ViewSession, port: int = 0) -> page_server.PageServer:
     """A server for ``session`` bound to 127.0.0.1 (port 0 picks a free one)."""
-    return make_page_server(session, _ViewHandler, port)
+    return page_server.make_page_server(session, _ViewHandler, port)
 
 
 def export(session: ViewSession, folder: Path) -> Path:
@@ -199,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one run folder, or two to compare side by side")
     parser.add_argument("--export", type=Path, default=None, metavar="DIR",
                         help="write the page as static files into DIR instead of serving it")
-    add_server_arguments(parser)
+    page_server.add_server_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,5 +197,5 @@ def run(args: argparse.Namespace) -> int:
     server = make_server(session, args.port)
     print(f"Showing {len(session.items)} samples of {len(session.runs)} run(s)")
     print(f"Open {server.url}  (Ctrl-C to stop)")
-    serve(server, open_browser=not args.no_browser)
+    page_server.serve(server, open_browser=not args.no_browser)
     return 0

@@ -78,8 +78,8 @@ class ViewSession:
                     "hand": majority(labels)[0] if labels else None,
                     "annotators": len(labels)}
             folders.append(run_dir / "images")
-        self.images = page_server.find_images(folders, (i for item in by_key.values()
-                                            for i in item["image_ids"]))
+        wanted = (i for item in by_key.values() for i in item["image_ids"])
+        self.images = page_server.find_images(folders, wanted)
         items = list(by_key.values())
         for item in items:
             item["differs"] = self._differs(item)

@@ -143,7 +143,7 @@ class MagmaModel(Model):
                              f"MAGMA's {self.config.max_positions} positions; use fewer shots")
         return prompt
 
-    def finetune_view(self):  # -> harness.finetune.train.FinetuneView
+    def finetune_view(self):  # -> harness.models.base.FinetuneView
         """What ``run_bench.py finetune`` trains: this model's modules, tokenizer, preprocessing."""
         from harness.models.magma.finetuned import magma_view
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.api_keys import scrub
 from harness.errors import BenchError, unknown
 from harness.hashing import derive_seed, stable_hash
 from harness.identity import identity_digest
@@ -26,7 +27,6 @@ from harness.judges.rubric import (
     read_grade,
     render_rubric,
 )
-from harness.safety import scrub
 from harness.types import GenerationSettings, ImagePart, JudgeInput, Request, Verdict
 
 #: How the reason of a verdict whose judge call failed starts (such verdicts are retried).

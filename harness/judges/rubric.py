@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.api_keys import scrub
 from harness.errors import BenchError, unknown
 from harness.paths import TASKS_DIR
-from harness.safety import sandbox_violation, scrub, template_environment
+from harness.safety import sandbox_violation, template_environment
 from harness.types import OUTCOMES, Content, JudgeInput, TextPart, Verdict
 
 RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"

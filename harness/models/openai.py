@@ -27,13 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from harness.api_keys import api_key_from_env, scrub
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
 from harness.models.common import chat_messages, cut_at_stop, to_rgb
 from harness.models.openai_http import ChatCompletionsClient
 from harness.registry import register_model
-from harness.safety import api_key_from_env, check_base_url, scrub
+from harness.safety import check_base_url
 from harness.types import ImagePart, Request, Response
 
 log = logging.getLogger(__name__)

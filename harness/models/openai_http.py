@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.api_keys import scrub
 from harness.errors import BenchError
-from harness.safety import scrub
 from harness.types import Response
 
 _RETRY_STATUS = {408, 409, 425, 429}

@@ -22,13 +22,13 @@ from typing import Any
 from harness.commands import page_server
 from harness.errors import BenchError
 from harness.judges.human.annotations import (
-    ANNOTATIONS_FILE,
     current_labels,
     majority,
     read_annotations,
     response_hash,
 )
 from harness.run.folder import RunFolder
+from harness.run.samples import Sample
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "reports" / "static"
 STATIC_FILES = page_server.page_files(STATIC_DIR, "view.html", "view.js", "view.css")
@@ -62,19 +62,19 @@ class ViewSession:
             self.runs.append({"name": results.get("run_name") or run_dir.name,
                               "model": model.get("name") if isinstance(model, Mapping) else None,
                               "dir": str(run_dir)})
-            samples = list(RunFolder(run_dir).sample_dicts())
-            hand = current_labels(read_annotations(run_dir / ANNOTATIONS_FILE),
-                                  {str(s["request_id"]): response_hash(s.get("response"))
-                                   for s in samples})
+            folder = RunFolder(run_dir)
+            samples = folder.read_samples()
+            hand = current_labels(read_annotations(folder.annotations),
+                                  {s.request_id: response_hash(s.response) for s in samples})
             for sample in samples:
-                key = str(sample["request_id"])
+                key = sample.request_id
                 item = by_key.setdefault(key, self._item(sample, len(run_dirs)))
                 verdicts = {name: {**v, "outcome": _outcome(v)}
-                            for name, v in (sample.get("verdicts") or {}).items()}
+                            for name, v in sample.verdicts.items()}
                 labels = hand.get(key, {})
                 item["runs"][index] = {
-                    "response": sample.get("response"), "error": sample.get("error"),
-                    "filtered": sample.get("filtered_response"), "verdicts": verdicts,
+                    "response": sample.response, "error": sample.error,
+                    "filtered": sample.filtered_response, "verdicts": verdicts,
                     "hand": majority(labels)[0] if labels else None,
                     "annotators": len(labels)}
             folders.append(run_dir / "images")
@@ -89,13 +89,12 @@ class ViewSession:
         self.items = items
 
     @staticmethod
-    def _item(sample: Mapping[str, Any], n_runs: int) -> dict[str, Any]:
-        doc = sample.get("doc") or {}
-        return {"key": str(sample["request_id"]), "task": sample.get("task"),
-                "doc_id": sample.get("doc_id"), "repeat": sample.get("repeat"),
-                "prompt": sample.get("prompt") or "", "ideal": sample.get("target"),
-                "expected": sample.get("expected"),
-                "image_ids": [i for i in sample.get("image_ids") or [] if isinstance(i, str)],
+    def _item(sample: Sample, n_runs: int) -> dict[str, Any]:
+        doc = sample.doc or {}
+        return {"key": sample.request_id, "task": sample.task, "doc_id": sample.doc_id,
+                "repeat": sample.repeat, "prompt": sample.prompt or "", "ideal": sample.target,
+                "expected": sample.expected,
+                "image_ids": [i for i in sample.image_ids if isinstance(i, str)],
                 "fields": {f: str(doc[f]).lower() for f in DOC_FIELDS if f in doc},
                 "runs": [None] * n_runs}
 

@@ -94,3 +94,26 @@ def test_adapter_modes_agree(tiny_model, make_image, monkeypatch):
     for e, f in zip(tiny_model.loglikelihood(requests), fast_scores):
         # (Response.is_greedy is gone, issue 10; decoding's greediness is tested above)
         assert f.loglikelihoods == pytest.approx(e.loglikelihoods, abs=1e-5)
+
+
+def test_the_compiled_step_compiles_once_per_batch_size(tiny_model, monkeypatch):
+    """Prompts of many lengths share one graph per batch size (a graph per length would hit
+    dynamo's recompile limit after 8 and fall back to eager, and re-record CUDA graphs each time)."""
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(len(example_inputs))
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(decoding, "_COMPILED",
+                        torch.compile(decoding._decode_step, backend=counting_backend, dynamic=False))
+    model = tiny_model.model
+    prompts = _prompts(model, 5)  # lengths 7, 12, 17, 22, 27
+    settings = [GenerationSettings(max_new_tokens=4)] * 5
+    for row in range(5):
+        decoding.generate_batch(model, prompts[row:row + 1], settings[:1], [row], -1, "original", mode="compiled")
+    assert len(graphs) == 1
+    decoding.generate_batch(model, prompts[:2], settings[:2], [0, 1], -1, "original", mode="compiled")
+    assert len(graphs) == 2
+    torch._dynamo.reset()

@@ -140,7 +140,10 @@ class StaticDecoder(EagerDecoder):
         prefill_mask = (self.filled[:, None, :] & causal[None]) | own[None]
         out = self.model(embeds, attention_mask=prefill_mask[:, None], position_ids=positions,
                          cache=self.cache, use_cache=True, logits_to_keep=1)
-        self.next_slot, self.position = prompt_length, positions[:, -1:].clone()
+        # contiguous (1, 1) strides whatever the prompt length: a slice keeps the prompt's
+        # stride, and the compiled step guards on strides, so each length would recompile
+        self.next_slot = prompt_length
+        self.position = positions[:, -1:].clone(memory_format=torch.contiguous_format)
         return mask_unembedded(out.logits[:, -1, :].float(), self.vocab_rows)
 
     def _advance(self) -> None:

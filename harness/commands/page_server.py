@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from harness.errors import BenchError
 from harness.paths import DATASETS_DIR
@@ -36,13 +36,6 @@ SECURITY_HEADERS = {
 }
 CONTENT_TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
 _REDIRECT = "\0redirect"
-
-
-class PageSession(Protocol):
-    """What the server needs of a session: its token and the images it may show."""
-
-    token: str
-    images: Mapping[str, Path]
 
 
 def index_images(folders: Iterable[Path]) -> dict[str, Path]:
@@ -171,7 +164,7 @@ class PageServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, session: Any, port: int, handler: type[PageHandler]) -> None:
-        self.session = session
+        self.session = session  # has .token and .images; the handler's API routes read the rest
         super().__init__(("127.0.0.1", port), handler)
 
     @property

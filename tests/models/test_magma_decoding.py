@@ -117,3 +117,32 @@ def test_the_compiled_step_compiles_once_per_batch_size(tiny_model, monkeypatch)
     decoding.generate_batch(model, prompts[:2], settings[:2], [0, 1], -1, "original", mode="compiled")
     assert len(graphs) == 2
     torch._dynamo.reset()
+
+
+def test_a_compiler_failure_falls_back_to_the_uncompiled_step_with_one_warning(tiny_model, monkeypatch):
+    """Inductor failed on an H200 (torch 2.11): the run must go on, uncompiled, not crash."""
+    calls = []
+
+    def failing_backend(graph_module, example_inputs):
+        calls.append(1)
+        raise RuntimeError("codegen failed")
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(decoding, "_COMPILED",
+                        torch.compile(decoding._decode_step, backend=failing_backend, dynamic=False))
+    model = tiny_model.model
+    prompts, settings, seeds = _prompts(model, 2), _settings(2), [3, 4]
+    with pytest.warns(UserWarning, match="decoding uncompiled"):
+        compiled = decoding.generate_batch(model, prompts, settings, seeds, tiny_model.eos_id, "original",
+                                           mode="compiled")
+    static = decoding.generate_batch(model, prompts, settings, seeds, tiny_model.eos_id, "original", mode="static")
+    assert calls == [1] and decoding._COMPILED is decoding._decode_step
+    assert [c.token_ids for c in compiled] == [s.token_ids for s in static]
+    torch._dynamo.reset()
+
+
+def test_a_bug_in_the_model_is_not_taken_for_a_compiler_failure():
+    from torch._inductor.exc import InductorError
+
+    assert decoding._is_compiler_failure(InductorError(TypeError("list indices"), None))  # the H200's
+    assert not decoding._is_compiler_failure(RuntimeError("shape mismatch"))

@@ -15,6 +15,7 @@ import argparse
 import hmac
 import json
 import mimetypes
+import sys
 import webbrowser
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
@@ -24,6 +25,7 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.paths import DATASETS_DIR
+from harness.safety import inside
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 SECURITY_HEADERS = {
@@ -39,27 +41,62 @@ _REDIRECT = "\0redirect"
 
 
 def index_images(folders: Iterable[Path]) -> dict[str, Path]:
-    """Map image ids to files: ``<image_id>.png`` names directly, other images by content."""
+    """Map image ids to files: ``<image_id>.png`` names directly, other images by content.
+
+    A run folder is data someone may have sent: a file that resolves outside its folder (a
+    symbolic link to elsewhere) or has more pixels than a task image may have is not served,
+    and one line on stderr says how many were left out.
+    """
     found: dict[str, Path] = {}
+    left_out: dict[str, int] = {}
     for folder in folders:
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
-            if path.stem.startswith("img-"):
+            reason = _unservable(path, folder)
+            if reason:
+                left_out[reason] = left_out.get(reason, 0) + 1
+            elif path.stem.startswith("img-"):
                 found.setdefault(path.stem, path)
-                continue
-            try:
-                from PIL import Image
-
-                from harness.hashing import image_id
-                with Image.open(path) as image:
-                    found.setdefault(image_id(image.convert("RGB")), path)
-                    found.setdefault(image_id(image), path)
-            except OSError:
-                continue  # an unreadable image is simply not shown
+            else:
+                _index_by_content(path, found)
+    for reason, count in left_out.items():
+        print(f"not shown: {count} image file(s) {reason}", file=sys.stderr)
     return found
+
+
+def _unservable(path: Path, folder: Path) -> str | None:
+    """Why ``path`` must not be served, or None. Reads the image header only."""
+    from PIL import Image
+
+    from harness.tasks.data import MAX_IMAGE_PIXELS
+
+    try:
+        inside(path, folder, "image")
+    except BenchError:
+        return f"that resolve outside {folder}"
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError):
+        return "that are not readable images"
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"with more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels"
+    return None
+
+
+def _index_by_content(path: Path, found: dict[str, Path]) -> None:
+    from PIL import Image
+
+    from harness.hashing import image_id
+    try:
+        with Image.open(path) as image:
+            found.setdefault(image_id(image.convert("RGB")), path)
+            found.setdefault(image_id(image), path)
+    except OSError:
+        return  # damaged past its header: simply not shown
 
 
 def find_images(folders: Iterable[Path], wanted: Iterable[str]) -> dict[str, Path]:

@@ -216,8 +216,10 @@ class MetricScorer:
     pipelines: tuple[Pipeline, ...] = NO_FILTER
     process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
 
-    def values(self, sample: Any) -> dict[str, dict[str, Any]]:
-        """``{filter: {metric: value}}`` of one sample (a value is None when unscorable)."""
+    def per_filter(self, sample: Any) -> dict[str, dict[str, Any]]:
+        """``{filter: {"filtered": answer, "values": {metric: value}}}`` of one sample: the
+        answer after that pipeline (None unless generated) and each metric's value (None when
+        unscorable), as lm-eval logs a sample per filter."""
         by_filter: dict[str, dict[str, Any]] = {}
         for filter_name, pipeline in self.pipelines or NO_FILTER:
             filtered = pipeline(sample.response) if self.output_type == "generate_until" else None
@@ -226,43 +228,67 @@ class MetricScorer:
                     self.output_type == "generate_until" or sample.loglikelihoods):
                 custom = self.process_results(dict(sample.doc),
                                               lm_eval_results(sample, self.output_type, filtered))
-            by_filter[filter_name] = {
+            by_filter[filter_name] = {"filtered": filtered, "values": {
                 m.name: m.value(sample, self.output_type, filtered) if custom is None
-                else custom.get(m.name) for m in self.metrics}
+                else custom.get(m.name) for m in self.metrics}}
         return by_filter
 
-    def score(self, samples: Iterable[Any], bootstrap_iters: int = BOOTSTRAP_ITERS
-              ) -> dict[str, dict[str, Any]]:
-        """``{"metric,filter": {value, stderr, higher_is_better, aggregation, n, n_unscored}}``
-        over ``samples`` (in document order: the bootstrap draws by position, as lm-eval's)."""
-        collected: dict[str, list[Any]] = {}
-        total = 0
-        for sample in samples:
-            total += 1
-            for filter_name, by_metric in self.values(sample).items():
-                for name, value in by_metric.items():
-                    collected.setdefault(f"{name},{filter_name}", []).append(value)
+    def values(self, sample: Any) -> dict[str, dict[str, Any]]:
+        """``{filter: {metric: value}}`` of one sample (a value is None when unscorable)."""
+        return {name: row["values"] for name, row in self.per_filter(sample).items()}
+
+
+class MetricTally:
+    """A task's metrics over samples streaming by: of each sample only its per-metric values
+    are kept (a number, or the pair a corpus metric such as f1 or bleu needs), in order."""
+
+    def __init__(self, metrics: Sequence[Metric], output_type: str,
+                 pipelines: Sequence[Pipeline] = (),
+                 process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None) -> None:
+        self.scorer = MetricScorer(tuple(metrics), output_type, tuple(pipelines) or NO_FILTER,
+                                   process_results)
+        self.values: dict[str, list[Any]] = {
+            f"{m.name},{name}": [] for name, _ in self.scorer.pipelines for m in metrics}
+        self.n = 0
+
+    def add(self, sample: Any) -> None:
+        self.n += 1
+        for filter_name, by_metric in self.scorer.values(sample).items():
+            for name, value in by_metric.items():
+                if value is not None:
+                    self.values[f"{name},{filter_name}"].append(value)
+
+    def results(self, bootstrap_iters: int = BOOTSTRAP_ITERS) -> dict[str, dict[str, Any]]:
+        """``{"metric,filter": {value, stderr, higher_is_better, aggregation, n, n_unscored}}``;
+        the stderr is lm-eval's (``harness.judges.aggregations.aggregate_stderr``: the bootstrap
+        draws by position, so the samples came in document order, as lm-eval's)."""
         results: dict[str, dict[str, Any]] = {}
-        for filter_name, _ in self.pipelines or NO_FILTER:
-            for metric in self.metrics:
-                key = f"{metric.name},{filter_name}"
-                values = [v for v in collected.get(key, []) if v is not None]
+        for filter_name, _ in self.scorer.pipelines:
+            for metric in self.scorer.metrics:
+                kept = self.values[f"{metric.name},{filter_name}"]
                 aggregation = metric.aggregation
-                results[key] = {
-                    "value": metric.aggregate(values) if values else None,
-                    "stderr": aggregate_stderr(metric.name, aggregation, values, bootstrap_iters),
+                results[f"{metric.name},{filter_name}"] = {
+                    "value": metric.aggregate(kept) if kept else None,
+                    "stderr": aggregate_stderr(metric.name, aggregation, kept, bootstrap_iters),
                     "higher_is_better": metric.higher_is_better,
                     "aggregation": aggregation if isinstance(aggregation, str)
                     else f"!function {getattr(aggregation, '__name__', 'custom')}",
-                    "n": len(values), "n_unscored": total - len(values),
+                    "n": len(kept), "n_unscored": self.n - len(kept),
                 }
         return results
 
 
-def score_metrics(metrics: Sequence[Metric], samples: Sequence[Any], output_type: str,
+def score_metrics(metrics: Sequence[Metric], samples: Iterable[Any], output_type: str,
                   pipelines: Sequence[Pipeline],
                   process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None,
                   bootstrap_iters: int = BOOTSTRAP_ITERS) -> dict[str, dict[str, Any]]:
-    """``MetricScorer(...).score(samples)``: the metrics of ``samples``, keyed ``metric,filter``."""
-    return MetricScorer(tuple(metrics), output_type, tuple(pipelines) or NO_FILTER,
-                        process_results).score(samples, bootstrap_iters)
+    """The metrics of ``samples`` (a ``MetricTally`` over them), keyed ``metric,filter``.
+
+    ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
+    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
+    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
+    """
+    tally = MetricTally(metrics, output_type, pipelines, process_results)
+    for sample in samples:
+        tally.add(sample)
+    return tally.results(bootstrap_iters)

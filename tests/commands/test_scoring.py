@@ -201,22 +201,9 @@ def test_readers_of_a_run_folder_run_nothing_it_names(saved_run: Path, tmp_path:
 
 # -- lm-eval metrics are recomputed from the stored samples (issue 13) -------------------------
 
-METRIC_TASKS = {
-    "morality_em": "include: morality_0shot.yaml\ntask: morality_em\n"
-                   "doc_to_target: \"{{ 'Yes' if expected == 'yes' else 'No' }}\"\n"
-                   "metric_list: [{metric: exact_match}, {metric: bleu}, {metric: reference}]\n"
-                   "filter_list:\n  - {name: word, filter: [{function: regex, regex_pattern: '(Yes|No)'}]}\n"
-                   "  - {name: lower, filter: [{function: lowercase}]}\n",
-    "morality_mcc": "include: morality_0shot_mc.yaml\ntask: morality_mcc\n"
-                    "metric_list: [{metric: acc}, {metric: mcc}, {metric: acc_norm, aggregation: median}]\n",
-}
-
-
 @pytest.fixture()
-def metrics_run(mini_tasks: Path, tmp_path: Path) -> Path:
-    for name, text in METRIC_TASKS.items():
-        (mini_tasks / f"{name}.yaml").write_text(text)
-    return evaluate("random", list(METRIC_TASKS), include_paths=[str(mini_tasks)],
+def metrics_run(metric_tasks: Path, tmp_path: Path) -> Path:
+    return evaluate("random", "morality_em,morality_mcc", include_paths=[str(metric_tasks)],
                     output_dir=tmp_path / "out", seed=5).run_dir
 
 

@@ -236,13 +236,17 @@ def test_score_with_judges_recomputes_metrics_too(metrics_run: Path) -> None:
     assert rescored["metrics"] == metrics and "sees-images" in rescored["scores"]["morality_em"]
 
 
+def _shipped_code(folder: Path, code: str) -> tuple[Path, Path]:
+    """A module ``mine`` in ``folder/shipped`` that leaves a marker file when imported."""
+    (folder / "shipped").mkdir()
+    marker = folder / "ran.txt"
+    (folder / "shipped" / "mine.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n{code}")
+    return folder / "shipped", marker
+
+
 def test_score_runs_no_stored_metric_code_without_trust_run(metrics_run: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code_dir = tmp_path / "shipped"
-    code_dir.mkdir()
-    marker = tmp_path / "ran.txt"
-    (code_dir / "mine.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
-                                      "def agg(items):\n    return 0.5\n")
+    code_dir, marker = _shipped_code(tmp_path, "def agg(items):\n    return 0.5\n")
     _tamper(metrics_run, "morality_mcc", function_dirs={"metric_list": str(code_dir)},
             metric_list=[{"metric": "acc", "aggregation": "!function mine.agg"}])
     line = _one_line_error(capsys, ["score", str(metrics_run)])

@@ -19,8 +19,9 @@ extra key ``vlm_morality_bench``. This module only reshapes records; it computes
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -180,39 +181,38 @@ def _judge_values(repeats: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return values
 
 
-def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
-                     ) -> list[dict[str, Any]]:
-    """The lines of ``samples_<task>_<date_id>.jsonl``: one per (filter, document), filter by
-    filter as lm-eval writes them (repeats inside a document's line).
+def samples_document(config: Mapping[str, Any], samples: Iterable[Mapping[str, Any]]
+                     ) -> Iterator[dict[str, Any]]:
+    """The lines of ``samples_<task>_<date_id>.jsonl``, one at a time: one per (document,
+    filter), a document's filters in turn (repeats inside a document's line).
 
-    ``samples`` are one task's ``samples.jsonl`` lines (plain dicts), in order, each with its
-    lm-eval metric values under ``LM_EVAL_FILTERS`` when the task has lm-eval metrics (a
-    document's line shows its first repeat's). Judges' shares go on the lines of the judges'
-    filter. The saved form is the one lm-eval writes: ``arguments`` as
-    ``{"gen_args_N": {"arg_M": ...}}``, responses as strings.
+    ``samples`` are one task's ``samples.jsonl`` lines (plain dicts), in order: a document's
+    repeats one after another, as a run writes them; each carries its lm-eval metric values
+    under ``LM_EVAL_FILTERS`` when the task has lm-eval metrics (a document's line shows its
+    first repeat's). Judges' shares go on the lines of the judges' filter. The saved form is
+    the one lm-eval writes: ``arguments`` as ``{"gen_args_N": {"arg_M": ...}}``, responses
+    as strings. (lm-eval writes all of one filter's lines, then the next filter's: the same
+    lines, in another order, which streaming a run's samples once cannot give.)
     """
-    by_doc: dict[str, list[Mapping[str, Any]]] = {}
-    for sample in samples:
-        by_doc.setdefault(str(sample["doc_id"]), []).append(sample)
     where = filter_name(config)
-    first_filters = next(iter(by_doc.values()))[0].get(LM_EVAL_FILTERS) or {} if by_doc else {}
-    filters = list(first_filters) + ([] if where in first_filters else [where])
-    lines = []
-    for filter_key in filters:
-        for index, (doc_id, repeats) in enumerate(by_doc.items()):
-            first = repeats[0]
-            arguments, resps, filtered = _requests(config, repeats)
+    by_doc = itertools.groupby(samples, key=lambda sample: str(sample["doc_id"]))
+    for index, (doc_id, grouped) in enumerate(by_doc):
+        repeats = list(grouped)
+        first = repeats[0]
+        arguments, resps, choice_resps = _requests(config, repeats)
+        metric_filters = first.get(LM_EVAL_FILTERS) or {}
+        for filter_key in [*metric_filters, *([] if where in metric_filters else [where])]:
             per_filter = [(s.get(LM_EVAL_FILTERS) or {}).get(filter_key) for s in repeats]
-            if filtered is None:  # generated: this filter's answers, else the judges' ones
-                filtered = [str(f["filtered"] if f is not None and f.get("filtered") is not None
-                                else s["filtered_response"] if s.get("filtered_response") is not None
-                                else s.get("response")) for s, f in zip(repeats, per_filter)]
+            filtered = choice_resps if choice_resps is not None else [  # this filter's answers
+                str(f["filtered"] if f is not None and f.get("filtered") is not None
+                    else s["filtered_response"] if s.get("filtered_response") is not None
+                    else s.get("response")) for s, f in zip(repeats, per_filter)]
             metrics = {k: v for k, v in ((per_filter[0] or {}).get("values") or {}).items()
                        if v is not None}
             if filter_key == where:
                 metrics = {**{k: v for k, v in _judge_values(repeats).items() if k not in metrics},
                            **metrics}
-            lines.append({
+            yield {
                 "doc_id": index, "doc": dict(first.get("doc") or {}),
                 "target": str(first.get("target")), "arguments": arguments, "resps": resps,
                 "filtered_resps": filtered, "filter": filter_key, "metrics": sorted(metrics),
@@ -221,5 +221,4 @@ def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, A
                 "vlm_morality_bench": {"doc_id": doc_id,
                                        "request_ids": [s["request_id"] for s in repeats],
                                        "verdicts": [s.get("verdicts", {}) for s in repeats]},
-            })
-    return lines
+            }

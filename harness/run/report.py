@@ -82,7 +82,7 @@ def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample],
                 line[lm_eval_format.LM_EVAL_FILTERS] = scorer.per_filter(sample)
             by_task[sample.task].append(line)
     for task, task_samples in by_task.items():
-        lines = lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples)
+        lines = list(lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples))
         write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
                      "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
                              for line in lines))

@@ -108,12 +108,12 @@ def test_lm_eval_reads_the_lm_eval_metrics_of_a_run(metric_tasks: Path, tmp_path
     assert document["config"]["bootstrap_iters"] == 100_000
     assert "loglikelihood,none" in document["vlm_morality_bench"]["metrics"]["morality_mcc"]
 
-    # The samples files: one line per (filter, document), filter by filter, as lm-eval writes.
+    # The samples files: one line per (document, filter), a document's filters in turn.
     by_task = {lm_eval_utils.get_file_task_name(Path(f).name): f
                for f in lm_eval_utils.get_sample_results_filenames(files)}
     lines = [json.loads(x) for x in Path(by_task["morality_em"]).read_text().splitlines()]
-    assert [x["filter"] for x in lines] == ["word"] * 6 + ["lower"] * 6
-    assert [x["doc_id"] for x in lines] == list(range(6)) * 2
+    assert [x["filter"] for x in lines] == ["word", "lower"] * 6
+    assert [x["doc_id"] for x in lines] == [i for i in range(6) for _ in range(2)]
     for filter_key in ("word", "lower"):
         mine = [x for x in lines if x["filter"] == filter_key]
         assert set(mine[0]["metrics"]) >= {"exact_match", "bleu"}
@@ -121,6 +121,6 @@ def test_lm_eval_reads_the_lm_eval_metrics_of_a_run(metric_tasks: Path, tmp_path
             f"exact_match,{filter_key}"]["value"]
         assert all(x["bleu"] == [x["target"], x["filtered_resps"][0]] for x in mine)
     assert {x["filtered_resps"][0] for x in lines if x["filter"] == "lower"} <= {"yes.", "no."}
-    assert "reference" in lines[0]["metrics"] and "reference" not in lines[6]["metrics"]
+    assert "reference" in lines[0]["metrics"] and "reference" not in lines[1]["metrics"]
     mc = [json.loads(x) for x in Path(by_task["morality_mcc"]).read_text().splitlines()]
     assert all(len(x["mcc"]) == 2 and x["acc"] in (0.0, 1.0) for x in mc)

@@ -13,8 +13,9 @@ from harness.commands.score import rescore
 from harness.models.base import Model
 from harness.registry import register_model
 from harness.reports.leaderboard import read_rows
-from harness.run.evaluate import _run_name, evaluate
+from harness.run.evaluate import evaluate
 from harness.run.journal import request_key
+from harness.run.naming import run_name
 from harness.types import ImagePart, Request, Response
 from tests.instrument_fixtures import paired_tasks
 
@@ -57,7 +58,7 @@ def test_the_ablation_is_part_of_the_run_identity(include: Path, tmp_path: Path)
     hashes = {t: (info["task_hash"], info["prompt_hash"]) for t, info in plain.results["tasks"].items()}
     from harness.registry import load_model
 
-    assert folders["none"] == _run_name(load_model("always-yes"), hashes, 0, None, None)
+    assert folders["none"] == run_name(load_model("always-yes"), hashes, 0, None, None)
     # Re-running the same ablation finds the same folder.
     assert run(include, out, ablation="blank").run_dir == results["blank"].run_dir
 

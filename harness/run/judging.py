@@ -1,0 +1,129 @@
+"""Pass 3 of a run: samples built from the journal's responses, judged a chunk at a time.
+
+Each task's instances stream by again; each one's response is read back from the journal,
+made a ``Sample``, judged (``harness.run.samples.apply_judges``) and handed on to be written
+to samples.jsonl. What is kept of each sample is only what the scores read. It calls no
+model and writes no file itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from harness.judges.base import Judge
+from harness.judges.metrics import MetricScorer
+from harness.models.base import Model
+from harness.run.journal import Journal
+from harness.run.samples import (
+    LOGLIKELIHOOD,
+    Sample,
+    apply_judges,
+    for_scores,
+    loglikelihood_verdict,
+)
+from harness.run.setup import metric_tally, task_judge_names
+from harness.run.verdicts import VerdictMemory
+from harness.tasks.filters import apply_filters
+from harness.tasks.task import Instance, Task
+from harness.types import Response
+
+#: Samples judged per judge call: judges batch within a chunk, and a run holds one chunk.
+JUDGE_CHUNK = 4096
+
+
+def token_usage(responses: Iterable[Response]) -> dict[str, int | None]:
+    """Prompt and completion tokens summed over the responses whose server reported them."""
+    reported = [r for r in responses if r.prompt_tokens is not None or r.completion_tokens is not None]
+    return {"prompt_tokens": sum(r.prompt_tokens or 0 for r in reported) if reported else None,
+            "completion_tokens": sum(r.completion_tokens or 0 for r in reported) if reported else None,
+            "n_reported": len(reported)}
+
+
+def build_sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
+    text = response.text
+    if response.loglikelihoods is not None and instance.choices:
+        scores = response.loglikelihoods
+        text = instance.choices[max(range(len(scores)), key=lambda i: scores[i])]
+    return Sample(
+        task=instance.task, doc_id=instance.doc_id, repeat=instance.repeat,
+        request_id=instance.key, seed=instance.request.seed, prompt=instance.request.text,
+        image_ids=instance.image_ids, fewshot_ids=instance.fewshot_ids, target=instance.target,
+        expected=instance.expected, choices=instance.choices, gold=instance.gold, response=text,
+        loglikelihoods=response.loglikelihoods, error=response.error, doc=instance.doc,
+        doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
+        target_hash=instance.target_hash,
+        filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        model_revision=response.model_revision,
+        cluster_id=instance.cluster_id,
+    )
+
+
+class JudgingPass:
+    """Pass 3: samples built from the journal and judged a chunk at a time.
+
+    What is kept of each sample is only what the scores read (``for_scores``); a task with
+    lm-eval metrics in its ``metric_list`` keeps their per-sample values until they are
+    aggregated (``harness.judges.metrics.MetricTally``).
+    """
+
+    def __init__(self) -> None:
+        self.for_scores: list[Sample] = []
+        #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
+        self.metrics: dict[str, dict[str, Any]] = {}
+        #: What computed each task's metrics, for the lm-eval-format samples files.
+        self.scorers: dict[str, MetricScorer] = {}
+        self.cached = 0
+        #: The responses this invocation asked the model for (not resumed from a cache).
+        self.fresh: list[Response] = []
+        self.schema: int | None = None
+        self.revisions: Counter[str] = Counter()
+
+    def model_info(self, model: Model) -> dict[str, Any]:
+        """The model's description, with the revisions a server reported it ran, counted
+        (a server may change what it runs mid-run)."""
+        info = model.describe()
+        if self.revisions:
+            info["served_revisions"] = dict(sorted(self.revisions.items()))
+        return info
+
+    def samples(self, tasks: Sequence[Task], instances_of: Callable[[Task], Iterator[Instance]],
+                journal: Journal, judges: Mapping[str, Judge],
+                given_names: Sequence[str] | None,
+                memory: VerdictMemory | None = None) -> Iterator[Sample]:
+        for task in tasks:
+            names = task_judge_names(task, given_names)
+            task_judges = [judges[n] for n in names if n in judges]
+            tally = metric_tally(task)
+            for chunk in _chunks(instances_of(task), JUDGE_CHUNK):
+                task_samples = []
+                for instance in chunk:
+                    response, cached = journal.read(instance.key)
+                    self.cached += cached
+                    if not cached:
+                        self.fresh.append(response)
+                    sample = build_sample(instance, response, task.config.filter_list)
+                    if LOGLIKELIHOOD in names:
+                        sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
+                    if tally is not None:
+                        tally.add(sample)
+                    task_samples.append(sample)
+                images = {i.key: i.request.images for i in chunk}
+                for sample in apply_judges(task_samples, task_judges, images, memory):
+                    if self.schema is None:
+                        self.schema = sample.schema
+                    if sample.model_revision:
+                        self.revisions[sample.model_revision] += 1
+                    self.for_scores.append(for_scores(sample))
+                    yield sample
+            if tally is not None:
+                self.metrics[task.name] = tally.results()
+                self.scorers[task.name] = tally.scorer
+
+
+def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -93,12 +93,13 @@ def task_from_results(name: str, info: Mapping[str, Any], trust_run: bool = Fals
 def rescore_metrics(results: Results, samples: Sequence[Sample], trust_run: bool = False,
                     where: str = "results.json"
                     ) -> tuple[dict[str, Any], dict[str, MetricScorer]]:
-    """Every task's lm-eval metrics recomputed from its stored samples (in file order, the
-    run's document order), with the scorers that computed them, by task."""
+    """The lm-eval metrics of every task the run computed them for, recomputed from its stored
+    samples (in file order, the run's document order), with the scorers that computed them."""
     metrics: dict[str, Any] = dict(results.metrics)
     scorers: dict[str, MetricScorer] = {}
-    for name, info in results.tasks.items():
-        tally = metric_tally(task_from_results(name, info, trust_run, where, metrics_only=True))
+    for name in results.metrics:
+        tally = metric_tally(task_from_results(name, results.tasks[name], trust_run, where,
+                                               metrics_only=True))
         if tally is None:
             continue
         for sample in samples:

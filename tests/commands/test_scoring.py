@@ -257,3 +257,11 @@ def test_score_runs_no_stored_metric_code_without_trust_run(metrics_run: Path, t
     rescored = json.loads((metrics_run / "results.json").read_text())["metrics"]["morality_mcc"]
     assert rescored["acc,none"]["value"] == 0.5 and rescored["acc,none"]["stderr"] is None
     assert main(["score", str(metrics_run), "--judges", ","]) == 2
+
+
+def test_score_rebuilds_no_task_without_metrics(saved_run: Path, tmp_path: Path) -> None:
+    code_dir, marker = _shipped_code(tmp_path, "def results(doc, answers):\n    return {}\n")
+    _tamper(saved_run, process_results="!function mine.results",
+            function_dirs={"process_results": str(code_dir)})
+    assert main(["score", str(saved_run)]) == 0  # no lm-eval metrics: nothing to recompute
+    assert not marker.exists()

@@ -35,7 +35,6 @@ from harness.run.report import append_leaderboard, git_sha, package_versions, wr
 from harness.run.samples import Sample, scores_by_task
 from harness.run.setup import (
     bind_tasks,
-    group_metrics,
     load_judges,
     resolve_tasks,
     task_judge_names,
@@ -246,11 +245,11 @@ def evaluate(
                     "judge_s": round(judge_s, 3)},
             usage=token_usage(judged.fresh),
             scores=scores_by_task(judged.for_scores, seed),
-            metrics={**judged.metrics, **group_metrics(tasks, include_paths, judged.metrics)},
+            metrics=judged.metrics,
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)
-        write_lm_eval(output_dir, results, folder.iter_samples())
+        write_lm_eval(output_dir, results, folder.iter_samples(), judged.scorers)
         if write_leaderboard:
             append_leaderboard(output_dir, run_dir, results, judge_objs)
         distributed.finish(shard)

@@ -71,8 +71,7 @@ class Results:
     usage: Mapping[str, int | None] | None = None
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: lm-eval metrics by task (``{task: {"metric,filter": {value, ...}}}``), for tasks whose
-    #: ``metric_list`` names any (``harness.judges.metrics``), and by group for a group run
-    #: whose ``aggregate_metric_list`` names any (``harness.tasks.groups.aggregate_group``).
+    #: ``metric_list`` names any (``harness.judges.metrics``).
     metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     versions: Mapping[str, str | None] | None = None
     git_sha: str | None = None

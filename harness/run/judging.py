@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from harness.judges.base import Judge
-from harness.judges.metrics import score_metrics
+from harness.judges.metrics import MetricScorer
 from harness.models.base import Model
 from harness.run.journal import Journal
 from harness.run.samples import (
@@ -24,9 +24,9 @@ from harness.run.samples import (
     for_scores,
     loglikelihood_verdict,
 )
-from harness.run.setup import task_judge_names, task_metrics
+from harness.run.setup import metric_tally, task_judge_names
 from harness.run.verdicts import VerdictMemory
-from harness.tasks.filters import apply_filters, filter_views
+from harness.tasks.filters import apply_filters
 from harness.tasks.task import Instance, Task
 from harness.types import Response
 
@@ -65,14 +65,16 @@ class JudgingPass:
     """Pass 3: samples built from the journal and judged a chunk at a time.
 
     What is kept of each sample is only what the scores read (``for_scores``); a task with
-    lm-eval metrics in its ``metric_list`` keeps its whole samples until they are scored
-    (``harness.judges.metrics.score_metrics`` aggregates over all of them).
+    lm-eval metrics in its ``metric_list`` keeps their per-sample values until they are
+    aggregated (``harness.judges.metrics.MetricTally``).
     """
 
     def __init__(self) -> None:
         self.for_scores: list[Sample] = []
         #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
         self.metrics: dict[str, dict[str, Any]] = {}
+        #: What computed each task's metrics, for the lm-eval-format samples files.
+        self.scorers: dict[str, MetricScorer] = {}
         self.cached = 0
         #: The responses this invocation asked the model for (not resumed from a cache).
         self.fresh: list[Response] = []
@@ -94,8 +96,7 @@ class JudgingPass:
         for task in tasks:
             names = task_judge_names(task, given_names)
             task_judges = [judges[n] for n in names if n in judges]
-            metrics = task_metrics(task)[1]
-            unjudged: list[Sample] = []
+            tally = metric_tally(task)
             for chunk in _chunks(instances_of(task), JUDGE_CHUNK):
                 task_samples = []
                 for instance in chunk:
@@ -106,9 +107,9 @@ class JudgingPass:
                     sample = build_sample(instance, response, task.config.filter_list)
                     if LOGLIKELIHOOD in names:
                         sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
+                    if tally is not None:
+                        tally.add(sample)
                     task_samples.append(sample)
-                if metrics:
-                    unjudged.extend(task_samples)
                 images = {i.key: i.request.images for i in chunk}
                 for sample in apply_judges(task_samples, task_judges, images, memory):
                     if self.schema is None:
@@ -117,20 +118,9 @@ class JudgingPass:
                         self.revisions[sample.model_revision] += 1
                     self.for_scores.append(for_scores(sample))
                     yield sample
-            if metrics:
-                config = task.config
-                process_results = (config.process_results.load(f"{config.source}:process_results")
-                                   if config.process_results is not None else None)
-                self.metrics[task.name] = {}
-                # Each pipeline scores one filtered value per document, as lm-eval's do.
-                for name, view in filter_views(config.filter_list, unjudged, config.output_type,
-                                               config.source):
-                    self.metrics[task.name].update(score_metrics(
-                        metrics, view, config.output_type, [(name, _unchanged)], process_results))
-
-
-def _unchanged(text: str | None) -> str | None:
-    return text
+            if tally is not None:
+                self.metrics[task.name] = tally.results()
+                self.scorers[task.name] = tally.scorer
 
 
 def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.files import write_atomic
 from harness.judges.base import Judge
+from harness.judges.metrics import MetricScorer
 from harness.paths import PROJECT_ROOT
 from harness.reports import lm_eval_format
 from harness.reports.leaderboard import append_rows
@@ -59,21 +60,29 @@ def git_sha() -> str | None:
     return sha + ("-dirty" if dirty.strip() else "") if sha else None
 
 
-def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample]) -> Path:
+def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample],
+                  scorers: Mapping[str, MetricScorer] | None = None) -> Path:
     """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
 
     Laid out as lm-eval lays them out under ``--output-path``:
-    ``<output-dir>/<model name, sanitized>/``. Returns the results file.
+    ``<output-dir>/<model name, sanitized>/``. ``scorers`` give each sample's lm-eval metric
+    values, filter by filter, for the samples files (the results file reads ``results``).
+    Returns the results file.
     """
     full = results.to_dict()
     folder = Path(output_dir) / lm_eval_format.sanitize_model_name(full["model"]["name"])
     stamp = lm_eval_format.date_id()
-    by_task: dict[str, list[dict[str, Any]]] = {task: [] for task in full["scores"]}
+    by_task: dict[str, list[dict[str, Any]]] = {
+        task: [] for task in {**full["scores"], **(full.get("metrics") or {})}}
     for sample in samples:
         if sample.task in by_task:
-            by_task[sample.task].append(sample.to_dict())
+            line = sample.to_dict()
+            scorer = (scorers or {}).get(sample.task)
+            if scorer is not None:
+                line[lm_eval_format.LM_EVAL_FILTERS] = scorer.per_filter(sample)
+            by_task[sample.task].append(line)
     for task, task_samples in by_task.items():
-        lines = lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples)
+        lines = list(lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples))
         write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
                      "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
                              for line in lines))

@@ -14,6 +14,7 @@ from typing import Any
 from harness.arguments import split_names
 from harness.errors import BenchError, unknown
 from harness.judges.base import Judge
+from harness.judges.item_tally import ItemTally
 from harness.judges.metrics import Metric, parse_metric_list
 from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
@@ -28,15 +29,6 @@ METRIC_ALIASES = {"acc": LOGLIKELIHOOD}
 #: The judge of a generate_until task whose YAML names none.
 DEFAULT_JUDGE = "reference"
 
-
-
-def group_metrics(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
-                  task_metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """lm-eval's group rows (``aggregate_metric_list``) for the groups named in ``tasks``."""
-    names = split_names(tasks) if isinstance(tasks, str) else [t for t in tasks if isinstance(t, str)]
-    if not names or not task_metrics:
-        return {}
-    return TaskIndex(include_paths).group_rows(names, task_metrics)
 
 
 def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str],
@@ -115,3 +107,17 @@ def bind_tasks(judges: Iterable[Judge], metadata_by_task: Mapping[str, Mapping[s
         hook = getattr(judge, "bind_tasks", None)
         if hook is not None:
             hook(metadata_by_task)
+
+
+def metric_tally(task: Task) -> ItemTally | None:
+    """A fresh tally of the task's lm-eval metrics (every ``filter_list`` pipeline on one
+    filtered value per item, its ``process_results``), or None when its ``metric_list``
+    names none."""
+    metrics = task_metrics(task)[1]
+    if not metrics:
+        return None
+    config = task.config
+    process_results = config.process_results
+    return ItemTally(metrics, config.output_type, config.filter_list,
+                     process_results.load(f"{config.source}:process_results")
+                     if process_results is not None else None, config.source)

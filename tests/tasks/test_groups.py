@@ -117,3 +117,16 @@ def test_aggregate_group_is_lm_evals_weighted_mean_and_pooled_stderr() -> None:
     assert rows["acc,none"]["value"] == pytest.approx(0.65)
     assert rows["acc,none"]["stderr"] == pytest.approx(
         metrics_api.unweighted_mean_stderr([0.1, 0.05]))
+
+
+def test_group_rows_cover_nested_groups_with_an_aggregate_metric_list(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", BASE + "task: a\n")
+    write(tmp_path, "b.yaml", BASE + "task: b\n")
+    write(tmp_path, "inner.yaml", "group: inner\ntask: [b]\naggregate_metric_list: [{metric: acc}]\n")
+    write(tmp_path, "outer.yaml", "group: outer\ntask: [a, inner]\n"
+                                  "aggregate_metric_list: [{metric: acc, weight_by_size: true}]\n")
+    tasks = {"a": {"acc,none": _metrics(1.0, 1)}, "b": {"acc,none": _metrics(0.0, 3)}}
+    rows = TaskIndex([tmp_path], builtin=False).group_rows(["outer", "a"], tasks)
+    assert set(rows) == {"outer", "inner"}
+    assert rows["outer"]["acc,none"]["value"] == pytest.approx(0.25)
+    assert rows["inner"]["acc,none"]["value"] == 0.0

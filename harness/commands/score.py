@@ -3,7 +3,7 @@
 Reads ``samples.jsonl`` and ``results.json``; with ``--judges``, recovers each sample's images
 by reloading the run's tasks (the same configs, seed, repeats and limit) and runs the new
 judges. Either way it recomputes every task's lm-eval metrics (and their standard errors)
-from the stored samples, as the run computed them, then rewrites ``samples.jsonl``,
+from the stored samples, as the run computed them, and the group rows from those, then rewrites ``samples.jsonl``,
 ``results.json`` and the lm-eval-format files, and appends leaderboard rows for the new
 judges only. It never calls the run's model.
 """
@@ -27,6 +27,7 @@ from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_t
 from harness.run.setup import bind_tasks, load_judges, metric_tally
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig
+from harness.tasks.groups import regroup
 from harness.tasks.task import Task
 from harness.types import ImagePart
 
@@ -199,7 +200,8 @@ def _rescore(folder: RunFolder, judge_names: Sequence[str],
         results, samples, judges = _judge(folder, results, samples, judge_names, judge_args,
                                           target, trust_run, use_cache)
     metrics, scorers = rescore_metrics(results, samples, trust_run, str(folder.results_file))
-    results = results.with_changes(metrics=metrics)
+    results = results.with_changes(metrics=metrics, groups=regroup(results.groups, metrics,
+                                                                   str(folder.results_file)))
     if judge_names:
         folder.write(results, samples)
     else:

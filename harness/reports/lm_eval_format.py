@@ -14,7 +14,12 @@ task's lm-eval ``acc`` fills that row, which leaves the judge's summary to the e
 ``filter_list`` pipeline, else ``none``; the value is the accuracy over scored samples, the
 stderr is clustered by image, and ``<metric>_strict`` is the strict accuracy over all items.
 Our confidence intervals and counts, which lm-eval's schema has no place for, go in the
-extra key ``vlm_morality_bench``. This module only reshapes records; it computes no score.
+extra key ``vlm_morality_bench``. Groups with an ``aggregate_metric_list`` (``results.json``'s
+``groups``) are written as lm-eval 0.4.13 writes them: a row in ``results`` and in ``groups``
+(``alias``, ``name``, ``sample_len``, ``sample_count``, ``<metric>,<filter>``,
+``<metric>_stderr,<filter>``), their direct members in ``group_subtasks``, their version
+(``"N/A"`` without one), the n-shot their members share and their members' ``higher_is_better``.
+This module only reshapes records; it computes no score.
 """
 
 from __future__ import annotations
@@ -92,6 +97,44 @@ def _task_rows(task: str, by_judge: Mapping[str, Any], metrics: Mapping[str, Any
     return rows, extra, higher
 
 
+def _group_row(name: str, record: Mapping[str, Any], per_task: Mapping[str, Mapping[str, Any]]
+               ) -> dict[str, Any]:
+    """A group's row as lm-eval's ``Group.aggregate`` writes it."""
+    row: dict[str, Any] = {"alias": record.get("alias") or name, "name": name,
+                           "sample_len": sum(per_task[t].get("sample_len", 0)
+                                             for t in record["tasks"] if t in per_task)}
+    for key, entry in record["rows"].items():
+        metric, _, filter_key = key.partition(",")
+        row[key] = entry["value"]
+        row[f"{metric}_stderr,{filter_key}"] = _na(entry.get("stderr"))
+    if record["rows"]:
+        row["sample_count"] = {key: entry["n"] for key, entry in record["rows"].items()}
+    return row
+
+
+def _add_groups(document: dict[str, Any], groups: Mapping[str, Mapping[str, Any]]) -> None:
+    """lm-eval's group entries, inner groups first (each takes its members' n-shot and
+    ``higher_is_better``, as ``_propagate_num_fewshot`` / ``_propagate_higher_is_better``)."""
+    if not groups:
+        return
+    rows = {name: _group_row(name, record, document["results"]) for name, record in groups.items()}
+    document["results"].update(rows)
+    document["groups"] = rows
+    for name, record in groups.items():
+        members = list(record["subtasks"])
+        document["group_subtasks"][name] = members
+        document["versions"][name] = "N/A" if record.get("version") is None else str(record["version"])
+        shots = {document["n-shot"][m] for m in members if m in document["n-shot"]}
+        if len(shots) == 1:
+            document["n-shot"][name] = shots.pop()
+        higher: dict[str, bool | None] = {}
+        for member in members:
+            for metric, value in document["higher_is_better"].get(member, {}).items():
+                higher[metric] = value if higher.get(metric, value) == value else None
+        if higher:
+            document["higher_is_better"][name] = higher
+
+
 def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
     """The ``results_<date_id>.json`` content for a run's ``results.json``."""
     per_task: dict[str, dict[str, Any]] = {}
@@ -106,7 +149,7 @@ def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
     model = results["model"]
     created = results.get("created")
     timestamp = datetime.fromisoformat(created).timestamp() if created else None
-    return {
+    document = {
         "results": per_task,
         "group_subtasks": {task: [] for task in per_task},
         "configs": {task: {**tasks[task]["config"], "task": task} for task in per_task},
@@ -139,6 +182,8 @@ def results_document(results: Mapping[str, Any]) -> dict[str, Any]:
             "served_revisions": model.get("served_revisions"),
         },
     }
+    _add_groups(document, results.get("groups") or {})
+    return document
 
 
 def _generation_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:

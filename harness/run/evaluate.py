@@ -37,11 +37,13 @@ from harness.run.setup import (
     bind_tasks,
     load_judges,
     resolve_tasks,
+    run_groups,
     task_judge_names,
 )
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
+from harness.tasks.groups import group_record
 from harness.tasks.task import Instance, Task
 
 
@@ -126,6 +128,7 @@ def evaluate(
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
     task_objs = override_tasks(resolve_tasks(tasks, include_paths, num_fewshot), gen_kwargs,
                                fewshot_seed)
+    groups = run_groups(tasks, include_paths)  # lm-eval's group rows, computed at the end
     chosen = parse_samples(sample_ids)
     if chosen is not None:
         if limit is not None:
@@ -246,6 +249,8 @@ def evaluate(
             usage=token_usage(judged.fresh),
             scores=scores_by_task(judged.for_scores, seed),
             metrics=judged.metrics,
+            groups={name: group_record(group, leaves, judged.metrics)
+                    for name, (group, leaves) in groups.items()},
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)

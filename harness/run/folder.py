@@ -73,6 +73,11 @@ class Results:
     #: lm-eval metrics by task (``{task: {"metric,filter": {value, ...}}}``), for tasks whose
     #: ``metric_list`` names any (``harness.judges.metrics``).
     metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: lm-eval's group rows (``harness.tasks.groups.group_record``) by group, for the groups
+    #: with an ``aggregate_metric_list`` that ``--tasks`` named: ``{group: {alias, subtasks,
+    #: tasks, version, aggregate_metric_list, rows: {"metric,filter": {value, stderr, n,
+    #: tasks}}}}``. Kept apart from ``metrics``, whose every name is a task.
+    groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     versions: Mapping[str, str | None] | None = None
     git_sha: str | None = None
     samples_schema: int | None = None
@@ -85,7 +90,8 @@ class Results:
         data: dict[str, Any] = {"schema": self.schema}
         for item in fields(self):
             if item.name in ("schema", "extra") or (
-                    item.name in ("agreement", "image_ablation") and getattr(self, item.name) is None):
+                    item.name in ("agreement", "image_ablation") and getattr(self, item.name) is None
+                    or item.name == "groups" and not self.groups):
                 continue
             value = getattr(self, item.name)
             data[item.name] = list(value) if item.name in ("include_paths", "batch_sizes") else value

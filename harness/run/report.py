@@ -215,4 +215,25 @@ def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
     console.print(f"95% CI: Wilson on the effective sample size, clustered by image; "
                   f"unreliable below {RELIABLE_MIN_CLUSTERS} images (docs/statistics.md)")
     console.print(details)
+    if results.groups:
+        console.print(group_table(results.groups))
     console.print(Text(terminal_text(f"run folder: {run_dir}")))
+
+
+def group_table(groups: Mapping[str, Mapping[str, Any]]) -> Any:
+    """lm-eval's group rows (``make_table(..., "groups")``): one per group, metric and filter."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="groups (lm-eval aggregate_metric_list: weighted mean of the tasks)")
+    for column in ("group", "filter", "metric", "value", "stderr", "n", "tasks"):
+        table.add_column(column, justify="left" if column in ("group", "filter", "metric") else "right")
+    for name, record in groups.items():
+        for key, row in record["rows"].items():
+            metric, _, filter_key = key.partition(",")
+            stderr = row.get("stderr")
+            table.add_row(Text(terminal_text(str(record.get("alias") or name))),
+                          Text(terminal_text(filter_key)), Text(terminal_text(metric)),
+                          f"{row['value']:.4f}", "N/A" if stderr is None else f"{stderr:.4f}",
+                          str(row["n"]), str(row["tasks"]))
+    return table

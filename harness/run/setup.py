@@ -19,6 +19,7 @@ from harness.judges.metrics import Metric, parse_metric_list
 from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
 from harness.tasks.config import TaskConfig
+from harness.tasks.groups import GroupConfig
 from harness.tasks.index import TaskIndex
 from harness.tasks.task import Task
 
@@ -58,6 +59,14 @@ def resolve_tasks(tasks: str | Iterable[str | Task | TaskConfig], include_paths:
             seen.add(task.name)
             unique.append(task)
     return unique
+
+
+def run_groups(tasks: str | Iterable[str | Task | TaskConfig], include_paths: Sequence[str]
+               ) -> dict[str, tuple[GroupConfig, list[str]]]:
+    """The groups with an ``aggregate_metric_list`` among the names given to ``--tasks``
+    (and inside them), with their leaf tasks: the run reports their rows."""
+    names = [i for i in (split_names(tasks) if isinstance(tasks, str) else tasks) if isinstance(i, str)]
+    return TaskIndex(include_paths).aggregated_groups(names) if names else {}
 
 
 def task_metrics(task: Task) -> tuple[list[str], list[Metric]]:

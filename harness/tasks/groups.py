@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +197,31 @@ def _stderr(found: Sequence[Mapping[str, Any]], sizes: Sequence[int],
         return None
     pooled = sum((n - 1) * s * s * n for n, s in zip(sizes, errors)) / (sum(sizes) - len(sizes))
     return math.sqrt(pooled / sum(sizes))
+
+
+def group_record(config: GroupConfig, leaf_tasks: Sequence[str],
+                 task_metrics: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """What a run keeps of a group (``results.json``'s ``groups``): its rows
+    (``aggregate_group``) and what recomputing them (``regroup``) and writing lm-eval's
+    group entries need: alias, direct members, leaf tasks, version, aggregate_metric_list."""
+    version = config.metadata.get("version") if isinstance(config.metadata, Mapping) else None
+    return {"alias": config.alias or config.group, "subtasks": list(config.tasks),
+            "tasks": list(leaf_tasks), "version": version,
+            "aggregate_metric_list": [{k: list(v) if isinstance(v, tuple) else v
+                                       for k, v in asdict(entry).items()}
+                                      for entry in config.aggregate_metric_list],
+            "rows": aggregate_group(config, leaf_tasks, task_metrics)}
+
+
+def regroup(records: Mapping[str, Mapping[str, Any]],
+            task_metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+            where: str = "results.json") -> dict[str, dict[str, Any]]:
+    """``records`` (``group_record``'s) with their rows recomputed from ``task_metrics``."""
+    regrouped = {}
+    for name, record in records.items():
+        config = GroupConfig(group=name, tasks=tuple(record["subtasks"]), source=where,
+                             aggregate_metric_list=parse_aggregates(
+                                 f"{where}:groups.{name}.aggregate_metric_list",
+                                 record["aggregate_metric_list"]))
+        regrouped[name] = {**record, "rows": aggregate_group(config, record["tasks"], task_metrics)}
+    return regrouped

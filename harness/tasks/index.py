@@ -85,11 +85,10 @@ class TaskIndex:
         """A group's config (its members, ``aggregate_metric_list``), or None for a task or tag."""
         return self._groups.get(name)
 
-    def group_rows(self, names: Iterable[str], task_metrics: Mapping[str, Mapping[str, Any]]
-                   ) -> dict[str, dict[str, Any]]:
-        """lm-eval's rows for every group among ``names`` (and the groups inside them) that
-        has an ``aggregate_metric_list``, from the tasks' ``{"metric,filter": {...}}``."""
-        rows: dict[str, dict[str, Any]] = {}
+    def aggregated_groups(self, names: Iterable[str]) -> dict[str, tuple[GroupConfig, list[str]]]:
+        """Every group among ``names`` (and the groups inside them) that has an
+        ``aggregate_metric_list``, inner groups first, with its leaf tasks."""
+        found: dict[str, tuple[GroupConfig, list[str]]] = {}
 
         def visit(name: str, seen: tuple[str, ...]) -> None:
             group = self._groups.get(name)
@@ -97,12 +96,19 @@ class TaskIndex:
                 return
             for member in group.tasks:
                 visit(member, (*seen, name))
-            if group.aggregate_metric_list:
-                rows[name] = aggregate_group(group, self.expand([name]), task_metrics)
+            if group.aggregate_metric_list and name not in found:
+                found[name] = (group, self.expand([name]))
 
         for name in names:
             visit(name, ())
-        return rows
+        return found
+
+    def group_rows(self, names: Iterable[str], task_metrics: Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, dict[str, Any]]:
+        """lm-eval's rows for every group among ``names`` (and the groups inside them) that
+        has an ``aggregate_metric_list``, from the tasks' ``{"metric,filter": {...}}``."""
+        return {name: aggregate_group(group, leaves, task_metrics)
+                for name, (group, leaves) in self.aggregated_groups(names).items()}
 
     def load(self, name: str) -> TaskConfig:
         """The validated config of one task."""

@@ -128,6 +128,14 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
                      f"  samples: {json.dumps([_arc(5), _arc(6), _arc(7)])}\n"),
 }
 
+#: A group over two of the tasks (of 4 and 3 items), run by its name: lm-eval's group rows.
+GROUP = "parity_group"
+GROUP_YAML = (f"group: {GROUP}\ntask: [arc_easy, arc_challenge]\naggregate_metric_list:\n"
+              "  - {metric: acc, weight_by_size: true}\n"
+              "  - {metric: acc_norm, weight_by_size: false}\n")
+#: What both harnesses are asked to run: the group in place of its tasks.
+RUN_NAMES = [t for t in TASKS if t not in ("arc_easy", "arc_challenge")] + [GROUP]
+
 #: Tasks whose standard errors lm-eval bootstraps.
 BOOTSTRAPPED = ("lambada_ppl", "ethics_median", "gsm8k_bleu")
 
@@ -147,6 +155,7 @@ def _write_tasks(root: Path) -> Path:
         (folder / f"{task}.yaml").write_text(
             f"include: {WHEEL / wheel_yaml}\ntask: {task}\ndataset_path: json\ndataset_name: null\n"
             f"dataset_kwargs:\n  data_files: {json.dumps(files)}\n{extra}")
+    (folder / f"{GROUP}.yaml").write_text(GROUP_YAML)
     return folder
 
 
@@ -161,10 +170,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any,
     model_dir = build_tiny_lm(root / "lm", "llama", n_positions=1024)
     tasks = _write_tasks(root)
     model_args = f"pretrained={model_dir},dtype=float32,device=cpu"
-    theirs = simple_evaluate(model="hf", model_args=model_args, tasks=list(TASKS),
+    theirs = simple_evaluate(model="hf", model_args=model_args, tasks=RUN_NAMES,
                              task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
                              batch_size=4, log_samples=True)  # lm-eval's stderrs too
-    ours = evaluate("hf", list(TASKS), model_args={"pretrained": str(model_dir), "dtype": "float32",
+    ours = evaluate("hf", RUN_NAMES, model_args={"pretrained": str(model_dir), "dtype": "float32",
                                                     "device": "cpu"},
                     include_paths=[str(tasks)], output_dir=root / "out", use_cache=False,
                     write_leaderboard=False, batch_size=4)
@@ -239,3 +248,26 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
             math.isnan(value) and math.isnan(mine_value)), key
     if task in BOOTSTRAPPED:  # not N/A: the comparison above compared bootstrapped values
         assert all(isinstance(v, float) for k, v in their_metrics.items() if "_stderr," in k)
+
+
+@pytest.mark.slow
+def test_group_rows_as_lm_evals(runs: tuple[dict[str, Any], Any, Any]) -> None:
+    from lm_eval.utils import make_table
+
+    from harness.reports.lm_eval_format import results_document
+
+    theirs, ours, _ = runs
+    their_row = {k: v for k, v in theirs["groups"][GROUP].items() if "," in k}
+    rows = ours.results["groups"][GROUP]["rows"]
+    assert set(their_row) == {key for m in rows for key in (m, m.replace(",", "_stderr,", 1))}
+    for key, row in rows.items():
+        assert row["value"] == pytest.approx(their_row[key], rel=1e-9)
+        assert row["stderr"] == pytest.approx(their_row[key.replace(",", "_stderr,", 1)], rel=1e-9)
+    document = results_document(ours.results)  # the lm-eval results file, as lm-eval writes it
+    mine, their_group = document["groups"][GROUP], theirs["groups"][GROUP]
+    assert set(mine) == set(their_group)
+    for key, value in their_group.items():
+        assert mine[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+    for key in ("group_subtasks", "versions", "n-shot", "higher_is_better"):
+        assert document[key][GROUP] == theirs[key][GROUP], key
+    assert make_table(document, "groups") == make_table(theirs, "groups")

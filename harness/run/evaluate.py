@@ -126,6 +126,7 @@ def evaluate(
     add_card_dirs(include_paths)  # model cards kept beside the user's task YAMLs
     image_ablation = check_ablation(image_ablation)
     # Tasks and judges first: a misspelt name should not wait for a 13 GB model to load.
+    tasks = split_names(tasks) if isinstance(tasks, str) else list(tasks)  # read twice below
     task_objs = override_tasks(resolve_tasks(tasks, include_paths, num_fewshot), gen_kwargs,
                                fewshot_seed)
     groups = run_groups(tasks, include_paths)  # lm-eval's group rows, computed at the end

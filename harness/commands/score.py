@@ -19,7 +19,8 @@ from harness.errors import BenchError
 from harness.registry import add_card_dirs
 from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.report import append_leaderboard, print_summary, write_lm_eval
-from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
+from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges
+from harness.run.scores import scores_by_task
 from harness.run.setup import bind_tasks, load_judges
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,7 +268,52 @@ def lm_eval_results(sample: Any, output_type: str, filtered: str | None) -> Any:
     return [(ll, False) for ll in sample.loglikelihoods]
 
 
-def score_metrics(metrics: Sequence[Metric], samples: Sequence[Any], output_type: str,
+class MetricTally:
+    """:func:`score_metrics` with samples streaming by: of each sample only its per-metric
+    values are kept (a number, or the pair a corpus metric such as f1 or bleu needs)."""
+
+    def __init__(self, metrics: Sequence[Metric], output_type: str,
+                 pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
+                 process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None) -> None:
+        self.metrics, self.output_type, self.process_results = metrics, output_type, process_results
+        self.pipelines = list(pipelines) or [("none", lambda text: text)]
+        self.values: list[list[list[Any]]] = [[[] for _ in metrics] for _ in self.pipelines]
+        self.n = 0
+
+    def add(self, sample: Any) -> None:
+        self.n += 1
+        output_type = self.output_type
+        for (_, pipeline), values in zip(self.pipelines, self.values):
+            filtered = pipeline(sample.response) if output_type == "generate_until" else None
+            custom = None
+            if self.process_results is not None and not (
+                    sample.error is not None or (output_type != "generate_until"
+                                                 and not sample.loglikelihoods)):
+                custom = self.process_results(dict(sample.doc),
+                                              lm_eval_results(sample, output_type, filtered))
+            for metric, kept in zip(self.metrics, values):
+                value = (metric.value(sample, output_type, filtered) if custom is None
+                         else custom.get(metric.name))
+                if value is not None:
+                    kept.append(value)
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """``{"metric,filter": {value, higher_is_better, aggregation, n, n_unscored}}``."""
+        results: dict[str, dict[str, Any]] = {}
+        for (filter_name, _), values in zip(self.pipelines, self.values):
+            for metric, kept in zip(self.metrics, values):
+                aggregation = metric.aggregation
+                results[f"{metric.name},{filter_name}"] = {
+                    "value": metric.aggregate(kept) if kept else None,
+                    "higher_is_better": metric.higher_is_better,
+                    "aggregation": aggregation if isinstance(aggregation, str)
+                    else f"!function {getattr(aggregation, '__name__', 'custom')}",
+                    "n": len(kept), "n_unscored": self.n - len(kept),
+                }
+        return results
+
+
+def score_metrics(metrics: Sequence[Metric], samples: Iterable[Any], output_type: str,
                   pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
                   process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
                   ) -> dict[str, dict[str, Any]]:
@@ -278,26 +323,7 @@ def score_metrics(metrics: Sequence[Metric], samples: Sequence[Any], output_type
     one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
     (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
     """
-    results: dict[str, dict[str, Any]] = {}
-    for filter_name, pipeline in pipelines or [("none", lambda text: text)]:
-        filtered = [pipeline(s.response) if output_type == "generate_until" else None
-                    for s in samples]
-        custom: list[Mapping[str, Any] | None] = [None] * len(samples)
-        if process_results is not None:
-            custom = [None if s.error is not None or (output_type != "generate_until"
-                                                      and not s.loglikelihoods)
-                      else process_results(dict(s.doc), lm_eval_results(s, output_type, f))
-                      for s, f in zip(samples, filtered)]
-        for metric in metrics:
-            values = [metric.value(s, output_type, f) if c is None else c.get(metric.name)
-                      for s, f, c in zip(samples, filtered, custom)]
-            values = [v for v in values if v is not None]
-            aggregation = metric.aggregation
-            results[f"{metric.name},{filter_name}"] = {
-                "value": metric.aggregate(values) if values else None,
-                "higher_is_better": metric.higher_is_better,
-                "aggregation": aggregation if isinstance(aggregation, str)
-                else f"!function {getattr(aggregation, '__name__', 'custom')}",
-                "n": len(values), "n_unscored": len(samples) - len(values),
-            }
-    return results
+    tally = MetricTally(metrics, output_type, pipelines, process_results)
+    for sample in samples:
+        tally.add(sample)
+    return tally.results()

@@ -16,8 +16,9 @@ intervals and counts, which lm-eval's schema has no place for, go in the extra k
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -120,20 +121,19 @@ def _generation_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config.get("generation_kwargs") or {})
 
 
-def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
-                     ) -> list[dict[str, Any]]:
-    """The lines of ``samples_<task>_<date_id>.jsonl``: one per document (repeats inside).
+def samples_document(config: Mapping[str, Any], samples: Iterable[Mapping[str, Any]]
+                     ) -> Iterator[dict[str, Any]]:
+    """The lines of ``samples_<task>_<date_id>.jsonl``: one per document (repeats inside),
+    one at a time.
 
-    ``samples`` are one task's ``samples.jsonl`` lines (plain dicts), in order. The saved
-    form is the one lm-eval writes: ``arguments`` as ``{"gen_args_N": {"arg_M": ...}}``,
-    responses as strings.
+    ``samples`` are one task's ``samples.jsonl`` lines (plain dicts), in order: a document's
+    repeats one after another, as a run writes them. The saved form is the one lm-eval
+    writes: ``arguments`` as ``{"gen_args_N": {"arg_M": ...}}``, responses as strings.
     """
-    by_doc: dict[str, list[Mapping[str, Any]]] = {}
-    for sample in samples:
-        by_doc.setdefault(str(sample["doc_id"]), []).append(sample)
     where = filter_name(config)
-    lines = []
-    for index, (doc_id, repeats) in enumerate(by_doc.items()):
+    by_doc = itertools.groupby(samples, key=lambda sample: str(sample["doc_id"]))
+    for index, (doc_id, grouped) in enumerate(by_doc):
+        repeats = list(grouped)
         first = repeats[0]
         choices = list(first.get("choices") or [])
         if choices:  # multiple choice: one request per choice, [log-likelihood, is_greedy]
@@ -157,7 +157,7 @@ def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, A
                       if s.get("verdicts", {}).get(judge, {}).get("status") == "ok"]
             if scored:
                 metrics[metric_name(judge)] = sum(1.0 for v in scored if v.get("aligned")) / len(scored)
-        lines.append({
+        yield {
             "doc_id": index, "doc": dict(first.get("doc") or {}), "target": str(first.get("target")),
             "arguments": arguments, "resps": resps, "filtered_resps": filtered, "filter": where,
             "metrics": sorted(metrics), "doc_hash": first.get("doc_hash"),
@@ -166,5 +166,4 @@ def samples_document(config: Mapping[str, Any], samples: Sequence[Mapping[str, A
             "vlm_morality_bench": {"doc_id": doc_id,
                                    "request_ids": [s["request_id"] for s in repeats],
                                    "verdicts": [s.get("verdicts", {}) for s in repeats]},
-        })
-    return lines
+        }

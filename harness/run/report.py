@@ -6,6 +6,7 @@ is ``harness.run.folder``'s, the leaderboard ``harness.reports.leaderboard``'s).
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import re
@@ -16,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.files import write_atomic
+from harness.files import atomic_file, write_atomic
 from harness.judges.base import Judge
 from harness.paths import PROJECT_ROOT
 from harness.reports import lm_eval_format
@@ -59,28 +60,41 @@ def git_sha() -> str | None:
     return sha + ("-dirty" if dirty.strip() else "") if sha else None
 
 
-def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample]) -> Path:
+def write_lm_eval(output_dir: Path, results: Results,
+                  samples: Iterable[Sample | Mapping[str, Any]]) -> Path:
     """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
 
     Laid out as lm-eval lays them out under ``--output-path``:
-    ``<output-dir>/<model name, sanitized>/``. Returns the results file.
+    ``<output-dir>/<model name, sanitized>/``. ``samples`` (``Sample``s or samples.jsonl's
+    lines) stream by in run order, each task's together; none is held. Returns the results file.
     """
     full = results.to_dict()
     folder = Path(output_dir) / lm_eval_format.sanitize_model_name(full["model"]["name"])
     stamp = lm_eval_format.date_id()
-    by_task: dict[str, list[dict[str, Any]]] = {task: [] for task in full["scores"]}
-    for sample in samples:
-        if sample.task in by_task:
-            by_task[sample.task].append(sample.to_dict())
-    for task, task_samples in by_task.items():
-        lines = lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples)
-        write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
-                     "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
-                             for line in lines))
+    lines = (sample.to_dict() if isinstance(sample, Sample) else sample for sample in samples)
+    unwritten = dict.fromkeys(full["scores"])
+    for task, task_samples in itertools.groupby(lines, key=lambda line: str(line["task"])):
+        if task not in full["scores"]:
+            continue
+        if task not in unwritten:
+            raise RuntimeError(f"the samples of task {task} are not all together")
+        del unwritten[task]
+        _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
+                                full["tasks"][task]["config"], task_samples)
+    for task in unwritten:
+        _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
+                                full["tasks"][task]["config"], ())
     path = folder / f"results_{stamp}.json"
     write_atomic(path, json.dumps(lm_eval_format.results_document(full), indent=2,
                                   ensure_ascii=False, default=str) + "\n")
     return path
+
+
+def _write_samples_document(path: Path, config: Mapping[str, Any],
+                            samples: Iterable[Mapping[str, Any]]) -> None:
+    with atomic_file(path) as handle:
+        for line in lm_eval_format.samples_document(config, samples):
+            handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
 
 def shots(task: str, config: Mapping[str, Any]) -> int | None:

@@ -8,13 +8,14 @@ calls a model or writes a file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.hashing import stable_hash
 from harness.judges.base import Judge
 from harness.run.verdicts import VerdictMemory
 from harness.stats.clusters import image_cluster
+from harness.tasks.task import InstanceFields
 from harness.types import ImagePart, JudgeInput, Verdict
 
 SAMPLES_SCHEMA = 1
@@ -24,34 +25,19 @@ LOGLIKELIHOOD_VERSION = "1"
 
 
 @dataclass(frozen=True)
-class Sample:
+class Sample(InstanceFields):
     """One line of ``samples.jsonl``: one (task, document, repeat) with every verdict."""
 
-    task: str
-    doc_id: str
-    repeat: int
-    request_id: str
-    seed: int
-    prompt: str
-    image_ids: tuple[str, ...]
-    fewshot_ids: tuple[str, ...]
-    target: str
-    expected: str | None
-    choices: tuple[str, ...]
-    gold: int | None
-    response: str | None
-    loglikelihoods: tuple[float, ...] | None
-    error: str | None
-    doc: Mapping[str, Any]
-    doc_hash: str
-    prompt_hash: str
-    target_hash: str
+    request_id: str = field(kw_only=True)
+    seed: int = field(kw_only=True)
+    prompt: str = field(kw_only=True)
+    response: str | None = field(kw_only=True)
+    loglikelihoods: tuple[float, ...] | None = field(kw_only=True)
+    error: str | None = field(kw_only=True)
+    doc: Mapping[str, Any]  # compared, unlike an Instance's
     filtered_response: str | None = None
     #: What the server reported it ran for this response (``openai`` adapter), else None.
     model_revision: str | None = None
-    #: The item's own image when an image ablation showed another (or none): what the CIs
-    #: resample. None when the prompt shows the item's own images.
-    cluster_id: str | None = None
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     schema: int = SAMPLES_SCHEMA
 
@@ -82,7 +68,11 @@ class Sample:
         return replace(self, verdicts={**self.verdicts, name: verdict.to_dict()})
 
 
-_SAMPLE_FIELDS = tuple(item.name for item in fields(Sample))
+#: A sample's fields in the order of its line in ``samples.jsonl``.
+_SAMPLE_FIELDS = ("task", "doc_id", "repeat", "request_id", "seed", "prompt", "image_ids",
+                  "fewshot_ids", "target", "expected", "choices", "gold", "response",
+                  "loglikelihoods", "error", "doc", "doc_hash", "prompt_hash", "target_hash",
+                  "filtered_response", "model_revision", "cluster_id", "verdicts", "schema")
 
 
 def loglikelihood_verdict(sample: Sample) -> Verdict:

@@ -197,14 +197,18 @@ def main() -> None:
         result["peak_rss_gib_after_load"] = round(peak_rss_gib(), 2)
         batch_prompts = prompts(model, 8, torch.Generator().manual_seed(0))
         for mode in [m for m in args.modes.split(",") if m]:
-            one, result[f"ours_{mode}_batch_1"] = ours(model, batch_prompts, 1, mode, args.repeats)
-            eight, result[f"ours_{mode}_batch_8"] = ours(model, batch_prompts, 8, mode, args.repeats)
+            tokens = {}
+            for batch in (1, 8):
+                tokens[batch], result[f"ours_{mode}_batch_{batch}"] = ours(
+                    model, batch_prompts, batch, mode, args.repeats)
+                print("so far:", json.dumps(result), flush=True)  # kept if a later step fails
             result[f"ours_{mode}_same_tokens_batch_1_vs_8"] = (
-                [o.token_ids for o in one] == [o.token_ids for o in eight])  # type: ignore[attr-defined]
+                [o.token_ids for o in tokens[1]] == [o.token_ids for o in tokens[8]])  # type: ignore[attr-defined]
         if not args.no_transformers:
             for batch in (1, 8):
                 result[f"transformers_generate_batch_{batch}"] = transformers_generate(
                     model, batch_prompts, batch, args.repeats)
+                print("so far:", json.dumps(result), flush=True)
         if device.type == "cuda":
             result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     finally:

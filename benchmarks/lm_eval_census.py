@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.errors import BenchError  # noqa: E402
 from harness.judges.metrics import parse_metric_list  # noqa: E402
 from harness.registry import judge_names  # noqa: E402
-from harness.tasks.config import GROUP_KEYS, build_task_config, resolve_includes  # noqa: E402
-from harness.tasks.task import check_filters, generation_settings  # noqa: E402
+from harness.tasks.config import GROUP_KEYS, build_task_config  # noqa: E402
+from harness.tasks.filters import check_filters  # noqa: E402
+from harness.tasks.task import generation_settings  # noqa: E402
+from harness.tasks.yaml_io import resolve_includes  # noqa: E402
 
 #: As harness.run.evaluate (not imported: it pulls in the model stages).
 METRIC_ALIASES = {"acc": "loglikelihood"}

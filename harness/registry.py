@@ -223,7 +223,7 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], args: Mapping[
 def model_factory(name: str) -> Any:
     """The adapter class (or factory) that ``load_model(name)`` would call."""
     card = model_cards().get(name)
-    adapter = card.adapter if card is not None and card.adapter != name else name
+    adapter = card.adapter if card is not None else name
     return _resolve("model", adapter, BUILTIN_MODELS, MODEL_GROUP)
 
 
@@ -236,7 +236,7 @@ def load_model(name: str, model_args: Mapping[str, Any] | None = None) -> Any:
     """
     args = dict(model_args or {})
     card = model_cards().get(name)
-    if card is not None and card.adapter != name:
+    if card is not None:  # a card may share its adapter's name (models/magma.yaml): its args still apply
         factory = _resolve("model", card.adapter, BUILTIN_MODELS, MODEL_GROUP)
         model = _construct("model", card.adapter, factory, merge_args(card.args, args))
     else:

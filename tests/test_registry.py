@@ -49,6 +49,26 @@ def test_a_card_keeps_its_name_unless_the_user_names_the_served_model(tmp_path: 
     assert overridden.registry_name == "my-vlm:org/b" and overridden.served == "org/b"
 
 
+def test_a_card_named_like_its_adapter_still_applies_its_args(tmp_path: Path, monkeypatch) -> None:
+    """models/magma.yaml is the card 'magma' on the adapter 'magma': `--model magma` must run
+    with the card's sampler and top_p, not the adapter's bare defaults."""
+    import harness.registry as registry
+
+    (tmp_path / "echo-served.yaml").write_text("adapter: echo-served\nargs:\n  served: org/card\n")
+    monkeypatch.setattr(registry, "MODEL_CARDS_DIR", tmp_path)
+    assert load_model("echo-served").served == "org/card"
+    assert load_model("echo-served", {"served": "org/user"}).served == "org/user"
+
+
+def test_model_magma_with_a_local_checkpoint_runs_the_cards_sampler() -> None:
+    from harness.models.magma.tiny import ensure_tiny
+
+    checkpoint, tokenizer = ensure_tiny(0)
+    model = load_model("magma", {"checkpoint": str(checkpoint), "tokenizer": str(tokenizer),
+                                 "dtype": "float32", "device_map": "cpu"})
+    assert (model.sampler, model.top_p) == ("original", 0.9)  # models/magma.yaml's, not the adapter's
+
+
 def test_a_wrong_argument_names_the_accepted_ones() -> None:
     with pytest.raises(BenchError, match=r"unknown argument for model 'echo-served': 'servd'.*"
                                          r"Did you mean 'served'"):

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_tasks(include_paths: Sequence[str]) -> int:
-    from harness.tasks.config import TaskIndex
+    from harness.tasks.index import TaskIndex
 
     index = TaskIndex(include_paths)
     for error in index.broken.values():

@@ -208,7 +208,7 @@ def parse_metric_list(entries: Sequence[Mapping[str, Any]], output_type: str, wh
         process_results: the task has a ``process_results`` function, which may return metrics
             of any name (aggregated by their entry's ``aggregation``, else the mean).
     """
-    from harness.tasks.config import FunctionRef
+    from harness.tasks.yaml_io import FunctionRef
 
     judge_names: list[str] = []
     metrics: list[Metric] = []

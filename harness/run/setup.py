@@ -17,7 +17,8 @@ from harness.judges.base import Judge
 from harness.judges.metrics import Metric, parse_metric_list
 from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
-from harness.tasks.config import TaskConfig, TaskIndex
+from harness.tasks.config import TaskConfig
+from harness.tasks.index import TaskIndex
 from harness.tasks.task import Task
 
 log = logging.getLogger(__name__)

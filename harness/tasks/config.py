@@ -1,26 +1,30 @@
-"""Task YAML loading: safe YAML, ``include``, groups, tags, ``!function`` and validation.
+"""TaskConfig: a task YAML's keys (includes resolved) validated into one typed record.
 
 The vocabulary is lm-evaluation-harness's, so a YAML written by an lm-eval user either
-loads or fails with a ``file:key`` error that says what to change. This module only reads
-and checks configuration; it loads no data and renders no template.
+loads or fails with a ``file:key`` error that says what to change. This module only checks
+configuration; it reads no file (``harness.tasks.yaml_io``), loads no data and renders no
+template.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.errors import BenchError, did_you_mean, unknown
+from harness.errors import BenchError, did_you_mean
 from harness.hashing import stable_hash
-from harness.paths import TASKS_DIR
-from harness.safety import check_yaml_size, check_yaml_source, inside
+from harness.tasks.checks import (
+    as_count,
+    dict_list,
+    lmms_kwargs,
+    metadata_mapping,
+    str_list,
+    sub_mapping,
+)
+from harness.tasks.yaml_io import FunctionRef
 
 #: Keys a task YAML may carry (lm-eval's names wherever lm-eval has one).
 TASK_KEYS = frozenset({
@@ -42,121 +46,6 @@ FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split", "doc_to_
 SAMPLERS = ("random", "default", "first_n")
 GENERATION_KEYS = frozenset({"max_new_tokens", "max_gen_toks", "temperature", "top_k", "top_p",
                              "until", "do_sample"})
-
-
-_loaded_functions: dict[tuple[str, str], Callable[..., Any]] = {}
-
-
-@dataclass(frozen=True)
-class FunctionRef:
-    """A ``!function file.name`` reference, resolved against the folder of its YAML file."""
-
-    spec: str
-    base_dir: str
-
-    def load(self, where: str) -> Callable[..., Any]:
-        module_name, _, attr = self.spec.rpartition(".")
-        if not module_name or not attr or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name):
-            raise BenchError(f"{where}: !function '{self.spec}' must be 'module.function' naming "
-                             "a .py file beside the YAML (no folders)")
-        path = Path(self.base_dir) / f"{module_name}.py"
-        cached = _loaded_functions.get((str(path), attr))
-        if cached is not None:
-            return cached
-        if not path.is_file():
-            raise BenchError(f"{where}: !function '{self.spec}' needs {path}, which does not exist")
-        # A symlink may not lead the import out of the YAML's folder.
-        path = inside(path, self.base_dir, f"{where}: !function file")
-        unique = f"_vmb_task_fn_{stable_hash(str(path), 10)}_{module_name}"
-        spec = importlib.util.spec_from_file_location(unique, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        function = getattr(module, attr, None)
-        if not callable(function):
-            names = [n for n in vars(module) if not n.startswith("_")]
-            raise BenchError(f"{where}: {path.name} has no function '{attr}'.{did_you_mean(attr, names)}")
-        _loaded_functions[(str(path), attr)] = function
-        return function
-
-    def __str__(self) -> str:
-        return f"!function {self.spec}"
-
-
-# The C loader when PyYAML has it (parsing every task file is on the path of --list-tasks).
-class _TaskLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML plus ``!function``; the base folder is set per file."""
-
-    base_dir = "."
-
-
-def _function_constructor(loader: _TaskLoader, node: yaml.Node) -> FunctionRef:
-    spec = loader.construct_scalar(node)  # type: ignore[arg-type]
-    return FunctionRef(str(spec).strip(), loader.base_dir)
-
-
-_TaskLoader.add_constructor("!function", _function_constructor)
-
-
-_yaml_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """One YAML file as a mapping; ``!function`` is the only tag beyond safe YAML."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
-    check_yaml_size(path, stat.st_size)
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _yaml_cache:
-        _yaml_cache[key] = _parse_yaml(path)
-    return dict(_yaml_cache[key])
-
-
-def _parse_yaml(path: Path) -> dict[str, Any]:
-    loader_cls = type("_Loader", (_TaskLoader,), {"base_dir": str(path.parent)})
-    try:
-        text = path.read_text(encoding="utf-8")
-        check_yaml_source(path, text)
-        data = yaml.load(text, Loader=loader_cls)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise BenchError(f"{path}{line}: not valid YAML ({problem}); fix the syntax") from None
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start}); save the YAML as UTF-8") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BenchError(f"{path}: a task YAML must be a mapping of keys, not {type(data).__name__}")
-    return data
-
-
-def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's keys over those of its ``include`` chain (recursive, cycle-checked)."""
-    path = path.resolve()
-    if path in _chain:
-        cycle = " -> ".join(p.name for p in (*_chain, path))
-        raise BenchError(f"{_chain[-1]}:include: include cycle {cycle}; remove one include")
-    data = read_yaml(path)
-    include = data.pop("include", None)
-    if include is None:
-        return data
-    includes = [include] if isinstance(include, str) else include
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise BenchError(f"{path}:include: must be a file name or a list of file names")
-    merged: dict[str, Any] = {}
-    for name in includes:
-        target = Path(name) if Path(name).is_absolute() else path.parent / name
-        if not target.is_file():
-            raise BenchError(f"{path}:include: '{name}' not found next to the YAML ({target})")
-        merged.update(resolve_includes(target, (*_chain, path)))
-    merged.update(data)
-    return merged
 
 
 @dataclass(frozen=True)
@@ -279,61 +168,6 @@ class TaskConfig:
         return stable_hash(data)
 
 
-def _int(where: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BenchError(f"{where}: must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _str_list(where: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise BenchError(f"{where}: must be a name or a list of names")
-    return tuple(values)
-
-
-def _dict_list(where: str, value: Any) -> tuple[Mapping[str, Any], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise BenchError(f"{where}: must be a list of mappings")
-    return tuple(value)
-
-
-def _metadata(where: str, value: Any) -> dict[str, Any]:
-    """``metadata`` as a mapping, or a list of mappings (lmms-eval's form) merged in order."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        return {k: v for entry in value for k, v in entry.items()}
-    raise BenchError(f"{where}:metadata: must be a mapping or a list of mappings")
-
-
-def _lmms_kwargs(where: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BenchError(f"{where}:lmms_eval_specific_kwargs: must be a mapping")
-    return dict(value)
-
-
-def _sub_mapping(raw: Mapping[str, Any], name: str, allowed: Iterable[str], noun: str,
-                 where: str) -> dict[str, Any]:
-    """``raw[name]`` as a dict (empty when absent), every key checked against ``allowed``."""
-    value = raw.get(name) or {}
-    if not isinstance(value, dict):
-        raise BenchError(f"{where}:{name}: must be a mapping")
-    for key in value:
-        if key not in allowed:
-            raise BenchError(f"{where}:{name}.{key}: unknown {noun}."
-                             f"{did_you_mean(str(key), allowed)}")
-    return value
-
-
 def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     """Validate a task's merged keys; every error names ``file:key``."""
     where = str(source)
@@ -368,8 +202,8 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
     process_results = raw.get("process_results")
     if process_results is not None and not isinstance(process_results, FunctionRef):
         raise BenchError(f"{where}:process_results: must be '!function file.name'")
-    generation = _sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
-    fewshot_raw = _sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
+    generation = sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
+    fewshot_raw = sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
     samples = fewshot_raw.get("samples")
     if samples is not None and not isinstance(samples, FunctionRef) and not (
             isinstance(samples, list) and all(isinstance(d, dict) for d in samples)):
@@ -383,19 +217,19 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         raise BenchError(f"{where}:fewshot_config.sampler: unknown sampler '{sampler}'."
                          f"{did_you_mean(str(sampler), SAMPLERS)}")
     fewshot = FewshotConfig(sampler=sampler,
-                            seed=_int(f"{where}:fewshot_config.seed", fewshot_raw.get("seed", 1234)),
+                            seed=as_count(f"{where}:fewshot_config.seed", fewshot_raw.get("seed", 1234)),
                             split=fewshot_raw.get("split"), samples=samples,
                             **{key: fewshot_raw.get(key) for key in (
                                 "doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix",
                                 "fewshot_delimiter", "target_delimiter")})
-    num_fewshot = _int(f"{where}:num_fewshot", raw.get("num_fewshot", 0) or 0)
+    num_fewshot = as_count(f"{where}:num_fewshot", raw.get("num_fewshot", 0) or 0)
     config = TaskConfig(
         task=name,
         source=where,
         dataset_path=raw["dataset_path"],
         dataset_name=raw.get("dataset_name"),
         dataset_kwargs=dict(raw.get("dataset_kwargs") or {}),
-        tags=_str_list(f"{where}:tag", raw.get("tag")) + _str_list(f"{where}:group", raw.get("group")),
+        tags=str_list(f"{where}:tag", raw.get("tag")) + str_list(f"{where}:group", raw.get("group")),
         description=raw.get("description") or "",
         training_split=raw.get("training_split"),
         validation_split=raw.get("validation_split"),
@@ -407,7 +241,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         doc_to_target=raw.get("doc_to_target"),
         doc_to_choice=raw.get("doc_to_choice"),
         doc_to_image=raw.get("doc_to_image", raw.get("doc_to_visual")),  # lmms-eval's name
-        lmms_eval_specific_kwargs=_lmms_kwargs(where, raw.get("lmms_eval_specific_kwargs")),
+        lmms_eval_specific_kwargs=lmms_kwargs(where, raw.get("lmms_eval_specific_kwargs")),
         num_fewshot=num_fewshot,
         fewshot_config=fewshot,
         fewshot_delimiter=raw.get("fewshot_delimiter", "\n\n"),
@@ -415,10 +249,10 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         gen_prefix=raw.get("gen_prefix"),
         output_type=output_type,
         generation_kwargs=dict(generation),
-        repeats=_int(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
-        filter_list=_dict_list(f"{where}:filter_list", raw.get("filter_list")),
-        metric_list=_dict_list(f"{where}:metric_list", raw.get("metric_list")),
-        metadata=_metadata(where, raw.get("metadata")),
+        repeats=as_count(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
+        filter_list=dict_list(f"{where}:filter_list", raw.get("filter_list")),
+        metric_list=dict_list(f"{where}:metric_list", raw.get("metric_list")),
+        metadata=metadata_mapping(where, raw.get("metadata")),
     )
     if config.num_fewshot and output_type == "loglikelihood_rolling":
         raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "
@@ -427,110 +261,3 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         raise BenchError(f"{where}:fewshot_split: num_fewshot is {num_fewshot} but no split to "
                          "draw demonstrations from; set fewshot_split")
     return config
-
-
-@dataclass(frozen=True)
-class GroupConfig:
-    group: str
-    tasks: tuple[str, ...]
-    source: str
-
-
-class TaskIndex:
-    """Every task, group and tag found in the built-in folder and ``--include-path`` folders.
-
-    Files are only read here; a task's YAML is validated when the task is asked for. A file
-    that cannot be read at all is kept in ``broken`` (path -> its error) and skipped, so one
-    broken user YAML stops neither ``--list-tasks`` nor a run of other tasks.
-    """
-
-    def __init__(self, include_paths: Iterable[str | Path] = (), builtin: bool = True) -> None:
-        self.include_paths = tuple(str(Path(p).resolve()) for p in include_paths)
-        self._task_files: dict[str, Path] = {}
-        self._groups: dict[str, GroupConfig] = {}
-        self._tags: dict[str, list[str]] = {}
-        self.broken: dict[str, str] = {}
-        folders = ([TASKS_DIR] if builtin else []) + [Path(p) for p in self.include_paths]
-        for folder in folders:
-            if not folder.is_dir():
-                raise BenchError(f"--include-path {folder}: not a folder of task YAMLs")
-            for path in sorted(folder.rglob("*.yaml")):
-                try:
-                    self._index_file(path)
-                except BenchError as exc:
-                    self.broken[str(path)] = str(exc)
-
-    def _index_file(self, path: Path) -> None:
-        raw = read_yaml(path)
-        name = raw.get("task")
-        group = raw.get("group")
-        if isinstance(group, str) and isinstance(name, list):
-            for key in raw:
-                if key not in GROUP_KEYS:
-                    raise BenchError(f"{path}:{key}: unknown group key.{did_you_mean(str(key), GROUP_KEYS)}")
-            members = []
-            for entry in name:
-                if not isinstance(entry, str):
-                    raise BenchError(f"{path}:task: group members must be task names")
-                members.append(entry)
-            self._groups[group] = GroupConfig(group, tuple(members), str(path))
-        elif isinstance(name, str):
-            # Later folders (the user's) override built-in tasks of the same name.
-            self._task_files[name] = path
-            merged = resolve_includes(path)
-            for tag in _str_list(f"{path}:tag", merged.get("tag")) + _str_list(
-                    f"{path}:group", merged.get("group")):
-                self._tags.setdefault(tag, []).append(name)
-        # A file with no task name is a template for others to include.
-
-    @property
-    def task_names(self) -> list[str]:
-        return sorted(self._task_files)
-
-    @property
-    def group_names(self) -> list[str]:
-        return sorted(self._groups)
-
-    @property
-    def tag_names(self) -> list[str]:
-        return sorted(self._tags)
-
-    def group_members(self, name: str) -> tuple[str, ...]:
-        if name in self._groups:
-            return self._groups[name].tasks
-        return tuple(self._tags.get(name, ()))
-
-    def load(self, name: str) -> TaskConfig:
-        """The validated config of one task."""
-        path = self._task_files.get(name)
-        if path is None:
-            raise self._unknown(name)
-        return build_task_config(resolve_includes(path), path)
-
-    def _unknown(self, name: str) -> BenchError:
-        """A task that is not indexed: its own file's error if it is broken, else a suggestion."""
-        for path, error in self.broken.items():
-            if Path(path).stem == name:
-                return BenchError(error)
-        hint = "See --list-tasks."
-        if self.broken:
-            hint += f" ({len(self.broken)} task file(s) could not be read and were skipped.)"
-        return unknown("task", name, self.all_names(), hint)
-
-    def all_names(self) -> list[str]:
-        return sorted(set(self._task_files) | set(self._groups) | set(self._tags))
-
-    def expand(self, names: Iterable[str], _seen: tuple[str, ...] = ()) -> list[str]:
-        """Task names for a mix of task, group and tag names, in order, without duplicates."""
-        tasks: list[str] = []
-        for name in names:
-            if name in self._task_files:
-                members = [name]
-            elif name in self._groups or name in self._tags:
-                if name in _seen:
-                    raise BenchError(f"group '{name}' contains itself; fix {self._groups[name].source}")
-                members = self.expand(self.group_members(name), (*_seen, name))
-            else:
-                raise self._unknown(name)
-            tasks.extend(m for m in members if m not in tasks)
-        return tasks

@@ -1,30 +1,22 @@
-"""Task: a config's documents rendered into Requests.
+"""Task: a config's documents turned into ``Instance``s, each holding its ``Request``.
 
-Renders ``doc_to_text`` / ``doc_to_target`` / ``doc_to_choice`` / ``doc_to_image`` with Jinja2
-in its immutable sandbox (StrictUndefined: a missing field is an error, never an empty
-string; a template reaching for code is an error, never run), draws lm-eval-style
-few-shot demonstrations with a seed that depends only on the item, and turns each
-(document, repeat) into an ``Instance`` holding its ``Request``. It calls no model;
-output filters are ``harness.tasks.filters``'.
+It puts together what the other task modules make: the description, the demonstrations
+(``harness.tasks.fewshot``), the rendered question and choices (``harness.tasks.render``) and
+the images (with an ablation, ``harness.tasks.ablation``). It calls no model; output filters
+are ``harness.tasks.filters``'.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import json
-import random
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-import jinja2
-
-from harness.errors import BenchError, did_you_mean
+from harness.errors import BenchError
 from harness.hashing import ListHash, derive_seed, image_id, stable_hash
-from harness.safety import as_float, as_int, sandbox_violation, template_environment
+from harness.safety import as_float, as_int
 from harness.tasks.ablation import (
     NO_ABLATION,
     BlankImages,
@@ -33,19 +25,14 @@ from harness.tasks.ablation import (
     check_ablation,
     shuffle_seed,
 )
-from harness.tasks.config import FunctionRef, TaskConfig
+from harness.tasks.config import TaskConfig
 from harness.tasks.data import load_split
+from harness.tasks.fewshot import FewshotSampler
 from harness.tasks.filters import check_filters
+from harness.tasks.render import Renderer, document_id, needs_delimiter
 from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
 
 IMAGE_PLACEHOLDER = "<image>"
-
-
-@functools.lru_cache(maxsize=256)
-def _template(source: str) -> jinja2.Template:
-    """A compiled template: compiling costs far more than rendering, and a task renders the
-    same few templates for every item."""
-    return template_environment().from_string(source)
 
 
 @dataclass(frozen=True)
@@ -142,7 +129,8 @@ class Task:
         check_filters(config)
         self._docs: dict[str, list[dict[str, Any]]] = {}
         self._image_ids: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._default_draw_cache: dict[str, list[int]] = {}
+        self.render = Renderer(config)
+        self.fewshot = FewshotSampler(config, self.render, self.docs)
         self._blanks = BlankImages()
         self._shuffle_pools: dict[str, ShufflePool] = {}
 
@@ -164,116 +152,11 @@ class Task:
     def eval_docs(self) -> list[dict[str, Any]]:
         return self.docs(self.config.eval_split)
 
-    @cached_property
-    def demo_docs(self) -> list[dict[str, Any]]:
-        """The demonstration pool: the fewshot split, ``fewshot_config.samples``, train, validation."""
-        config = self.config
-        # lm-eval's order: a named fewshot split, then the samples, then train / validation.
-        samples = None if config.fewshot_config.split or config.fewshot_split else config.fewshot_config.samples
-        if isinstance(samples, FunctionRef):
-            samples = samples.load(f"{self.config.source}:fewshot_config.samples")()
-        if samples is not None:
-            return [dict(d) for d in samples]
-        split = self.config.demo_split
-        assert split is not None
-        return self.docs(split)
+    doc_id = staticmethod(document_id)
 
-    @property
-    def _demo_from_split(self) -> bool:
-        config = self.config
-        return bool(config.fewshot_config.split or config.fewshot_split
-                    or config.fewshot_config.samples is None)
-
-    @staticmethod
-    def doc_id(doc: Mapping[str, Any], index: int) -> str:
-        return str(doc.get("id", index))
-
-    # -- rendering ---------------------------------------------------------------------------
-    def _value(self, key: str, spec: Any, doc: Mapping[str, Any], doc_id: str) -> Any:
-        where = f"{self.config.source}:{key}"
-        if isinstance(spec, FunctionRef):
-            return _call(spec.load(where), doc, self.config.lmms_eval_specific_kwargs)
-        if isinstance(spec, str):
-            if spec in doc:
-                return doc[spec]
-            try:
-                return _template(spec).render(**doc)
-            except jinja2.exceptions.SecurityError as exc:
-                raise sandbox_violation(where, exc) from None
-            except jinja2.UndefinedError as exc:
-                missing = re.search(r"'([^']+)' is undefined", str(exc))
-                name = missing.group(1) if missing else str(exc)
-                raise BenchError(f"{where}: template uses '{name}', which item {doc_id} lacks."
-                                 f"{did_you_mean(name, doc)}") from None
-            except jinja2.TemplateError as exc:
-                raise BenchError(f"{where}: bad template ({exc}); fix the Jinja syntax") from None
-        if isinstance(spec, list):
-            return [self._value(key, item, doc, doc_id) if isinstance(item, str) and "{{" in item
-                    else item for item in spec]
-        return spec
-
-    def render_text(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> str:
-        """``doc_to_text`` (or ``spec``, e.g. a fewshot_config override) for one document."""
-        return str(self._value("doc_to_text", spec if spec is not None else self.config.doc_to_text,
-                               doc, doc_id))
-
-    def choices(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> tuple[str, ...]:
-        if self.config.output_type != "multiple_choice":
-            return ()
-        value = self._value("doc_to_choice", spec if spec is not None else self.config.doc_to_choice,
-                            doc, doc_id)
-        if isinstance(value, str) and value.strip().startswith("["):
-            try:
-                value = ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError):
-                pass
-        if not isinstance(value, list | tuple) or len(value) < 2:
-            raise BenchError(f"{self.config.source}:doc_to_choice: item {doc_id} gave {value!r}; "
-                             "choices must be a list of at least two strings")
-        return tuple(str(v) for v in value)
-
-    def target(self, doc: Mapping[str, Any], doc_id: str, choices: tuple[str, ...],
-               spec: Any = None) -> tuple[str, int | None]:
-        value = self._value("doc_to_target", spec if spec is not None else self.config.doc_to_target,
-                            doc, doc_id)
-        if not choices:
-            return str(value), None
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool):
-            if not 0 <= value < len(choices):
-                raise BenchError(f"{self.config.source}:doc_to_target: item {doc_id} gave index "
-                                 f"{value}, outside its {len(choices)} choices")
-            return choices[value], value
-        if str(value) in choices:
-            return str(value), choices.index(str(value))
-        raise BenchError(f"{self.config.source}:doc_to_target: item {doc_id} gave {value!r}, "
-                         f"neither an index nor one of {list(choices)}")
-
-    def images(self, doc: Mapping[str, Any], doc_id: str) -> list[Any]:
-        spec = self.config.doc_to_image
-        if spec is None:
-            return []
-        names = spec if isinstance(spec, list) else [spec]
-        found: list[Any] = []
-        for name in names:
-            if isinstance(name, FunctionRef):
-                value = _call(name.load(f"{self.config.source}:doc_to_image"), doc,
-                              self.config.lmms_eval_specific_kwargs)
-            elif isinstance(name, str) and name in doc:
-                value = doc[name]
-            else:
-                raise BenchError(f"{self.config.source}:doc_to_image: item {doc_id} has no column "
-                                 f"'{name}'.{did_you_mean(str(name), doc)}")
-            for image in value if isinstance(value, list) else [value]:
-                if not (hasattr(image, "mode") and hasattr(image, "size")):
-                    raise BenchError(f"{self.config.source}:doc_to_image: item {doc_id}'s '{name}' "
-                                     "is not an image")
-                found.append(image)
-        return found
-
+    # -- images ------------------------------------------------------------------------------
     def _image_parts(self, split: str, doc: Mapping[str, Any], doc_id: str) -> list[ImagePart]:
-        images = self.images(doc, doc_id)
+        images = self.render.images(doc, doc_id)
         key = (split, doc_id)
         if key not in self._image_ids:
             self._image_ids[key] = tuple(image_id(image) for image in images)
@@ -313,74 +196,6 @@ class Task:
                 parts.append(images[index])
         return parts
 
-    # -- few-shot ----------------------------------------------------------------------------
-    def draw_demonstrations(self, doc_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """The k demonstrations for one item.
-
-        ``first_n`` takes the first k of the demonstration split and ``default`` draws as
-        lm-eval does (one generator seeded once, drawing for the items in order); ``random``
-        draws with a seed of (fewshot seed, task, item id) only. An item is left out of its own
-        demonstrations only when they come from its own split.
-        """
-        k = self.config.num_fewshot
-        if not k:
-            return []
-        split = self.config.demo_split
-        pool = [(self.doc_id(d, i), d) for i, d in enumerate(self.demo_docs)]
-        own_split = self._demo_from_split and split == self.config.eval_split
-        sampler = self.config.fewshot_config.sampler
-        if sampler == "default":
-            return [pool[i] for i in self._default_draws()[doc_id]]
-        if own_split:
-            pool = [(ident, d) for ident, d in pool if ident != doc_id]
-        if len(pool) < k:
-            others = " other" if own_split else ""
-            raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
-                             f"split '{split}' has only {len(pool)}{others} items")
-        if sampler == "first_n":
-            return pool[:k]
-        rng = random.Random(derive_seed(self.config.fewshot_config.seed, self.name, doc_id))
-        return rng.sample(pool, k)
-
-    def _default_draws(self) -> dict[str, list[int]]:
-        """lm-eval's ``ContextSampler.sample`` for every evaluation item, in document order."""
-        draws = self._default_draw_cache
-        if draws:
-            return draws
-        k, split = self.config.num_fewshot, self.config.demo_split
-        pool_size = len(self.demo_docs)
-        own_split = self._demo_from_split and split == self.config.eval_split
-        if pool_size < k + (1 if own_split else 0):
-            raise BenchError(f"{self.config.source}:num_fewshot: {k} demonstrations asked for but "
-                             f"split '{split}' has only {pool_size} items")
-        rng = random.Random(self.config.fewshot_config.seed)
-        for index, doc in enumerate(self.eval_docs):
-            doc_id = self.doc_id(doc, index)
-            if own_split:
-                drawn = [i for i in rng.sample(range(pool_size), k + 1) if i != index][:k]
-            else:
-                drawn = rng.sample(range(pool_size), k)
-            draws[doc_id] = drawn
-        return draws
-
-    def _demonstration(self, demo: Mapping[str, Any], demo_id: str) -> str:
-        """One demonstration as lm-eval's ``build_qa_turn`` writes it (fewshot_config overrides)."""
-        config, fewshot = self.config, self.config.fewshot_config
-        target_delimiter = (fewshot.target_delimiter if fewshot.target_delimiter is not None
-                            else config.target_delimiter)
-        fewshot_delimiter = (fewshot.fewshot_delimiter if fewshot.fewshot_delimiter is not None
-                             else config.fewshot_delimiter)
-        question = self.render_text(demo, demo_id, fewshot.doc_to_text)
-        choices = self.choices(demo, demo_id, fewshot.doc_to_choice)
-        answer, _ = self.target(demo, demo_id, choices, fewshot.doc_to_target)
-        prefix_spec = fewshot.gen_prefix if fewshot.gen_prefix is not None else config.gen_prefix
-        prefix = str(self._value("gen_prefix", prefix_spec, demo, demo_id)) if prefix_spec else ""
-        if not prefix:
-            return question + target_delimiter + answer + fewshot_delimiter
-        delimiter = target_delimiter if _needs_delimiter(question, prefix) else ""
-        joined = prefix + " " + answer if _needs_delimiter(prefix, answer) else prefix + answer
-        return question + delimiter + joined + fewshot_delimiter
-
     # -- instances ---------------------------------------------------------------------------
     def instances(self, *, run_seed: int, repeats: int | None = None,
                   limit: int | float | None = None,
@@ -408,24 +223,24 @@ class Task:
             doc_id = self.doc_id(doc, index)
             parts: list[Content] = []
             if config.description:
-                parts.append(TextPart(str(self._value("description", config.description, doc, doc_id))))
-            demos = self.draw_demonstrations(doc_id)
-            demo_split = (config.demo_split or "") if self._demo_from_split else "<samples>"
+                parts.append(TextPart(str(self.render.value("description", config.description, doc, doc_id))))
+            demos = self.fewshot.draw(doc_id)
+            demo_split = self.fewshot.pool_split
             for demo_id, demo in demos:
-                text = self._demonstration(demo, demo_id)
+                text = self.fewshot.demonstration(demo, demo_id)
                 demo_images = self._image_parts(demo_split, demo, demo_id)
                 parts.extend(self._interleave(text, self._shown_images(
                     demo_split, demo, demo_id, demo_images, ablation, run_seed)))
             own_images = self._image_parts(split, doc, doc_id)
             shown = self._shown_images(split, doc, doc_id, own_images, ablation, run_seed)
-            question = self.render_text(doc, doc_id)
+            question = self.render.text(doc, doc_id)
             if config.gen_prefix:  # lm-eval: the answer's start, after the question
-                prefix = str(self._value("gen_prefix", config.gen_prefix, doc, doc_id))
-                question += (config.target_delimiter if _needs_delimiter(question, prefix) else "") + prefix
+                prefix = str(self.render.value("gen_prefix", config.gen_prefix, doc, doc_id))
+                question += (config.target_delimiter if needs_delimiter(question, prefix) else "") + prefix
             parts.extend(self._interleave(question, shown))
             merged = _merge_text(parts)
-            choices = self.choices(doc, doc_id)
-            target, gold = self.target(doc, doc_id, choices)
+            choices = self.render.choices(doc, doc_id)
+            target, gold = self.render.target(doc, doc_id, choices)
             continuations = tuple(config.target_delimiter + c for c in choices)
             if config.output_type == "loglikelihood":  # lm-eval: (context, doc_to_target)
                 continuations = (target,)
@@ -456,27 +271,6 @@ class Task:
                     prompt_hash=stable_hash({"text": request.text, "images": all_image_ids}),
                     target_hash=stable_hash(target), cluster_id=cluster_id,
                 )
-
-
-def _call(function: Callable[..., Any], doc: Mapping[str, Any],
-          lmms_kwargs: Mapping[str, Any]) -> Any:
-    """A document function; one that takes a second argument gets lmms-eval's ``default`` kwargs."""
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(function).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    if len(params) >= 2 and (lmms_kwargs or params[1].default is inspect.Parameter.empty):
-        settings = lmms_kwargs.get("default", lmms_kwargs) if lmms_kwargs else None
-        return function(doc, settings)
-    return function(doc)
-
-
-def _needs_delimiter(prefix: str, suffix: str) -> bool:
-    """lm-eval's ``requires_delimiter``: neither side has whitespace where they join."""
-    return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
 
 
 def _as_dataset(docs: list[dict[str, Any]]) -> Any:

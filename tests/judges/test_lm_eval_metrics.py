@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import BenchError
 from harness.judges.metrics import AGGREGATIONS, exact_match, parse_metric_list, score_metrics
-from harness.tasks.config import FunctionRef
+from harness.tasks.yaml_io import FunctionRef
 
 lm_metrics = pytest.importorskip("lm_eval.api.metrics")
 

@@ -94,3 +94,55 @@ def test_adapter_modes_agree(tiny_model, make_image, monkeypatch):
     for e, f in zip(tiny_model.loglikelihood(requests), fast_scores):
         # (Response.is_greedy is gone, issue 10; decoding's greediness is tested above)
         assert f.loglikelihoods == pytest.approx(e.loglikelihoods, abs=1e-5)
+
+
+def test_the_compiled_step_compiles_once_per_batch_size(tiny_model, monkeypatch):
+    """Prompts of many lengths share one graph per batch size (a graph per length would hit
+    dynamo's recompile limit after 8 and fall back to eager, and re-record CUDA graphs each time)."""
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(len(example_inputs))
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(decoding, "_COMPILED",
+                        torch.compile(decoding._decode_step, backend=counting_backend, dynamic=False))
+    model = tiny_model.model
+    prompts = _prompts(model, 5)  # lengths 7, 12, 17, 22, 27
+    settings = [GenerationSettings(max_new_tokens=4)] * 5
+    for row in range(5):
+        decoding.generate_batch(model, prompts[row:row + 1], settings[:1], [row], -1, "original", mode="compiled")
+    assert len(graphs) == 1
+    decoding.generate_batch(model, prompts[:2], settings[:2], [0, 1], -1, "original", mode="compiled")
+    assert len(graphs) == 2
+    torch._dynamo.reset()
+
+
+def test_a_compiler_failure_falls_back_to_the_uncompiled_step_with_one_warning(tiny_model, monkeypatch):
+    """Inductor failed on an H200 (torch 2.11): the run must go on, uncompiled, not crash."""
+    calls = []
+
+    def failing_backend(graph_module, example_inputs):
+        calls.append(1)
+        raise RuntimeError("codegen failed")
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(decoding, "_COMPILED",
+                        torch.compile(decoding._decode_step, backend=failing_backend, dynamic=False))
+    model = tiny_model.model
+    prompts, settings, seeds = _prompts(model, 2), _settings(2), [3, 4]
+    with pytest.warns(UserWarning, match="decoding uncompiled"):
+        compiled = decoding.generate_batch(model, prompts, settings, seeds, tiny_model.eos_id, "original",
+                                           mode="compiled")
+    static = decoding.generate_batch(model, prompts, settings, seeds, tiny_model.eos_id, "original", mode="static")
+    assert calls == [1] and decoding._COMPILED is decoding._decode_step
+    assert [c.token_ids for c in compiled] == [s.token_ids for s in static]
+    torch._dynamo.reset()
+
+
+def test_a_bug_in_the_model_is_not_taken_for_a_compiler_failure():
+    from torch._inductor.exc import InductorError
+
+    assert decoding._is_compiler_failure(InductorError(TypeError("list indices"), None))  # the H200's
+    assert not decoding._is_compiler_failure(RuntimeError("shape mismatch"))

@@ -134,7 +134,7 @@ def test_cache_makes_a_rerun_free_and_no_cache_turns_it_off(mini_tasks: Path, tm
 
 def test_names_or_objects(mini_tasks: Path, tmp_path: Path) -> None:
     from harness.registry import load_judge, load_model
-    from harness.tasks.config import TaskIndex
+    from harness.tasks.index import TaskIndex
 
     config = TaskIndex([mini_tasks]).load("morality_0shot")
     result = evaluate(load_model("always-no"), [config], [load_judge("reference")],

@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import BenchError
 from harness.tasks.ablation import check_ablation, variant_with_ablation
-from harness.tasks.config import TaskIndex
+from harness.tasks.index import TaskIndex
 from harness.tasks.task import Instance, Task
 from harness.types import ImagePart, TextPart
 from tests.instrument_fixtures import paired_tasks

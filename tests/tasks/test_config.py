@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BenchError
-from harness.tasks.config import TaskConfig, TaskIndex, build_task_config, resolve_includes
+from harness.tasks.config import TaskConfig, build_task_config
+from harness.tasks.index import TaskIndex
+from harness.tasks.yaml_io import resolve_includes
 
 BASE = "dataset_path: some/data\ntest_split: test\ndoc_to_text: 'Q: {{question}}'\ndoc_to_target: answer\n"
 

@@ -10,10 +10,12 @@ from PIL import Image
 
 from harness.errors import BenchError
 from harness.paths import TASKS_DIR
-from harness.tasks.config import TaskIndex, build_task_config, resolve_includes
+from harness.tasks.config import build_task_config
 from harness.tasks.data import load_split
 from harness.tasks.filters import apply_filters
+from harness.tasks.index import TaskIndex
 from harness.tasks.task import Task
+from harness.tasks.yaml_io import resolve_includes
 from harness.types import ImagePart, TextPart
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -13,8 +13,9 @@ in float32 within 1e-5 in log-probability):
 - ``eager``: transformers' dynamic cache, one eager forward per step.
 - ``static``: a static key/value cache sized for the batch (prompt + new tokens, rounded up)
   and explicit 4-D boolean attention masks, so every decode step has the same shapes.
-- ``compiled``: ``static`` with the decode step and the draw compiled by ``torch.compile``
-  (mode ``reduce-overhead``: CUDA graphs on a GPU). ``auto`` is ``compiled`` on CUDA and
+- ``compiled``: ``static`` with the decode step's forward compiled by ``torch.compile``
+  (mode ``reduce-overhead``: CUDA graphs on a GPU); the draw stays eager. If the compiler
+  fails, it warns once and goes on uncompiled. ``auto`` is ``compiled`` on CUDA and
   ``static`` elsewhere.
 
 In every mode the logits stay on the device: each step sends B uniform numbers there and
@@ -28,6 +29,7 @@ This module knows token ids and embeddings only: no tokenizer, no requests.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -127,7 +129,7 @@ class StaticDecoder(EagerDecoder):
             caches[key] = StaticCache(config=model.lm.config, max_cache_len=self.length)
         self.cache = caches[key]
         self.cache.reset()
-        self._step = _compiled_step if compiled else _decode_step
+        self._forward = _compiled_step if compiled else _decode_step
 
     def prefill(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         batch, prompt_length = mask.shape
@@ -141,7 +143,10 @@ class StaticDecoder(EagerDecoder):
         prefill_mask = (self.filled[:, None, :] & causal[None]) | own[None]
         out = self.model(embeds, attention_mask=prefill_mask[:, None], position_ids=positions,
                          cache=self.cache, use_cache=True, logits_to_keep=1)
-        self.next_slot, self.position = prompt_length, positions[:, -1:].clone()
+        # contiguous (1, 1) strides whatever the prompt length: a slice keeps the prompt's
+        # stride, and the compiled step guards on strides, so each length would recompile
+        self.next_slot = prompt_length
+        self.position = positions[:, -1:].clone(memory_format=torch.contiguous_format)
         return mask_unembedded(out.logits[:, -1, :].float(), self.vocab_rows)
 
     def _advance(self) -> None:
@@ -151,33 +156,43 @@ class StaticDecoder(EagerDecoder):
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self._advance()
-        return _decode_step(self.model, tokens, self.position, self.filled, self.cache, None, None,
-                            self.sampler)[0]
-
-    def step_and_pick(self, tokens: torch.Tensor, uniforms: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        self._advance()
-        _, chosen, logprobs = self._step(self.model, tokens, self.position, self.filled, self.cache,
-                                         self.rows, uniforms, self.sampler)
-        return chosen, logprobs
+        return self._forward(self.model, tokens, self.position, self.filled, self.cache)
 
 
-def _decode_step(model, tokens, position, filled, cache, rows, uniforms, sampler):
-    """One forward of the new tokens against the static cache, then (optionally) the draw."""
+def _decode_step(model, tokens, position, filled, cache):
+    """One forward of the new tokens against the static cache: the masked last logits."""
     out = model(model.embed_tokens(tokens[:, None]), attention_mask=filled[:, None, None, :],
                 position_ids=position, cache=cache, use_cache=True)
-    logits = mask_unembedded(out.logits[:, -1, :].float(), model.config.vocab_rows)
-    if rows is None:
-        return logits, None, None
-    chosen, logprobs = pick_tokens(logits, rows, uniforms, sampler)
-    return logits, chosen, logprobs
+    return mask_unembedded(out.logits[:, -1, :].float(), model.config.vocab_rows)
 
 
 def _compiled_step(*args):
+    """``_decode_step`` through ``torch.compile`` (CUDA graphs on a GPU).
+
+    Only the forward is compiled. The draw stays eager: it is a few small kernels, and Inductor
+    (torch 2.11 on an H200) failed to generate code for its cumulative sum over the vocabulary
+    at batch 8.
+
+    If this torch build cannot compile it, the run goes on uncompiled (the same answers up to
+    float rounding, slower) after one warning, rather than failing every batch.
+    """
     global _COMPILED
     if _COMPILED is None:
         _COMPILED = torch.compile(_decode_step, mode="reduce-overhead", dynamic=False)
-    return _COMPILED(*args)
+    try:
+        return _COMPILED(*args)
+    except Exception as exc:
+        if not _is_compiler_failure(exc):
+            raise
+        warnings.warn(f"torch.compile failed on the MAGMA decode step ({type(exc).__name__}); "
+                      "decoding uncompiled from now on (decode=static avoids this)", stacklevel=2)
+        _COMPILED = _decode_step
+        return _decode_step(*args)
+
+
+def _is_compiler_failure(exc: BaseException) -> bool:
+    """Raised by dynamo or Inductor themselves (not by the model's own code)."""
+    return type(exc).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
 _COMPILED: Callable | None = None

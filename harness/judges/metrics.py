@@ -269,8 +269,14 @@ def lm_eval_results(sample: Any, output_type: str, filtered: str | None) -> Any:
 
 
 class MetricTally:
-    """:func:`score_metrics` with samples streaming by: of each sample only its per-metric
-    values are kept (a number, or the pair a corpus metric such as f1 or bleu needs)."""
+    """A task's lm-eval metrics with samples streaming by: ``{"metric,filter": {value,
+    higher_is_better, aggregation, n, n_unscored}}``. Of each sample only its per-metric
+    values are kept (a number, or the pair a corpus metric such as f1 or bleu needs).
+
+    ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
+    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
+    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
+    """
 
     def __init__(self, metrics: Sequence[Metric], output_type: str,
                  pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
@@ -298,7 +304,6 @@ class MetricTally:
                     kept.append(value)
 
     def results(self) -> dict[str, dict[str, Any]]:
-        """``{"metric,filter": {value, higher_is_better, aggregation, n, n_unscored}}``."""
         results: dict[str, dict[str, Any]] = {}
         for (filter_name, _), values in zip(self.pipelines, self.values):
             for metric, kept in zip(self.metrics, values):
@@ -317,12 +322,7 @@ def score_metrics(metrics: Sequence[Metric], samples: Iterable[Any], output_type
                   pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
                   process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
                   ) -> dict[str, dict[str, Any]]:
-    """``{"metric,filter": {value, higher_is_better, aggregation, n}}`` over ``samples``.
-
-    ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
-    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
-    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
-    """
+    """:class:`MetricTally`'s results over ``samples``."""
     tally = MetricTally(metrics, output_type, pipelines, process_results)
     for sample in samples:
         tally.add(sample)

@@ -52,26 +52,23 @@ T = TypeVar("T")
 _registered: dict[str, dict[str, Any]] = {"model": {}, "judge": {}}
 
 
-def register_model(name: str) -> Callable[[T], T]:
-    """Class decorator: make ``name`` resolvable by ``load_model``."""
-
+def _register(kind: str, name: str) -> Callable[[T], T]:
     def decorate(cls: T) -> T:
-        _registered["model"][name] = cls
+        _registered[kind][name] = cls
         cls.registry_name = name  # type: ignore[attr-defined]
         return cls
 
     return decorate
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``name`` resolvable by ``load_model``."""
+    return _register("model", name)
 
 
 def register_judge(name: str) -> Callable[[T], T]:
     """Class decorator: make ``name`` resolvable by ``load_judge``."""
-
-    def decorate(cls: T) -> T:
-        _registered["judge"][name] = cls
-        cls.registry_name = name  # type: ignore[attr-defined]
-        return cls
-
-    return decorate
+    return _register("judge", name)
 
 
 @dataclass(frozen=True)

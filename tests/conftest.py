@@ -101,3 +101,24 @@ def mini_dataset(tmp_path: Path) -> Path:
 def mini_tasks(tmp_path: Path, mini_dataset: Path) -> Path:
     """An --include-path folder whose morality tasks read the mini dataset."""
     return write_overrides(tmp_path / "tasks", mini_dataset, MORALITY_TASKS)
+
+
+#: Tasks on the mini dataset scored by lm-eval metrics: exact_match and bleu under two filters
+#: (``word`` first: the reference judge reads it), and acc, mcc and a median-aggregated acc_norm.
+METRIC_TASKS = {
+    "morality_em": "include: morality_0shot.yaml\ntask: morality_em\n"
+                   "doc_to_target: \"{{ 'Yes' if expected == 'yes' else 'No' }}\"\n"
+                   "metric_list: [{metric: exact_match}, {metric: bleu}, {metric: reference}]\n"
+                   "filter_list:\n  - {name: word, filter: [{function: regex, regex_pattern: '(Yes|No)'}]}\n"
+                   "  - {name: lower, filter: [{function: lowercase}]}\n",
+    "morality_mcc": "include: morality_0shot_mc.yaml\ntask: morality_mcc\n"
+                    "metric_list: [{metric: acc}, {metric: mcc}, {metric: acc_norm, aggregation: median}]\n",
+}
+
+
+@pytest.fixture()
+def metric_tasks(mini_tasks: Path) -> Path:
+    """``mini_tasks`` plus the tasks of ``METRIC_TASKS``."""
+    for name, text in METRIC_TASKS.items():
+        (mini_tasks / f"{name}.yaml").write_text(text)
+    return mini_tasks

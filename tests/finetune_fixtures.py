@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from harness.finetune.train import FinetuneView, TrainingExample
+from harness.finetune.data import TrainingExample
 from harness.hashing import image_id
+from harness.models.base import FinetuneView
 from harness.registry import load_model
 
 QUESTIONS = ["Do I help her cross the street?", "Should I take the wallet I found?",

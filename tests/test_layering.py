@@ -17,7 +17,7 @@ HARNESS = Path(harness.__file__).resolve().parent
 #: (or stay inside its own package). The ground floor's modules may use one another.
 FLOORS = {
     "harness.types": 0, "harness.errors": 0, "harness.hashing": 0, "harness.paths": 0,
-    "harness.files": 0, "harness.arguments": 0, "harness.safety": 0,
+    "harness.files": 0, "harness.arguments": 0, "harness.safety": 0, "harness.api_keys": 0,
     "harness.identity": 0,
     "harness.registry": 1,
     # statistics are pure functions over arrays: the views that show intervals read them

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from harness.api_keys import scrub
 from harness.arguments import parse_judge_args, parse_key_values
 from harness.errors import BenchError
 from harness.paths import DEFAULT_OUTPUT_DIR
-from harness.safety import scrub, terminal_text
+from harness.safety import terminal_text
 
 SUBCOMMANDS: dict[str, str] = {
     "score": "harness.commands.score",

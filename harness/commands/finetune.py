@@ -16,8 +16,9 @@ from typing import Any
 
 from harness.arguments import parse_key_values
 from harness.errors import BenchError
+from harness.finetune.config import WARMUP_SCHEDULES, FinetuneConfig
 from harness.finetune.data import TrainingExample, examples_from_requests
-from harness.finetune.train import WARMUP_SCHEDULES, FinetuneConfig, train
+from harness.finetune.train import train
 from harness.models.base import FinetuneView
 from harness.run.setup import resolve_tasks
 

@@ -1,8 +1,10 @@
-"""``run_bench.py score RUN_DIR --judges ...``: re-judge a saved run without generating.
+"""``run_bench.py score RUN_DIR [--judges ...]``: re-score a saved run without generating.
 
-Reads ``samples.jsonl`` and ``results.json``, recovers each sample's images by reloading the
-run's tasks (the same configs, seed, repeats and limit), runs the new judges, rewrites
-``samples.jsonl`` and ``results.json`` atomically and appends leaderboard rows for the new
+Reads ``samples.jsonl`` and ``results.json``; with ``--judges``, recovers each sample's images
+by reloading the run's tasks (the same configs, seed, repeats and limit) and runs the new
+judges. Either way it recomputes every task's lm-eval metrics (and their standard errors)
+from the stored samples, as the run computed them, then rewrites ``samples.jsonl``,
+``results.json`` and the lm-eval-format files, and appends leaderboard rows for the new
 judges only. It never calls the run's model.
 """
 
@@ -16,12 +18,14 @@ from typing import Any
 
 from harness.arguments import parse_judge_args, split_names
 from harness.errors import BenchError
+from harness.judges.base import Judge
+from harness.judges.metrics import MetricScorer
 from harness.registry import add_card_dirs
 from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.report import append_leaderboard, print_summary, write_lm_eval
 from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges
 from harness.run.scores import scores_by_task
-from harness.run.setup import bind_tasks, load_judges
+from harness.run.setup import bind_tasks, load_judges, metric_tally
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig
 from harness.tasks.task import Task
@@ -30,7 +34,8 @@ from harness.types import ImagePart
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run folder (output/runs/NAME)")
-    parser.add_argument("--judges", required=True, help="judge names, comma-separated")
+    parser.add_argument("--judges", help="judge names, comma-separated (without: recompute "
+                                          "the lm-eval metrics only)")
     parser.add_argument("--judge-args", "--judge_args", dest="judge_args",
                         help="judge.key=value,...")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
@@ -44,28 +49,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for run folders you trust: a run folder is otherwise only data)")
 
 
+#: What recomputing a task's lm-eval metrics runs of its config (``!function`` metrics,
+#: aggregations, filters and ``process_results``); re-judging may run any of its code.
+METRIC_KEYS = ("metric_list", "filter_list", "process_results")
+
+
+def _stored_code(value: Any) -> str | None:
+    """The first ``!function`` reference inside a stored config value, or None."""
+    if isinstance(value, str):
+        return value if value.startswith("!function ") else None
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+    return next((found for item in items if (found := _stored_code(item)) is not None), None)
+
+
 def task_from_results(name: str, info: Mapping[str, Any], trust_run: bool = False,
-                      where: str = "results.json") -> Task:
+                      where: str = "results.json", metrics_only: bool = False) -> Task:
     """Rebuild a task from the config a run recorded (``TaskConfig.from_dict``).
 
     A run folder is data: its templates render in the sandbox like any task's, and code it
-    names (``!function``, a dataset's remote code) runs only with ``trust_run``.
+    names (``!function``, a dataset's remote code) runs only with ``trust_run``. With
+    ``metrics_only`` the task is rebuilt to recompute its metrics: only the code of
+    ``METRIC_KEYS`` can run, and its data is not loaded.
     """
     config = info["config"]
     function_dirs = info.get("function_dirs") or {}
     if not trust_run:
-        for key, value in config.items():
-            if isinstance(value, str) and value.startswith("!function "):
+        purpose = "recomputing its metrics" if metrics_only else "re-judging"
+        for key in (METRIC_KEYS if metrics_only else config):
+            code = _stored_code(config.get(key))
+            if code is not None:
                 base_dir = function_dirs.get(key, str(Path(str(config["source"])).parent))
-                raise BenchError(f"{where}: task '{name}' {key} is '{value}', code in {base_dir} "
-                                 "that re-judging would run; pass --trust-run if you trust "
-                                 "this run folder")
+                verb = "is" if code == config.get(key) else "names"
+                raise BenchError(f"{where}: task '{name}' {key} {verb} '{code}', code in "
+                                 f"{base_dir} that {purpose} would run; pass --trust-run if you "
+                                 "trust this run folder")
         kwargs = config.get("dataset_kwargs")
-        if isinstance(kwargs, Mapping) and kwargs.get("trust_remote_code"):
+        if not metrics_only and isinstance(kwargs, Mapping) and kwargs.get("trust_remote_code"):
             raise BenchError(f"{where}: task '{name}' sets dataset_kwargs.trust_remote_code, "
                              "code that loading its dataset would run; pass --trust-run if you "
                              "trust this run folder")
     return Task(TaskConfig.from_dict(config, function_dirs))
+
+
+def rescore_metrics(results: Results, samples: Sequence[Sample], trust_run: bool = False,
+                    where: str = "results.json"
+                    ) -> tuple[dict[str, Any], dict[str, MetricScorer]]:
+    """The lm-eval metrics of every task the run computed them for, recomputed from its stored
+    samples (in file order, the run's document order), with the scorers that computed them."""
+    metrics: dict[str, Any] = dict(results.metrics)
+    scorers: dict[str, MetricScorer] = {}
+    for name in results.metrics:
+        tally = metric_tally(task_from_results(name, results.tasks[name], trust_run, where,
+                                               metrics_only=True))
+        if tally is None:
+            continue
+        for sample in samples:
+            if sample.task == name:
+                tally.add(sample)
+        metrics[name] = tally.results()
+        scorers[name] = tally.scorer
+    return metrics, scorers
 
 
 def recover_images(results: Results, samples: Sequence[Sample], tasks: Sequence[str],
@@ -100,7 +143,8 @@ def recover_images(results: Results, samples: Sequence[Sample], tasks: Sequence[
 def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, Mapping[str, Any]],
             output_dir: Path | None = None, leaderboard: bool = True,
             use_cache: bool = True, trust_run: bool = False) -> Results:
-    """Add ``judge_names``' verdicts to a saved run; returns the new results."""
+    """Add ``judge_names``' verdicts (none: only recompute the lm-eval metrics) to a saved run;
+    returns the new results."""
     folder = RunFolder(Path(run_dir))
     if not folder.results_file.is_file():
         raise BenchError(f"{run_dir}: no results.json; pass a run folder (output/runs/NAME)")
@@ -109,12 +153,10 @@ def rescore(run_dir: Path, judge_names: Sequence[str], judge_args: Mapping[str, 
                         use_cache)
 
 
-def _rescore(folder: RunFolder, judge_names: Sequence[str],
-             judge_args: Mapping[str, Mapping[str, Any]], output_dir: Path | None,
-             leaderboard: bool, trust_run: bool, use_cache: bool = True) -> Results:
-    run_dir = folder.path
-    results = folder.read_results()
-    samples = folder.read_samples()
+def _judge(folder: RunFolder, results: Results, samples: list[Sample], judge_names: Sequence[str],
+           judge_args: Mapping[str, Mapping[str, Any]], target: Path, trust_run: bool,
+           use_cache: bool) -> tuple[Results, list[Sample], dict[str, Judge]]:
+    """The new judges' verdicts on every sample, and the results that say so."""
     if LOGLIKELIHOOD in judge_names:
         raise BenchError(f"'{LOGLIKELIHOOD}' is computed during the run; choose other judges")
     add_card_dirs(results.include_paths)
@@ -122,15 +164,14 @@ def _rescore(folder: RunFolder, judge_names: Sequence[str],
     for judge in judges.values():
         # Judges that read files kept in the run folder (hand labels) are told where it is.
         if hasattr(judge, "use_run_dir"):
-            judge.use_run_dir(run_dir)
+            judge.use_run_dir(folder.path)
     bind_tasks(judges.values(), {name: info["config"].get("metadata") or {}
                                  for name, info in results.tasks.items()})
     needs_images = [t for t in results.tasks
                     if results.tasks[t]["config"].get("doc_to_image") is not None]
     images = recover_images(results, samples, needs_images, trust_run,
                             str(folder.results_file)) if needs_images else {}
-    target = Path(output_dir) if output_dir is not None else run_dir.parent.parent
-    memory = VerdictMemory(run_dir, cache_dir(target) if use_cache else None)
+    memory = VerdictMemory(folder.path, cache_dir(target) if use_cache else None)
     started = time.monotonic()
     try:
         samples = apply_judges(samples, judges.values(), images, memory)
@@ -145,18 +186,38 @@ def _rescore(folder: RunFolder, judge_names: Sequence[str],
         tasks=tasks, judges={**results.judges, **{n: j.describe() for n, j in judges.items()}},
         scores=scores_by_task(samples, results.seed), timing=timing,
         samples_schema=samples[0].schema if samples else None)
-    folder.write(results, samples)
-    write_lm_eval(target, results, samples)
-    if leaderboard:
-        append_leaderboard(target, run_dir, results, judges, only_judges=judge_names)
+    return results, samples, judges
+
+
+def _rescore(folder: RunFolder, judge_names: Sequence[str],
+             judge_args: Mapping[str, Mapping[str, Any]], output_dir: Path | None,
+             leaderboard: bool, trust_run: bool, use_cache: bool = True) -> Results:
+    results = folder.read_results()
+    samples = folder.read_samples()
+    target = Path(output_dir) if output_dir is not None else folder.path.parent.parent
+    judges: dict[str, Judge] = {}
+    if judge_names:
+        results, samples, judges = _judge(folder, results, samples, judge_names, judge_args,
+                                          target, trust_run, use_cache)
+    metrics, scorers = rescore_metrics(results, samples, trust_run, str(folder.results_file))
+    results = results.with_changes(metrics=metrics)
+    if judge_names:
+        folder.write(results, samples)
+    else:
+        folder.write_results(results)
+    write_lm_eval(target, results, samples, scorers)
+    if leaderboard and judge_names:
+        append_leaderboard(target, folder.path, results, judges, only_judges=judge_names)
     return results
 
 
 def run(args: argparse.Namespace) -> int:
-    names = split_names(args.judges)
-    if not names:
-        raise BenchError("--judges: name at least one judge (see --list-judges)")
-    results = rescore(Path(args.run_dir), names, parse_judge_args(args.judge_args),
+    names = split_names(args.judges or "")
+    if args.judges is not None and not names:
+        raise BenchError("--judges: name at least one judge (see --list-judges), or leave it "
+                         "out to recompute the lm-eval metrics only")
+    results = rescore(Path(args.run_dir), names,
+                      parse_judge_args(args.judge_args),
                       Path(args.output_dir) if args.output_dir else None,
                       leaderboard=not args.no_leaderboard, use_cache=not args.no_cache,
                       trust_run=args.trust_run)

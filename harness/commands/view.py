@@ -13,30 +13,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import mimetypes
 import secrets
 import shutil
-import webbrowser
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from harness.commands.annotate import _AnnotationServer, _Handler, index_images
+from harness.commands import page_server
 from harness.errors import BenchError
 from harness.judges.human.annotations import (
-    ANNOTATIONS_FILE,
     current_labels,
     majority,
     read_annotations,
     response_hash,
 )
-from harness.paths import DATASETS_DIR
 from harness.run.folder import RunFolder
+from harness.run.samples import Sample
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "reports" / "static"
-STATIC_FILES = {"": "view.html", "index.html": "view.html", "view.js": "view.js",
-                "view.css": "view.css"}
+STATIC_FILES = page_server.page_files(STATIC_DIR, "view.html", "view.js", "view.css")
 #: Dataset fields offered as filters when the samples carry them.
 DOC_FIELDS = ("category", "trap", "phrasing", "structure", "scenario")
 
@@ -67,27 +62,24 @@ class ViewSession:
             self.runs.append({"name": results.get("run_name") or run_dir.name,
                               "model": model.get("name") if isinstance(model, Mapping) else None,
                               "dir": str(run_dir)})
-            samples = list(RunFolder(run_dir).sample_dicts())
-            hand = current_labels(read_annotations(run_dir / ANNOTATIONS_FILE),
-                                  {str(s["request_id"]): response_hash(s.get("response"))
-                                   for s in samples})
+            folder = RunFolder(run_dir)
+            samples = folder.read_samples()
+            hand = current_labels(read_annotations(folder.annotations),
+                                  {s.request_id: response_hash(s.response) for s in samples})
             for sample in samples:
-                key = str(sample["request_id"])
+                key = sample.request_id
                 item = by_key.setdefault(key, self._item(sample, len(run_dirs)))
                 verdicts = {name: {**v, "outcome": _outcome(v)}
-                            for name, v in (sample.get("verdicts") or {}).items()}
+                            for name, v in sample.verdicts.items()}
                 labels = hand.get(key, {})
                 item["runs"][index] = {
-                    "response": sample.get("response"), "error": sample.get("error"),
-                    "filtered": sample.get("filtered_response"), "verdicts": verdicts,
+                    "response": sample.response, "error": sample.error,
+                    "filtered": sample.filtered_response, "verdicts": verdicts,
                     "hand": majority(labels)[0] if labels else None,
                     "annotators": len(labels)}
             folders.append(run_dir / "images")
-        self.images = index_images(folders)
-        wanted = {i for item in by_key.values() for i in item["image_ids"]}
-        if wanted - set(self.images):
-            for key, path in index_images([DATASETS_DIR]).items():
-                self.images.setdefault(key, path)
+        wanted = (i for item in by_key.values() for i in item["image_ids"])
+        self.images = page_server.find_images(folders, wanted)
         items = list(by_key.values())
         for item in items:
             item["differs"] = self._differs(item)
@@ -97,13 +89,12 @@ class ViewSession:
         self.items = items
 
     @staticmethod
-    def _item(sample: Mapping[str, Any], n_runs: int) -> dict[str, Any]:
-        doc = sample.get("doc") or {}
-        return {"key": str(sample["request_id"]), "task": sample.get("task"),
-                "doc_id": sample.get("doc_id"), "repeat": sample.get("repeat"),
-                "prompt": sample.get("prompt") or "", "ideal": sample.get("target"),
-                "expected": sample.get("expected"),
-                "image_ids": [i for i in sample.get("image_ids") or [] if isinstance(i, str)],
+    def _item(sample: Sample, n_runs: int) -> dict[str, Any]:
+        doc = sample.doc or {}
+        return {"key": sample.request_id, "task": sample.task, "doc_id": sample.doc_id,
+                "repeat": sample.repeat, "prompt": sample.prompt or "", "ideal": sample.target,
+                "expected": sample.expected,
+                "image_ids": [i for i in sample.image_ids if isinstance(i, str)],
                 "fields": {f: str(doc[f]).lower() for f in DOC_FIELDS if f in doc},
                 "runs": [None] * n_runs}
 
@@ -146,47 +137,20 @@ class ViewSession:
                 "items": self.items}
 
 
-class _ViewHandler(_Handler):
+class _ViewHandler(page_server.PageHandler):
     server_version = "vmb-view"
+    static_files = STATIC_FILES
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        route = self._route()
-        session: ViewSession = self.server.session  # type: ignore[assignment]
-        if route is None:
-            self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
-        elif route == "\0redirect":
-            self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain",
-                       {"Location": f"/{session.token}/"})
-        elif route in STATIC_FILES:
-            name = STATIC_FILES[route]
-            kind = {"html": "text/html", "js": "text/javascript", "css": "text/css"}[
-                name.rsplit(".", 1)[1]]
-            self._send(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), f"{kind}; charset=utf-8")
-        elif route == "api/view":
-            self._json(HTTPStatus.OK, session.data("api/image/"))
-        elif route.startswith("api/image/") and route[10:] in session.images:
-            path = session.images[route[10:]]
-            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            self._send(HTTPStatus.OK, path.read_bytes(), kind)
-        else:
-            self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+    def api_json(self, route: str) -> Any:
+        return self.server.session.data("api/image/") if route == "api/view" else None
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        self._send(HTTPStatus.NOT_FOUND, b"read-only", "text/plain")
+        self._not_found(b"read-only")
 
 
-class _ViewServer(_AnnotationServer):
-    def __init__(self, session: ViewSession, port: int) -> None:
-        self.session = session  # type: ignore[assignment]
-        super(_AnnotationServer, self).__init__(("127.0.0.1", port), _ViewHandler)
-
-
-def make_server(session: ViewSession, port: int = 0) -> _ViewServer:
-    try:
-        return _ViewServer(session, port)
-    except OSError as exc:
-        raise BenchError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
-                         "pick another --port") from None
+def make_server(session: ViewSession, port: int = 0) -> page_server.PageServer:
+    """A server for ``session`` bound to 127.0.0.1 (port 0 picks a free one)."""
+    return page_server.make_page_server(session, _ViewHandler, port)
 
 
 def export(session: ViewSession, folder: Path) -> Path:
@@ -221,10 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one run folder, or two to compare side by side")
     parser.add_argument("--export", type=Path, default=None, metavar="DIR",
                         help="write the page as static files into DIR instead of serving it")
-    parser.add_argument("--port", type=int, default=0, help="local port (default: any free one)")
-    parser.add_argument("--images", type=Path, action="append", default=[],
-                        help="folder of the prompt images, if the run folder has no images/")
-    parser.add_argument("--no-browser", action="store_true", help="only print the URL")
+    page_server.add_server_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -234,14 +195,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     server = make_server(session, args.port)
     print(f"Showing {len(session.items)} samples of {len(session.runs)} run(s)")
-    url = f"http://127.0.0.1:{server.server_address[1]}/{session.token}/"
-    print(f"Open {url}  (Ctrl-C to stop)")
-    if not args.no_browser:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    print(f"Open {server.url}  (Ctrl-C to stop)")
+    page_server.serve(server, open_browser=not args.no_browser)
     return 0

@@ -14,7 +14,6 @@ Nothing here calls a model or reads a file.
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError, did_you_mean
+from harness.judges.aggregations import AGGREGATIONS, aggregate_stderr
+from harness.stats.lm_eval_stderr import BOOTSTRAP_ITERS
 
 #: metric -> (default aggregation, higher_is_better, output types it is computed for).
 METRICS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
@@ -45,75 +46,6 @@ EXACT_MATCH_OPTIONS = frozenset({"ignore_case", "ignore_punctuation", "ignore_nu
                                  "regexes_to_ignore"})
 #: lm-eval options that change nothing here (stderr, hf-evaluate loading).
 IGNORED_OPTIONS = frozenset({"hf_evaluate", "bootstrap_iters", "kwargs"})
-
-
-# -- aggregations (lm_eval.api.metrics) ---------------------------------------------------------
-def _mean(items: Sequence[float]) -> float:
-    return sum(items) / len(items)
-
-
-def _weighted_mean(items: Sequence[tuple[float, float]]) -> float:
-    return sum(a for a, _ in items) / sum(b for _, b in items)
-
-
-def _f1(items: Sequence[tuple[Any, Any]]) -> float:
-    """sklearn's binary ``f1_score(golds, preds)`` (positive label 1)."""
-    labels = {x for pair in items for x in pair}
-    if not labels <= {0, 1}:
-        raise BenchError(f"f1: lm-eval's f1 is binary, but the labels are {sorted(labels, key=str)}; "
-                         "use acc or a !function aggregation")
-    tp = sum(1 for g, p in items if g == 1 and p == 1)
-    fp = sum(1 for g, p in items if g != 1 and p == 1)
-    fn = sum(1 for g, p in items if g == 1 and p != 1)
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-
-
-def _mcc(items: Sequence[tuple[Any, Any]]) -> float:
-    """sklearn's ``matthews_corrcoef(golds, preds)`` (multi-class form)."""
-    labels = sorted({x for pair in items for x in pair}, key=str)
-    index = {label: i for i, label in enumerate(labels)}
-    k = len(labels)
-    confusion = [[0] * k for _ in range(k)]
-    for gold, pred in items:
-        confusion[index[gold]][index[pred]] += 1
-    t = [sum(row) for row in confusion]               # true occurrences per class
-    p = [sum(confusion[r][c] for r in range(k)) for c in range(k)]  # predictions per class
-    c, s = sum(confusion[i][i] for i in range(k)), len(items)
-    cov_ytyp = c * s - sum(p[i] * t[i] for i in range(k))
-    cov_ypyp = s * s - sum(x * x for x in p)
-    cov_ytyt = s * s - sum(x * x for x in t)
-    if cov_ypyp * cov_ytyt == 0:
-        return 0.0
-    return cov_ytyp / math.sqrt(cov_ytyt * cov_ypyp)
-
-
-def _sacre(items: Sequence[tuple[Any, Any]]) -> tuple[list[list[str]], list[str]]:
-    """lm-eval's ``_sacreformat``: references transposed to sacrebleu's streams."""
-    refs = [r if isinstance(r, list | tuple) else [r] for r, _ in items]
-    preds = [p[0] if isinstance(p, list | tuple) else p for _, p in items]
-    return [list(stream) for stream in zip(*refs)], preds
-
-
-def _sacrebleu() -> Any:
-    try:
-        import sacrebleu
-    except ImportError:
-        raise BenchError("bleu / chrf / ter need sacrebleu: pip install sacrebleu") from None
-    return sacrebleu
-
-
-AGGREGATIONS: dict[str, Callable[[Sequence[Any]], float]] = {
-    "mean": _mean,
-    "median": lambda items: sorted(items)[len(items) // 2],
-    "perplexity": lambda items: math.exp(-_mean(items)),
-    "weighted_perplexity": lambda items: math.exp(-_weighted_mean(items)),
-    "bits_per_byte": lambda items: -_weighted_mean(items) / math.log(2),
-    "f1": _f1,
-    "matthews_corrcoef": _mcc,
-    "bleu": lambda items: _sacrebleu().corpus_bleu(_sacre(items)[1], _sacre(items)[0]).score,
-    "chrf": lambda items: _sacrebleu().corpus_chrf(_sacre(items)[1], _sacre(items)[0]).score,
-    "ter": lambda items: _sacrebleu().corpus_ter(_sacre(items)[1], _sacre(items)[0]).score,
-}
 
 
 # -- per-sample values --------------------------------------------------------------------------
@@ -268,48 +200,76 @@ def lm_eval_results(sample: Any, output_type: str, filtered: str | None) -> Any:
     return [(ll, False) for ll in sample.loglikelihoods]
 
 
-class MetricTally:
-    """A task's lm-eval metrics with samples streaming by: ``{"metric,filter": {value,
-    higher_is_better, aggregation, n, n_unscored}}``. Of each sample only its per-metric
-    values are kept (a number, or the pair a corpus metric such as f1 or bleu needs).
+Pipeline = tuple[str, Callable[[str | None], str | None]]
+#: Without a filter_list the one pipeline is ``none`` (the response as is), as in lm-eval.
+NO_FILTER: tuple[Pipeline, ...] = (("none", lambda text: text),)
 
-    ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
-    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
-    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
-    """
+
+@dataclass(frozen=True)
+class MetricScorer:
+    """A task's lm-eval metrics bound to how its answers are read: the output type, every
+    ``filter_list`` pipeline (each scores separately) and a ``process_results`` function
+    (called with the document and lm-eval-shaped results; it replaces the built-in values)."""
+
+    metrics: tuple[Metric, ...]
+    output_type: str
+    pipelines: tuple[Pipeline, ...] = NO_FILTER
+    process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
+
+    def per_filter(self, sample: Any) -> dict[str, dict[str, Any]]:
+        """``{filter: {"filtered": answer, "values": {metric: value}}}`` of one sample: the
+        answer after that pipeline (None unless generated) and each metric's value (None when
+        unscorable), as lm-eval logs a sample per filter."""
+        by_filter: dict[str, dict[str, Any]] = {}
+        for filter_name, pipeline in self.pipelines or NO_FILTER:
+            filtered = pipeline(sample.response) if self.output_type == "generate_until" else None
+            custom = None
+            if self.process_results is not None and sample.error is None and (
+                    self.output_type == "generate_until" or sample.loglikelihoods):
+                custom = self.process_results(dict(sample.doc),
+                                              lm_eval_results(sample, self.output_type, filtered))
+            by_filter[filter_name] = {"filtered": filtered, "values": {
+                m.name: m.value(sample, self.output_type, filtered) if custom is None
+                else custom.get(m.name) for m in self.metrics}}
+        return by_filter
+
+    def values(self, sample: Any) -> dict[str, dict[str, Any]]:
+        """``{filter: {metric: value}}`` of one sample (a value is None when unscorable)."""
+        return {name: row["values"] for name, row in self.per_filter(sample).items()}
+
+
+class MetricTally:
+    """A task's metrics over samples streaming by: of each sample only its per-metric values
+    are kept (a number, or the pair a corpus metric such as f1 or bleu needs), in order."""
 
     def __init__(self, metrics: Sequence[Metric], output_type: str,
-                 pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
+                 pipelines: Sequence[Pipeline] = (),
                  process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None) -> None:
-        self.metrics, self.output_type, self.process_results = metrics, output_type, process_results
-        self.pipelines = list(pipelines) or [("none", lambda text: text)]
-        self.values: list[list[list[Any]]] = [[[] for _ in metrics] for _ in self.pipelines]
+        self.scorer = MetricScorer(tuple(metrics), output_type, tuple(pipelines) or NO_FILTER,
+                                   process_results)
+        self.values: dict[str, list[Any]] = {
+            f"{m.name},{name}": [] for name, _ in self.scorer.pipelines for m in metrics}
         self.n = 0
 
     def add(self, sample: Any) -> None:
         self.n += 1
-        output_type = self.output_type
-        for (_, pipeline), values in zip(self.pipelines, self.values):
-            filtered = pipeline(sample.response) if output_type == "generate_until" else None
-            custom = None
-            if self.process_results is not None and not (
-                    sample.error is not None or (output_type != "generate_until"
-                                                 and not sample.loglikelihoods)):
-                custom = self.process_results(dict(sample.doc),
-                                              lm_eval_results(sample, output_type, filtered))
-            for metric, kept in zip(self.metrics, values):
-                value = (metric.value(sample, output_type, filtered) if custom is None
-                         else custom.get(metric.name))
+        for filter_name, by_metric in self.scorer.values(sample).items():
+            for name, value in by_metric.items():
                 if value is not None:
-                    kept.append(value)
+                    self.values[f"{name},{filter_name}"].append(value)
 
-    def results(self) -> dict[str, dict[str, Any]]:
+    def results(self, bootstrap_iters: int = BOOTSTRAP_ITERS) -> dict[str, dict[str, Any]]:
+        """``{"metric,filter": {value, stderr, higher_is_better, aggregation, n, n_unscored}}``;
+        the stderr is lm-eval's (``harness.judges.aggregations.aggregate_stderr``: the bootstrap
+        draws by position, so the samples came in document order, as lm-eval's)."""
         results: dict[str, dict[str, Any]] = {}
-        for (filter_name, _), values in zip(self.pipelines, self.values):
-            for metric, kept in zip(self.metrics, values):
+        for filter_name, _ in self.scorer.pipelines:
+            for metric in self.scorer.metrics:
+                kept = self.values[f"{metric.name},{filter_name}"]
                 aggregation = metric.aggregation
                 results[f"{metric.name},{filter_name}"] = {
                     "value": metric.aggregate(kept) if kept else None,
+                    "stderr": aggregate_stderr(metric.name, aggregation, kept, bootstrap_iters),
                     "higher_is_better": metric.higher_is_better,
                     "aggregation": aggregation if isinstance(aggregation, str)
                     else f"!function {getattr(aggregation, '__name__', 'custom')}",
@@ -319,11 +279,16 @@ class MetricTally:
 
 
 def score_metrics(metrics: Sequence[Metric], samples: Iterable[Any], output_type: str,
-                  pipelines: Sequence[tuple[str, Callable[[str | None], str | None]]],
-                  process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None
-                  ) -> dict[str, dict[str, Any]]:
-    """:class:`MetricTally`'s results over ``samples``."""
+                  pipelines: Sequence[Pipeline],
+                  process_results: Callable[[Any, Any], Mapping[str, Any]] | None = None,
+                  bootstrap_iters: int = BOOTSTRAP_ITERS) -> dict[str, dict[str, Any]]:
+    """The metrics of ``samples`` (a ``MetricTally`` over them), keyed ``metric,filter``.
+
+    ``pipelines`` are (name, filter) pairs; each scores separately. Without a filter_list the
+    one pipeline is ``none`` (the response as is), as in lm-eval. A task's ``process_results``
+    (called with the document and lm-eval-shaped results) replaces the built-in per-sample values.
+    """
     tally = MetricTally(metrics, output_type, pipelines, process_results)
     for sample in samples:
         tally.add(sample)
-    return tally.results()
+    return tally.results(bootstrap_iters)

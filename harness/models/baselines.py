@@ -23,6 +23,11 @@ def _normalise(text: str) -> str:
     return text.strip().strip(".!").lower()
 
 
+def _picked(choice: int, n_continuations: int) -> tuple[float, ...]:
+    """Log-likelihoods that make ``choice`` the argmax: 0 for it, far below for the others."""
+    return tuple(0.0 if i == choice else UNCHOSEN_LOGLIKELIHOOD for i in range(n_continuations))
+
+
 class _Baseline(Model):
     """A model whose answer is a function of the request alone."""
 
@@ -35,26 +40,13 @@ class _Baseline(Model):
         """Index of the continuation this baseline picks, or None when it cannot pick."""
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
-        responses = []
-        for request in requests:
-            text = self.answer(request)
-            if text is None:
-                responses.append(Response(request.request_id, error="no answer available"))
-            else:
-                responses.append(Response(request.request_id, text=text))
-        return responses
+        return [Response(r.request_id, text=text) if (text := self.answer(r)) is not None
+                else Response(r.request_id, error="no answer available") for r in requests]
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[Response]:
-        responses = []
-        for request in requests:
-            choice = self.choose(request)
-            if choice is None:
-                responses.append(Response(request.request_id, error="cannot pick a continuation"))
-                continue
-            scores = tuple(0.0 if i == choice else UNCHOSEN_LOGLIKELIHOOD
-                           for i in range(len(request.continuations)))
-            responses.append(Response(request.request_id, loglikelihoods=scores))
-        return responses
+        return [Response(r.request_id, loglikelihoods=_picked(choice, len(r.continuations)))
+                if (choice := self.choose(r)) is not None
+                else Response(r.request_id, error="cannot pick a continuation") for r in requests]
 
 
 class _Fixed(_Baseline):

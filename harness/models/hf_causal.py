@@ -19,7 +19,6 @@ Sampling is seeded per request exactly as the VLM path is (one CPU generator per
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -28,11 +27,12 @@ import torch
 
 from harness.errors import BenchError, unknown
 from harness.models.base import Model
-from harness.models.hf import _DTYPES, HFModel, _first_line
+from harness.models.hf import HFModel
+from harness.models.hf_common import TransformersModel, check_dtype, first_line, load_pretrained
+from harness.models.hf_rows import run_split
 from harness.registry import register_model
 from harness.types import ImagePart, Request, Response, TextPart
 
-log = logging.getLogger(__name__)
 #: As lm-eval: the context length when neither the config nor the tokenizer names one.
 DEFAULT_MAX_LENGTH = 2048
 _SEQLEN_ATTRS = ("n_positions", "max_position_embeddings", "n_ctx")
@@ -64,7 +64,7 @@ def _checked_args(cls: type, args: Mapping[str, Any]) -> None:
 
 def load_hf(pretrained: str, **kwargs: Any) -> Model:
     """``--model hf``: the causal-LM adapter for a text checkpoint, the VLM adapter otherwise."""
-    cls: type[HFModel] = HFModel
+    cls: type[HFModel] | type[HFCausalModel] = HFModel
     try:
         from transformers import AutoConfig
 
@@ -91,7 +91,7 @@ def _refused_window(window: tuple[list[int], list[int]], exc: BaseException) -> 
 
 
 @register_model("hf-causal")
-class HFCausalModel(HFModel):
+class HFCausalModel(TransformersModel):
     """A transformers causal LM from the hub or a local folder (text only).
 
     Args:
@@ -109,7 +109,6 @@ class HFCausalModel(HFModel):
         cache_dir: Where hub downloads go.
     """
 
-    identity_arg = "pretrained"
     preferred_batch_size = 8
 
     def __init__(self, pretrained: str, revision: str | None = None, dtype: str = "auto",
@@ -119,40 +118,21 @@ class HFCausalModel(HFModel):
                  max_length: int | None = None, cache_dir: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if dtype not in _DTYPES:
-            raise BenchError(f"hf-causal: unknown dtype '{dtype}'; use one of {sorted(_DTYPES)}")
+        check_dtype("hf-causal", dtype)
         self.pretrained, self.revision, self.cache_dir = pretrained, revision, cache_dir
         self.system_prompt = system_prompt
         common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
                                   "cache_dir": cache_dir}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(pretrained, **common)
-            load_args: dict[str, Any] = {**common, "dtype": _DTYPES[dtype]}
-            if device_map is not None:
-                load_args["device_map"] = device_map
-            if attn_implementation is not None:
-                load_args["attn_implementation"] = attn_implementation
-            self.model = AutoModelForCausalLM.from_pretrained(pretrained, **load_args)
+            tokenizer = AutoTokenizer.from_pretrained(pretrained, **common)
+            self.model = load_pretrained(AutoModelForCausalLM, pretrained, common, dtype,
+                                         device_map, device, attn_implementation)
         except (OSError, ValueError) as exc:
-            raise BenchError(f"hf-causal: cannot load '{pretrained}': {_first_line(exc)}. Check "
+            raise BenchError(f"hf-causal: cannot load '{pretrained}': {first_line(exc)}. Check "
                              "the hub id or folder") from None
-        if device_map is None:
-            self.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))  # type: ignore[arg-type]
-        self.model.eval()
-        self.processor = self.tokenizer
-        self.pad_token_id = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
-                             else self.tokenizer.eos_token_id)
-        self.chat_template = getattr(self.tokenizer, "chat_template", None)
-        self.use_chat_template = use_chat_template and bool(self.chat_template)
-        if use_chat_template and not self.chat_template:
-            log.warning("hf-causal: %s has no chat template; prompts are used as raw text", pretrained)
-        self.image_token = "<image>"
+        self._use_tokenizer(tokenizer, getattr(tokenizer, "chat_template", None),
+                            use_chat_template, "hf-causal")
         self.max_length = int(max_length) if max_length else self._resolve_max_length()
-        # What the VLM adapter's shared methods read (no processor quirks here).
-        self._suffix_scoring = False
-        self._text_only_refusal = None
-        self._tokenizer_adds_bos = False
-        self._bos_from_tokenizer = {}
         self._identity = self._identify()
 
     def _resolve_max_length(self) -> int:
@@ -287,7 +267,7 @@ class HFCausalModel(HFModel):
             if not windows:
                 responses.append(Response(request_id=request.request_id, error="empty text to score"))
                 continue
-            scored = self._run_split(partial(self._score_windows, request.request_id),
+            scored = run_split(partial(self._score_windows, request.request_id),
                                      windows, _out_of_memory_window, _refused_window)
             responses.append(Response(request_id=request.request_id,
                                       loglikelihoods=(sum(s[0] for s in scored),)))

@@ -15,8 +15,6 @@ error message or a log line. Only the standard library is used, so no SDK is nee
 from __future__ import annotations
 
 import base64
-import email.utils
-import http.client
 import io
 import json
 import logging
@@ -24,82 +22,22 @@ import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
+from harness.api_keys import api_key_from_env, scrub
 from harness.errors import BenchError
 from harness.hashing import stable_hash
 from harness.models.base import Model
 from harness.models.common import chat_messages, cut_at_stop, to_rgb
+from harness.models.openai_http import ChatCompletionsClient
 from harness.registry import register_model
-from harness.safety import api_key_from_env, check_base_url, scrub
+from harness.safety import check_base_url
 from harness.types import ImagePart, Request, Response
 
 log = logging.getLogger(__name__)
-
-_RETRY_STATUS = {408, 409, 425, 429}
-# Statuses that mean the setup is wrong (key, URL, model name): every item would fail alike.
-_FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may not use this model",
-                 404: "no such endpoint or model"}
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """A usable answer, with the token counts and the revision (``model@system_fingerprint``)
-    the server reported (None where it did not)."""
-
-    text: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    model_revision: str | None = None
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One failed attempt: why, whether trying again may help, and how long the server asked to wait."""
-
-    reason: str
-    retry: bool
-    wait_s: float | None = None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), if sent."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _served_revision(payload: Mapping[str, Any]) -> str | None:
-    """``model@system_fingerprint`` from a reply, whichever parts the server sent."""
-    served, fingerprint = payload.get("model"), payload.get("system_fingerprint")
-    parts = [str(v) for v in (served, fingerprint) if v]
-    return "@".join(parts) if parts else None
 
 
 @register_model("openai")
@@ -136,9 +74,7 @@ class OpenAIModel(Model):
                          or "https://api.openai.com/v1").rstrip("/")
         check_base_url(self.base_url, "openai")
         self.api_key_env = api_key_env
-        self._api_key: str | None = None
-        if api_key_env:
-            self._api_key = api_key_from_env(api_key_env, "openai")
+        api_key = api_key_from_env(api_key_env, "openai") if api_key_env else None
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise BenchError("openai: max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         if image_format.upper() not in {"PNG", "JPEG"}:
@@ -154,8 +90,7 @@ class OpenAIModel(Model):
         self._image_cache: dict[str, str] = {}
         self._cache_lock = threading.Lock()
         # Kept-alive connections, reused across requests and batches (at most one per worker).
-        self._pool: list[http.client.HTTPConnection] = []
-        self._pool_lock = threading.Lock()
+        self._client = ChatCompletionsClient(self.base_url, api_key, timeout_s, model)
 
     def __repr__(self) -> str:
         return f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r})"
@@ -202,88 +137,6 @@ class OpenAIModel(Model):
     def _scrub(text: str) -> str:
         return scrub(text) or ""
 
-    def _new_connection(self) -> http.client.HTTPConnection:
-        url = urllib.parse.urlsplit(self.base_url)
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        return kind(url.hostname or "localhost", url.port, timeout=self.timeout_s)
-
-    def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any, bytes]:
-        """POST on a pooled kept-alive connection; one the server closed while idle is replaced."""
-        path = urllib.parse.urlsplit(self.base_url).path.rstrip("/") + "/chat/completions"
-        while True:
-            with self._pool_lock:
-                connection = self._pool.pop() if self._pool else None
-            reused = connection is not None
-            connection = connection or self._new_connection()
-            try:
-                connection.request("POST", path, body=body, headers=dict(headers))
-                reply = connection.getresponse()
-                raw = reply.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                connection.close()
-                if reused:
-                    continue  # an idle connection the server had closed: not a failed attempt
-                raise
-            except BaseException:
-                connection.close()
-                raise
-            if reply.will_close:
-                connection.close()
-            else:
-                with self._pool_lock:
-                    self._pool.append(connection)
-            return reply.status, reply.headers, raw
-
-    def _attempt(self, body: bytes) -> _Reply | _Failure:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            status, reply_headers, raw = self._post(body, headers)
-            if status >= 400:
-                raise urllib.error.HTTPError(f"{self.base_url}/chat/completions", status,
-                                             "", reply_headers, io.BytesIO(raw))
-        except urllib.error.HTTPError as exc:
-            # Scrubbed whole, then cut: a cut first could leave a key's fragment behind.
-            detail = self._scrub(exc.read(65536).decode("utf-8", "replace").strip().replace("\n", " "))
-            if exc.code in _FATAL_STATUS:
-                raise BenchError(f"openai: HTTP {exc.code} from {self.base_url} for model "
-                                 f"'{self.model}': {_FATAL_STATUS[exc.code]}; check the model "
-                                 f"card's model, base_url and api_key_env") from None
-            retry = exc.code in _RETRY_STATUS or exc.code >= 500
-            return _Failure(f"HTTP {exc.code}: {detail[:200]}", retry, _retry_after(exc.headers))
-        except TimeoutError:
-            return _Failure(f"timed out after {self.timeout_s:g}s", True)
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                return _Failure(f"timed out after {self.timeout_s:g}s", True)
-            return _Failure(f"connection failed: {self._scrub(str(exc.reason))}", True)
-        except (ConnectionError, http.client.HTTPException, OSError) as exc:
-            return _Failure(f"connection failed: {type(exc).__name__}: {self._scrub(str(exc))}", True)
-        try:
-            payload = json.loads(raw)
-            choices = payload["choices"]
-        except (ValueError, KeyError, TypeError):
-            return _Failure(f"malformed JSON reply: {self._raw(raw)[:120]!r}", True)
-        if not choices:
-            return _Failure("reply had an empty choice list", True)
-        try:
-            text = choices[0]["message"]["content"]
-        except (KeyError, TypeError, IndexError):
-            return _Failure(f"reply without choices[0].message.content: {self._raw(raw)[:120]!r}",
-                            True)
-        if isinstance(text, list):  # some servers answer in content parts, like the request
-            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-        usage = payload.get("usage") if isinstance(payload, dict) else None
-        usage = usage if isinstance(usage, dict) else {}
-        revision = _served_revision(payload) if isinstance(payload, dict) else None
-        return _Reply("" if text is None else self._scrub(str(text)),
-                      _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")),
-                      self._scrub(revision) if revision else None)
-
-    def _raw(self, raw: bytes) -> str:
-        return self._scrub(raw.decode("utf-8", "replace"))
-
     def _complete(self, request: Request) -> Response:
         try:
             body = json.dumps(self._body(request)).encode()
@@ -291,14 +144,11 @@ class OpenAIModel(Model):
             return Response(request_id=request.request_id, error=f"unreadable image: {exc}")
         failures: list[str] = []
         for attempt in range(self.max_retries + 1):
-            outcome = self._attempt(body)
-            if isinstance(outcome, _Reply):
-                return Response(request_id=request.request_id,
-                                text=cut_at_stop(outcome.text, request.generation.until),
-                                prompt_tokens=outcome.prompt_tokens,
-                                completion_tokens=outcome.completion_tokens,
-                                model_revision=outcome.model_revision)
-            failures.append(self._scrub(outcome.reason))
+            outcome = self._client.attempt(body, request.request_id)
+            if isinstance(outcome, Response):
+                return replace(outcome, text=cut_at_stop(outcome.text or "",
+                                                         request.generation.until))
+            failures.append(scrub(outcome.reason) or "")
             if not outcome.retry or attempt == self.max_retries:
                 break
             wait = outcome.wait_s

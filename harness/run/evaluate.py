@@ -244,7 +244,7 @@ def evaluate(
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,
         )
         folder.write_results(results)
-        write_lm_eval(output_dir, results, folder.sample_dicts())
+        write_lm_eval(output_dir, results, folder.iter_samples(), judged.scorers)
         if write_leaderboard:
             append_leaderboard(output_dir, run_dir, results, judge_objs)
         distributed.finish(shard)

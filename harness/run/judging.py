@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from harness.judges.base import Judge
-from harness.judges.metrics import MetricTally
+from harness.judges.metrics import MetricScorer
 from harness.models.base import Model
 from harness.run.journal import Journal
 from harness.run.samples import (
@@ -24,9 +24,9 @@ from harness.run.samples import (
     loglikelihood_verdict,
 )
 from harness.run.scores import ScoreTally
-from harness.run.setup import task_judge_names, task_metrics
+from harness.run.setup import metric_tally, task_judge_names
 from harness.run.verdicts import VerdictMemory
-from harness.tasks.filters import apply_filters, filter_pipelines
+from harness.tasks.filters import apply_filters
 from harness.tasks.task import Instance, Task
 from harness.types import Response
 
@@ -84,6 +84,8 @@ class JudgingPass:
         self.tallies: dict[str, ScoreTally] = {}
         #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
         self.metrics: dict[str, dict[str, Any]] = {}
+        #: What computed each task's metrics, for the lm-eval-format samples files.
+        self.scorers: dict[str, MetricScorer] = {}
         self.cached = 0
         #: The tokens of the responses this invocation did not take from a cache.
         self.usage = TokenUsage()
@@ -105,12 +107,7 @@ class JudgingPass:
         for task in tasks:
             names = task_judge_names(task, given_names)
             task_judges = [judges[n] for n in names if n in judges]
-            metrics = task_metrics(task)[1]
-            process_results = task.config.process_results
-            metric_tally = MetricTally(
-                metrics, task.config.output_type, filter_pipelines(task.config.filter_list),
-                process_results.load(f"{task.config.source}:process_results")
-                if process_results is not None else None) if metrics else None
+            tally = metric_tally(task)
             for chunk in _chunks(instances_of(task), JUDGE_CHUNK):
                 task_samples = []
                 for instance in chunk:
@@ -121,8 +118,8 @@ class JudgingPass:
                     sample = build_sample(instance, response, task.config.filter_list)
                     if LOGLIKELIHOOD in names:
                         sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
-                    if metric_tally is not None:
-                        metric_tally.add(sample)
+                    if tally is not None:
+                        tally.add(sample)
                     task_samples.append(sample)
                 images = {i.key: i.request.images for i in chunk}
                 for sample in apply_judges(task_samples, task_judges, images, memory):
@@ -132,8 +129,9 @@ class JudgingPass:
                         self.revisions[sample.model_revision] += 1
                     self.tallies.setdefault(sample.task, ScoreTally()).add(sample)
                     yield sample
-            if metric_tally is not None:
-                self.metrics[task.name] = metric_tally.results()
+            if tally is not None:
+                self.metrics[task.name] = tally.results()
+                self.scorers[task.name] = tally.scorer
 
 
 def _chunks(items: Iterable[Instance], size: int) -> Iterator[list[Instance]]:

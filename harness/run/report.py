@@ -11,7 +11,7 @@ import json
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.files import atomic_file, write_atomic
 from harness.judges.base import Judge
+from harness.judges.metrics import MetricScorer
 from harness.paths import PROJECT_ROOT
 from harness.reports import lm_eval_format
 from harness.reports.leaderboard import append_rows
@@ -60,40 +61,50 @@ def git_sha() -> str | None:
     return sha + ("-dirty" if dirty.strip() else "") if sha else None
 
 
-def write_lm_eval(output_dir: Path, results: Results,
-                  samples: Iterable[Sample | Mapping[str, Any]]) -> Path:
+def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample],
+                  scorers: Mapping[str, MetricScorer] | None = None) -> Path:
     """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
 
     Laid out as lm-eval lays them out under ``--output-path``:
-    ``<output-dir>/<model name, sanitized>/``. ``samples`` (``Sample``s or samples.jsonl's
-    lines) stream by in run order, each task's together; none is held. Returns the results file.
+    ``<output-dir>/<model name, sanitized>/``. ``samples`` stream by in run order, each
+    task's together; none is held. ``scorers`` give each sample's lm-eval metric values,
+    filter by filter, for the samples files (the results file reads ``results``).
+    Returns the results file.
     """
     full = results.to_dict()
     folder = Path(output_dir) / lm_eval_format.sanitize_model_name(full["model"]["name"])
     stamp = lm_eval_format.date_id()
-    lines = (sample.to_dict() if isinstance(sample, Sample) else sample for sample in samples)
-    unwritten = dict.fromkeys(full["scores"])
-    for task, task_samples in itertools.groupby(lines, key=lambda line: str(line["task"])):
-        if task not in full["scores"]:
+    wanted = {**full["scores"], **(full.get("metrics") or {})}
+    unwritten = dict.fromkeys(wanted)
+    for task, task_samples in itertools.groupby(samples, key=lambda sample: sample.task):
+        if task not in wanted:
             continue
         if task not in unwritten:
             raise RuntimeError(f"the samples of task {task} are not all together")
         del unwritten[task]
         _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
-                                full["tasks"][task]["config"], task_samples)
+                                full["tasks"][task]["config"], task_samples,
+                                (scorers or {}).get(task))
     for task in unwritten:
         _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
-                                full["tasks"][task]["config"], ())
+                                full["tasks"][task]["config"], (), None)
     path = folder / f"results_{stamp}.json"
     write_atomic(path, json.dumps(lm_eval_format.results_document(full), indent=2,
                                   ensure_ascii=False, default=str) + "\n")
     return path
 
 
-def _write_samples_document(path: Path, config: Mapping[str, Any],
-                            samples: Iterable[Mapping[str, Any]]) -> None:
+def _write_samples_document(path: Path, config: Mapping[str, Any], samples: Iterable[Sample],
+                            scorer: MetricScorer | None) -> None:
+    def lines() -> Iterator[dict[str, Any]]:
+        for sample in samples:
+            line = sample.to_dict()
+            if scorer is not None:
+                line[lm_eval_format.LM_EVAL_FILTERS] = scorer.per_filter(sample)
+            yield line
+
     with atomic_file(path) as handle:
-        for line in lm_eval_format.samples_document(config, samples):
+        for line in lm_eval_format.samples_document(config, lines()):
             handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -164,41 +165,38 @@ def cluster_bootstrap_kappa(
         n_resamples, confidence, seed)
 
 
-def cluster_bootstrap_fleiss(
-    counts: Sequence[Sequence[int]],
-    clusters: Sequence[str] | None = None,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> KappaEstimate:
-    """Fleiss' kappa with a percentile bootstrap CI that resamples whole clusters of items."""
-    return _table_statistic_ci(fleiss_kappa, counts, clusters, n_resamples, confidence, seed)
+class TableBootstrap(Protocol):
+    def __call__(self, counts: Sequence[Sequence[int]], clusters: Sequence[str] | None = None,
+                 *, n_resamples: int = 2000, confidence: float = 0.95,
+                 seed: int = 0) -> KappaEstimate: ...
 
 
-def cluster_bootstrap_alpha(
-    counts: Sequence[Sequence[int]],
-    clusters: Sequence[str] | None = None,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> KappaEstimate:
-    """Krippendorff's alpha (nominal) with a percentile CI that resamples whole clusters."""
-    return _table_statistic_ci(krippendorff_alpha, counts, clusters, n_resamples, confidence,
-                               seed)
+def _table_bootstrap(statistic: Callable[[Sequence[Sequence[int]]], float | None],
+                     summary: str) -> TableBootstrap:
+    """``statistic`` of an items x categories count table, with a percentile CI that resamples
+    whole clusters of items (one function per statistic, documented by ``summary``)."""
+
+    def bootstrap(counts: Sequence[Sequence[int]], clusters: Sequence[str] | None = None, *,
+                  n_resamples: int = 2000, confidence: float = 0.95,
+                  seed: int = 0) -> KappaEstimate:
+        table = np.asarray(counts, dtype=float)
+        n = int(table.shape[0]) if table.ndim == 2 else 0
+        if n == 0:
+            return KappaEstimate(None, None, None, 0)
+        return _cluster_percentile_ci(
+            statistic(table.tolist()), n, clusters,
+            lambda rows: statistic(table[rows].tolist()), n_resamples, confidence, seed)
+
+    bootstrap.__doc__ = summary
+    return bootstrap
 
 
-def _table_statistic_ci(statistic: Callable[[Sequence[Sequence[int]]], float | None],
-                        counts: Sequence[Sequence[int]], clusters: Sequence[str] | None,
-                        n_resamples: int, confidence: float, seed: int) -> KappaEstimate:
-    table = np.asarray(counts, dtype=float)
-    n = int(table.shape[0]) if table.ndim == 2 else 0
-    if n == 0:
-        return KappaEstimate(None, None, None, 0)
-    value = statistic(table.tolist())
-    return _cluster_percentile_ci(value, n, clusters, lambda rows: statistic(table[rows].tolist()),
-                                  n_resamples, confidence, seed)
+cluster_bootstrap_fleiss = _table_bootstrap(
+    fleiss_kappa, "Fleiss' kappa with a percentile bootstrap CI that resamples whole clusters "
+    "of items.")
+cluster_bootstrap_alpha = _table_bootstrap(
+    krippendorff_alpha, "Krippendorff's alpha (nominal) with a percentile CI that resamples "
+    "whole clusters.")
 
 
 def _cluster_percentile_ci(

@@ -146,11 +146,8 @@ class TaskConfig:
         for item in fields(cls):
             if item.name not in data:
                 continue
-            value = data[item.name]
-            if isinstance(value, str) and value.startswith("!function "):
-                base_dir = (function_dirs or {}).get(item.name, str(Path(source).parent))
-                value = FunctionRef(value.split(" ", 1)[1], base_dir)
-            values[item.name] = value
+            base_dir = (function_dirs or {}).get(item.name, str(Path(source).parent))
+            values[item.name] = _function_refs(data[item.name], base_dir)
         for name in ("tags", "filter_list", "metric_list"):
             values[name] = tuple(values.get(name) or ())
         if isinstance(values.get("fewshot_config"), Mapping):
@@ -158,14 +155,33 @@ class TaskConfig:
         return cls(**values)
 
     def function_dirs(self) -> dict[str, str]:
-        """Where each ``!function`` of this config resolves (to rebuild it from a report)."""
-        return {name: value.base_dir for name in self.__dataclass_fields__
-                if isinstance(value := getattr(self, name), FunctionRef)}
+        """Where each key's ``!function`` resolves (to rebuild it from a report), nested ones
+        (a ``metric_list`` entry's) too."""
+        return {name: ref.base_dir for name in self.__dataclass_fields__
+                if (ref := _first_ref(getattr(self, name))) is not None}
 
     def config_hash(self) -> str:
         data = self.to_dict()
         data.pop("source")
         return stable_hash(data)
+
+
+def _function_refs(value: Any, base_dir: str) -> Any:
+    """``value`` with each ``!function`` text (``TaskConfig.to_dict``'s) a ``FunctionRef`` again."""
+    if isinstance(value, str) and value.startswith("!function "):
+        return FunctionRef(value.split(" ", 1)[1], base_dir)
+    if isinstance(value, Mapping):
+        return {k: _function_refs(v, base_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_function_refs(v, base_dir) for v in value]
+    return value
+
+
+def _first_ref(value: Any) -> FunctionRef | None:
+    if isinstance(value, FunctionRef):
+        return value
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
+    return next((ref for item in items if (ref := _first_ref(item)) is not None), None)
 
 
 def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:

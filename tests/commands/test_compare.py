@@ -21,7 +21,10 @@ def sample(task: str, doc_id: str, image: str, verdicts: dict[str, dict[str, Any
            repeat: int = 0) -> dict[str, Any]:
     return {"schema": 1, "task": task, "doc_id": doc_id, "repeat": repeat,
             "request_id": f"{task}/{doc_id}/{repeat}", "seed": 1, "prompt": "Q: ?\nA:",
-            "image_ids": [image], "response": "Yes.", "verdicts": verdicts}
+            "image_ids": [image], "fewshot_ids": [], "target": "Yes.", "expected": "yes",
+            "choices": [], "gold": None, "response": "Yes.", "loglikelihoods": None,
+            "error": None, "doc": {}, "doc_hash": "", "prompt_hash": "p", "target_hash": "t",
+            "verdicts": verdicts}
 
 
 def write_run(root: Path, name: str,
@@ -194,6 +197,17 @@ def test_run_without_samples_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "runs" / "unjudged").mkdir()
     with pytest.raises(BenchError, match="has no samples.jsonl"):
         run_compare(str(a), str(tmp_path / "runs" / "unjudged"))
+
+
+def test_sample_missing_fields_is_an_error(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", lambda i, q: True)
+    path = a / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    broken = json.loads(lines[0])
+    del broken["doc_id"]
+    path.write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
+    with pytest.raises(BenchError, match="sample 1 lacks fields"):
+        compare.load_run(a)
 
 
 def test_duplicate_sample_is_an_error(tmp_path: Path) -> None:

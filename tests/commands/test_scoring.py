@@ -197,3 +197,71 @@ def test_readers_of_a_run_folder_run_nothing_it_names(saved_run: Path, tmp_path:
     assert len(AnnotationSession(saved_run, "alice").samples) > 0
     assert main(["agreement", str(saved_run)]) == 2  # no hand labels yet: one line, nothing run
     assert not marker.exists() and not owned.exists()
+
+
+# -- lm-eval metrics are recomputed from the stored samples (issue 13) -------------------------
+
+@pytest.fixture()
+def metrics_run(metric_tasks: Path, tmp_path: Path) -> Path:
+    return evaluate("random", "morality_em,morality_mcc", include_paths=[str(metric_tasks)],
+                    output_dir=tmp_path / "out", seed=5).run_dir
+
+
+def test_score_recomputes_metrics_and_their_stderrs(metrics_run: Path, tmp_path: Path) -> None:
+    path = metrics_run / "results.json"
+    written = json.loads(path.read_text())
+    metrics = json.loads(json.dumps(written["metrics"]))  # a copy, before the tampering
+    assert set(metrics["morality_em"]) == {"exact_match,word", "bleu,word", "exact_match,lower",
+                                           "bleu,lower"}
+    assert metrics["morality_em"]["exact_match,word"]["stderr"] > 0  # mean_stderr
+    assert metrics["morality_em"]["exact_match,lower"]["stderr"] == 0.0  # never right: "yes."
+    assert metrics["morality_mcc"]["mcc,none"]["stderr"] > 0  # bootstrapped
+    # A tampered results.json (or one from before stderrs) is rewritten from the samples.
+    for task in written["metrics"].values():
+        for entry in task.values():
+            entry.update(value=123.0, stderr=None)
+    path.write_text(json.dumps(written))
+    rows_before = (tmp_path / "out" / "leaderboard.jsonl").read_text()
+    assert main(["score", str(metrics_run)]) == 0
+    rescored = json.loads(path.read_text())
+    assert rescored["metrics"] == metrics
+    assert rescored["scores"] == written["scores"]  # no judge asked: verdicts untouched
+    assert (tmp_path / "out" / "leaderboard.jsonl").read_text() == rows_before  # no new judge
+
+
+def test_score_with_judges_recomputes_metrics_too(metrics_run: Path) -> None:
+    metrics = json.loads((metrics_run / "results.json").read_text())["metrics"]
+    assert main(["score", str(metrics_run), "--judges", "sees-images"]) == 0
+    rescored = json.loads((metrics_run / "results.json").read_text())
+    assert rescored["metrics"] == metrics and "sees-images" in rescored["scores"]["morality_em"]
+
+
+def _shipped_code(folder: Path, code: str) -> tuple[Path, Path]:
+    """A module ``mine`` in ``folder/shipped`` that leaves a marker file when imported."""
+    (folder / "shipped").mkdir()
+    marker = folder / "ran.txt"
+    (folder / "shipped" / "mine.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n{code}")
+    return folder / "shipped", marker
+
+
+def test_score_runs_no_stored_metric_code_without_trust_run(metrics_run: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code_dir, marker = _shipped_code(tmp_path, "def agg(items):\n    return 0.5\n")
+    _tamper(metrics_run, "morality_mcc", function_dirs={"metric_list": str(code_dir)},
+            metric_list=[{"metric": "acc", "aggregation": "!function mine.agg"}])
+    line = _one_line_error(capsys, ["score", str(metrics_run)])
+    assert ("task 'morality_mcc' metric_list names '!function mine.agg', code in "
+            f"{code_dir} that recomputing its metrics would run; pass --trust-run") in line
+    assert not marker.exists()
+    assert main(["score", str(metrics_run), "--trust-run"]) == 0
+    rescored = json.loads((metrics_run / "results.json").read_text())["metrics"]["morality_mcc"]
+    assert rescored["acc,none"]["value"] == 0.5 and rescored["acc,none"]["stderr"] is None
+    assert main(["score", str(metrics_run), "--judges", ","]) == 2
+
+
+def test_score_rebuilds_no_task_without_metrics(saved_run: Path, tmp_path: Path) -> None:
+    code_dir, marker = _shipped_code(tmp_path, "def results(doc, answers):\n    return {}\n")
+    _tamper(saved_run, process_results="!function mine.results",
+            function_dirs={"process_results": str(code_dir)})
+    assert main(["score", str(saved_run)]) == 0  # no lm-eval metrics: nothing to recompute
+    assert not marker.exists()

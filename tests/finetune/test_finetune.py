@@ -15,17 +15,16 @@ import torch
 from safetensors.torch import load_file
 
 from harness.errors import BenchError
-from harness.finetune.train import (
+from harness.finetune.config import FinetuneConfig, lr_factor
+from harness.finetune.data import (
     IGNORE_INDEX,
-    FinetuneConfig,
     TrainingExample,
     caption_delimiter,
     encode_example,
     examples_from_requests,
-    lr_factor,
-    select_trainable,
-    train,
 )
+from harness.finetune.setup import select_trainable
+from harness.finetune.train import train
 from harness.models.magma import finetuned
 from harness.types import Request, TextPart
 from tests import finetune_fixtures as fixtures

@@ -168,6 +168,7 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
     import argparse
 
     from harness.commands import annotate as server
+    from harness.commands.page_server import PageServer
 
     run_dir = write_run(tmp_path / "run", [make_sample("t", 0, "x", image="img-missing")])
     seen: list[str] = []
@@ -176,7 +177,7 @@ def test_annotate_command_prints_the_tokened_url(tmp_path: Path, write_run, make
         seen.append(self.url)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(server._AnnotationServer, "serve_forever", stop_at_once)
+    monkeypatch.setattr(PageServer, "serve_forever", stop_at_once)
     parser = argparse.ArgumentParser()
     server.add_arguments(parser)
     args = parser.parse_args([str(run_dir), "--annotator", "alice", "--no-browser"])

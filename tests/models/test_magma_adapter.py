@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.models.magma import decoding
+from harness.models.magma import decoding, scoring
 from harness.types import GenerationSettings, Request, TextPart
 
 
@@ -58,12 +58,12 @@ def test_loglikelihood_agrees_with_generation_logits(tiny_model, make_image):
     prompt = tiny_model.embed_prompt(request)
     greedy = GenerationSettings(max_new_tokens=6, temperature=0.0)
     [out] = decoding.generate_batch(tiny_model.model, [prompt], [greedy], [0], tiny_model.eos_id)
-    [(logp, is_greedy)] = decoding.score_batch(tiny_model.model, [prompt], [list(out.token_ids)])
+    [(logp, is_greedy)] = scoring.score_batch(tiny_model.model, [prompt], [list(out.token_ids)])
     assert is_greedy and len(out.token_ids) == 6
     assert logp == pytest.approx(sum(out.step_logprobs), abs=1e-4)
     # a non-greedy continuation scores lower than the greedy one of the same length
     other = [t for t in range(tiny_model.config.vocab_rows) if t != out.token_ids[0]][:1] + list(out.token_ids[1:])
-    [(other_logp, other_greedy)] = decoding.score_batch(tiny_model.model, [prompt], [other])
+    [(other_logp, other_greedy)] = scoring.score_batch(tiny_model.model, [prompt], [other])
     assert not other_greedy and other_logp < logp
 
 

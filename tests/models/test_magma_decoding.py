@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.models.magma import decoding
+from harness.models.magma import decoding, scoring
 from harness.types import GenerationSettings
 
 
@@ -62,9 +62,9 @@ def test_scoring_choices_from_the_prompt_cache_matches_full_runs(tiny_model, bat
     choices = [[torch.randint(0, model.config.vocab_rows - 2, (n,), generator=generator).tolist()
                 for n in (1, 3, 2 + row % 3)] for row in range(batch)]
     choices[0].append([])  # an empty continuation scores 0 and counts as greedy
-    cached = decoding.score_choices(model, prompts, choices)
+    cached = scoring.score_choices(model, prompts, choices)
     for row in range(batch):
-        full = decoding.score_batch(model, [prompts[row]] * len(choices[row]), choices[row])
+        full = scoring.score_batch(model, [prompts[row]] * len(choices[row]), choices[row])
         assert [g for _, g in cached[row]] == [g for _, g in full]
         assert [v for v, _ in cached[row]] == pytest.approx([v for v, _ in full], abs=1e-5)
     assert cached[0][-1] == (0.0, True)
@@ -76,7 +76,7 @@ def test_a_greedy_choice_is_recognised_from_the_cache(tiny_model):
     greedy = GenerationSettings(max_new_tokens=4, temperature=0.0)
     [out] = decoding.generate_batch(model, [prompt], [greedy], [0], tiny_model.eos_id, mode="static")
     other = [(out.token_ids[0] + 1) % (model.config.vocab_rows - 2), *out.token_ids[1:]]
-    [[(logp, is_greedy), (other_logp, other_greedy)]] = decoding.score_choices(
+    [[(logp, is_greedy), (other_logp, other_greedy)]] = scoring.score_choices(
         model, [prompt], [[list(out.token_ids), other]])
     assert is_greedy and not other_greedy
     assert logp == pytest.approx(sum(out.step_logprobs), abs=1e-5) and other_logp < logp

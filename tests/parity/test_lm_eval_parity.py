@@ -52,6 +52,12 @@ ETHICS_ROWS = [{"label": i % 2, "input": text, "is_short": True, "edited": False
 WIKITEXT_ROWS = [{"page": " = Valkyria = \n The game , released in 2011 , was a success @-@ story .\n"},
                  {"page": " = Fox = \n The quick brown fox jumps over the lazy dog 's tail .\n"}]
 
+LAMBADA_ROWS = [{"text": "The fox ran into the woods and hid under the old oak tree"},
+                {"text": "She opened the door and saw her brother standing in the rain"},
+                {"text": "After the long winter the river finally began to thaw"}]
+GSM8K_SETTINGS = ("generation_kwargs:\n  until: ['Question:', '</s>', '<|im_end|>']\n"
+                  "  do_sample: false\n  temperature: 0.0\n  max_gen_toks: 24\n")
+
 #: task -> (the wheel's YAML, {split: rows}, extra keys for the local copy).
 TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
     "arc_easy": ("arc/arc_easy.yaml", {"test": [_arc(i) for i in range(4)]}, ""),
@@ -71,10 +77,16 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
     "mmlu_anatomy": ("mmlu/default/mmlu_anatomy.yaml",
                      {"test": MMLU_ROWS[:3], "dev": MMLU_ROWS}, "num_fewshot: 5\n"),
     "gsm8k": ("gsm8k/gsm8k.yaml", {"train": GSM8K_ROWS, "test": GSM8K_ROWS[:2]},
-              "generation_kwargs:\n  until: ['Question:', '</s>', '<|im_end|>']\n"
-              "  do_sample: false\n  temperature: 0.0\n  max_gen_toks: 24\n"),
+              GSM8K_SETTINGS),
     "ethics_cm": ("hendrycks_ethics/commonsense.yaml", {"train": ETHICS_ROWS, "test": ETHICS_ROWS}, ""),
     "wikitext": ("wikitext/wikitext.yaml", {"test": WIKITEXT_ROWS}, ""),
+    # Bootstrapped standard errors (lm-eval's draws): perplexity, median, sacrebleu's metrics.
+    "lambada_ppl": ("lambada/lambada_openai.yaml", {"test": LAMBADA_ROWS},
+                    "metric_list: [{metric: perplexity, aggregation: perplexity, higher_is_better: false}]\n"),
+    "ethics_median": ("hendrycks_ethics/commonsense.yaml", {"train": ETHICS_ROWS, "test": ETHICS_ROWS},
+                      "metric_list: [{metric: acc, aggregation: median, higher_is_better: true}]\n"),
+    "gsm8k_bleu": ("gsm8k/gsm8k.yaml", {"train": GSM8K_ROWS, "test": GSM8K_ROWS[:3]}, GSM8K_SETTINGS
+                   + "metric_list: [{metric: bleu}, {metric: chrf}, {metric: ter}]\n"),
     # lm-eval keys beyond the plain ones, on ARC: gen_prefix, fewshot_config overrides, samples.
     "arc_prefixed": ("arc/arc_easy.yaml", {"test": [_arc(i) for i in range(3)]},
                      "gen_prefix: 'The answer is'\nnum_fewshot: 2\nfewshot_config:\n"
@@ -82,6 +94,9 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
                      "  doc_to_text: 'Q: {{question}}'\n"
                      f"  samples: {json.dumps([_arc(5), _arc(6), _arc(7)])}\n"),
 }
+
+#: Tasks whose standard errors lm-eval bootstraps.
+BOOTSTRAPPED = ("lambada_ppl", "ethics_median", "gsm8k_bleu")
 
 
 def _write_tasks(root: Path) -> Path:
@@ -115,7 +130,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]
     model_args = f"pretrained={model_dir},dtype=float32,device=cpu"
     theirs = simple_evaluate(model="hf", model_args=model_args, tasks=list(TASKS),
                              task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
-                             batch_size=4, log_samples=True, bootstrap_iters=0)
+                             batch_size=4, log_samples=True)  # lm-eval's stderrs too
     ours = evaluate("hf", list(TASKS), model_args={"pretrained": str(model_dir), "dtype": "float32",
                                                     "device": "cpu"},
                     include_paths=[str(tasks)], output_dir=root / "out", use_cache=False,
@@ -146,6 +161,9 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
         elif len(arguments[0]) == 1:  # loglikelihood_rolling: the text alone
             assert sample.prompt == arguments[0][0]
             assert sample.loglikelihoods[0] == pytest.approx(their["resps"][0][0], abs=1e-4)
+        elif not sample.choices:  # loglikelihood: one continuation
+            assert (sample.prompt, sample.target) == arguments[0]
+            assert sample.loglikelihoods[0] == pytest.approx(their["resps"][0][0][0], abs=1e-4)
         else:
             assert {a[0] for a in arguments} == {sample.prompt}
             assert [a[1] for a in arguments] == [" " + c for c in sample.choices]
@@ -155,10 +173,16 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
         assert sample.prompt.startswith("Q: ") and sample.prompt.count(" => The answer is ") == 2
         assert sample.prompt.endswith("\nAnswer: The answer is")
     our_metrics = ours.results["metrics"][task]
-    their_metrics = {k: v for k, v in theirs["results"][task].items()
-                     if "," in k and "_stderr" not in k}
-    assert set(our_metrics) == set(their_metrics)
+    their_metrics = {k: v for k, v in theirs["results"][task].items() if "," in k}
+    assert {key for m in our_metrics for key in (m, m.replace(",", "_stderr,", 1))} == set(their_metrics)
     for key, value in their_metrics.items():
+        name, _, filter_key = key.partition(",")
+        if name.endswith("_stderr"):  # N/A or the same, bit for bit (the same resamples)
+            mine_stderr = our_metrics[f"{name.removesuffix('_stderr')},{filter_key}"]["stderr"]
+            assert mine_stderr == (None if value == "N/A" else value), key
+            continue
         mine_value = our_metrics[key]["value"]
         assert mine_value == pytest.approx(value, rel=1e-6, abs=1e-9) or (
             math.isnan(value) and math.isnan(mine_value)), key
+    if task in BOOTSTRAPPED:  # not N/A: the comparison above compared bootstrapped values
+        assert all(isinstance(v, float) for k, v in their_metrics.items() if "_stderr," in k)

@@ -21,7 +21,7 @@ from harness.hashing import stable_hash
 from harness.identity import file_identity, folder_identity, hub_repo_identity
 from harness.models.base import Model
 from harness.models.common import cut_at_stop
-from harness.models.magma import decoding
+from harness.models.magma import decoding, scoring
 from harness.models.magma.checkpoint import load_magma
 from harness.models.magma.hub import IMAGE_TOKEN, load_tokenizer, resolve_checkpoint
 from harness.models.magma.preprocess import preprocess
@@ -143,7 +143,7 @@ class MagmaModel(Model):
                              f"MAGMA's {self.config.max_positions} positions; use fewer shots")
         return prompt
 
-    def finetune_view(self):  # -> harness.finetune.train.FinetuneView
+    def finetune_view(self):  # -> harness.models.base.FinetuneView
         """What ``run_bench.py finetune`` trains: this model's modules, tokenizer, preprocessing."""
         from harness.models.magma.finetuned import magma_view
 
@@ -197,13 +197,13 @@ class MagmaModel(Model):
             pairs = [(index, prompt, cont) for index, prompt, conts in prepared for cont in conts]
             for start in range(0, len(pairs), self.batch_size):
                 chunk = pairs[start:start + self.batch_size]
-                results = decoding.score_batch(self.model, [p for _, p, _ in chunk], [c for _, _, c in chunk])
+                results = scoring.score_batch(self.model, [p for _, p, _ in chunk], [c for _, _, c in chunk])
                 for (index, _, _), result in zip(chunk, results):
                     scored.setdefault(index, []).append(result)
         else:  # each prompt once, its continuations from its cache
             for start in range(0, len(prepared), self.batch_size):
                 group = prepared[start:start + self.batch_size]
-                per_prompt = decoding.score_choices(self.model, [p for _, p, _ in group],
+                per_prompt = scoring.score_choices(self.model, [p for _, p, _ in group],
                                                     [c for _, _, c in group])
                 for (index, _, _), results in zip(group, per_prompt):
                     scored[index] = results

@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.errors import BenchError  # noqa: E402
 from harness.judges.metrics import parse_metric_list  # noqa: E402
 from harness.registry import judge_names  # noqa: E402
-from harness.tasks.config import GROUP_KEYS, build_task_config  # noqa: E402
+from harness.tasks.config import build_task_config  # noqa: E402
 from harness.tasks.filters import check_filters  # noqa: E402
-from harness.tasks.task import generation_settings  # noqa: E402
+from harness.tasks.generation import generation_settings  # noqa: E402
+from harness.tasks.groups import GROUP_KEYS, parse_group  # noqa: E402
 from harness.tasks.yaml_io import resolve_includes  # noqa: E402
 
 #: As harness.run.evaluate (not imported: it pulls in the model stages).
@@ -35,8 +36,12 @@ METRIC_ALIASES = {"acc": "loglikelihood"}
 
 def check_file(path: Path) -> None:
     """Load one YAML file at config level; raise on anything this harness does not accept."""
-    raw = resolve_includes(path)
+    sources: dict[str, str] = {}
+    raw = resolve_includes(path, sources=sources)
     name = raw.get("task")
+    if isinstance(name, list) and isinstance(raw.get("group"), str):
+        parse_group(raw, path)
+        return
     if isinstance(name, list) or ("group" in raw and name is None):
         for key in raw:
             if key not in GROUP_KEYS:
@@ -44,7 +49,7 @@ def check_file(path: Path) -> None:
         return
     if name is None:
         return  # a template that other files include
-    config = build_task_config(raw, path)
+    config = build_task_config(raw, path, sources)
     # What a run checks before it loads data: metrics, filters, generation settings.
     parse_metric_list(config.metric_list, config.output_type, config.source, judge_names(),
                       METRIC_ALIASES, config.process_results is not None)
@@ -52,9 +57,10 @@ def check_file(path: Path) -> None:
     generation_settings(config.generation_kwargs, config.source, config.fewshot_delimiter)
 
 
-def reason_of(message: str, path: Path) -> str:
-    """The error without the file's path and item-specific values, so alike errors group."""
-    text = message.replace(str(path), "FILE")
+def reason_of(message: str, folder: Path) -> str:
+    """The error without its file and item-specific values, so alike errors group (an error
+    in an included template counts once per file that includes it)."""
+    text = re.sub(r"^[^\s:]+:", "FILE:", message.replace(str(folder) + "/", ""))
     text = re.sub(r"/\S+\.(yaml|py)", "FILE", text)
     text = re.sub(r"'[^']*'", "'…'", text)
     return re.sub(r"\d+", "N", text)[:160]
@@ -72,11 +78,11 @@ def census(folder: Path) -> tuple[int, int, Counter[str], dict[str, str]]:
                 check_file(path)
             loaded += 1
         except BenchError as exc:
-            key = reason_of(str(exc), path)
+            key = reason_of(str(exc), folder)
             reasons[key] += 1
             examples.setdefault(key, str(exc).replace(str(folder) + "/", ""))
         except Exception as exc:  # noqa: BLE001 - a crash is a finding too, counted apart
-            key = f"crash: {type(exc).__name__}: {reason_of(str(exc), path)}"
+            key = f"crash: {type(exc).__name__}: {reason_of(str(exc), folder)}"
             reasons[key] += 1
             examples.setdefault(key, f"{path.relative_to(folder)}: {type(exc).__name__}: {exc}"[:300])
     return loaded, len(files), reasons, examples

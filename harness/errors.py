@@ -15,9 +15,13 @@ class BenchError(Exception):
     """A user-facing error: one line that says what is wrong and what to do about it."""
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
-    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+def did_you_mean(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string.
+
+    ``cutoff`` is difflib's similarity floor; names that share a long stem (YAML keys such as
+    ``doc_to_audio`` / ``doc_to_image``) need a higher one, or unrelated names are offered.
+    """
+    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
     return f" Did you mean '{matches[0]}'?" if matches else ""
 
 

@@ -73,6 +73,10 @@ class Request:
     generation: GenerationSettings = GenerationSettings()
     seed: int = 0
     continuations: tuple[str, ...] = ()
+    #: Per continuation, the prompt it follows, where they do not all follow ``parts``:
+    #: lm-eval's multiple-input tasks (winogrande: one context per choice, one continuation)
+    #: and the empty-context rows of ``acc_mutual_info``. Empty when all follow ``parts``.
+    contexts: tuple[tuple[Content, ...], ...] = ()
     #: The reference answer (generate) or gold continuation (loglikelihood). Only the
     #: ``oracle`` baseline reads it, to check the judges end to end; real adapters ignore it.
     target: str | None = field(default=None, compare=False, repr=False)

@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "acc": ("mean", True, ("multiple_choice",)),
     "acc_norm": ("mean", True, ("multiple_choice",)),
     "acc_bytes": ("mean", True, ("multiple_choice",)),
+    "acc_mutual_info": ("mean", True, ("multiple_choice",)),
     "f1": ("f1", True, ("multiple_choice", "generate_until")),
     "mcc": ("matthews_corrcoef", True, ("multiple_choice", "generate_until")),
     "exact_match": ("mean", True, ("generate_until",)),
@@ -88,7 +89,11 @@ class Metric:
             lls = sample.loglikelihoods
             if not lls:
                 return None
-            gold = sample.gold
+            gold, n = sample.gold, len(sample.choices)
+            # With acc_mutual_info each choice is scored again after an empty context (lm-eval).
+            lls, unconditional = (lls[:n], lls[n:]) if len(lls) == 2 * n else (lls, ())
+            if self.name == "acc_mutual_info":
+                return float(_argmax([c - u for c, u in zip(lls, unconditional, strict=True)]) == gold)
             if self.name == "acc":
                 return float(_argmax(lls) == gold)
             if self.name == "acc_norm":

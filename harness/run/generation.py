@@ -7,12 +7,14 @@ asked again. It renders no prompt and judges nothing.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from harness.models.base import Model
+from harness.models.contexts import loglikelihood_by_context
 from harness.run.journal import Journal, ResponseCache, request_key
 from harness.tasks.ablation import NO_ABLATION
 from harness.tasks.task import Instance
@@ -101,8 +103,11 @@ def _call(model: Model, kind: str, chunk: Sequence[tuple[Instance, str]], journa
           cache: ResponseCache | None, sizing: _Sizing) -> None:
     """One batch to the model (smaller ones on out-of-memory when the size is ``auto``);
     each response journaled (and cached) as it comes back."""
-    call = {"generate": model.generate, "loglikelihood": model.loglikelihood,
-            "loglikelihood_rolling": model.loglikelihood_rolling}[kind]
+    calls: dict[str, Callable[[Sequence[Request]], list[Response]]] = {
+        "generate": model.generate,
+        "loglikelihood": functools.partial(loglikelihood_by_context, model.loglikelihood),
+        "loglikelihood_rolling": model.loglikelihood_rolling}
+    call = calls[kind]
     start = 0
     while start < len(chunk):
         part = chunk[start:start + sizing.size] if sizing.auto else chunk[start:]

@@ -102,6 +102,9 @@ def request_key(request: Request, kind: str, image_ablation: str = "none") -> st
         content["image_ablation"] = image_ablation
     if kind == "loglikelihood":
         content["continuations"] = list(request.continuations)
+        if request.contexts:
+            content["contexts"] = [[p.image_id if isinstance(p, ImagePart) else ["text", p.text]
+                                    for p in context] for context in request.contexts]
     else:
         generation = request.generation
         content["generation"] = [generation.max_new_tokens, generation.temperature,

@@ -56,7 +56,7 @@ class TokenUsage:
 def build_sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
     text = response.text
     if response.loglikelihoods is not None and instance.choices:
-        scores = response.loglikelihoods
+        scores = response.loglikelihoods[:len(instance.choices)]  # not acc_mutual_info's rows
         text = instance.choices[max(range(len(scores)), key=lambda i: scores[i])]
     return Sample(
         task=instance.task, doc_id=instance.doc_id, repeat=instance.repeat,
@@ -66,7 +66,7 @@ def build_sample(instance: Instance, response: Response, filter_list: Sequence[M
         loglikelihoods=response.loglikelihoods, error=response.error, doc=instance.doc,
         doc_hash=instance.doc_hash, prompt_hash=instance.prompt_hash,
         target_hash=instance.target_hash,
-        filtered_response=apply_filters(filter_list, text) if filter_list else None,
+        filtered_response=apply_filters(filter_list, text, instance.doc) if filter_list else None,
         model_revision=response.model_revision,
         cluster_id=instance.cluster_id,
     )

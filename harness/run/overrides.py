@@ -17,7 +17,8 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.tasks.config import FewshotConfig
-from harness.tasks.task import Instance, Task, generation_settings
+from harness.tasks.generation import generation_settings
+from harness.tasks.task import Instance, Task
 
 LENGTH_KEYS = frozenset({"max_gen_toks", "max_new_tokens"})
 

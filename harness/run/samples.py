@@ -79,7 +79,7 @@ def loglikelihood_verdict(sample: Sample) -> Verdict:
     """Judge-free accuracy of a multiple-choice sample."""
     if sample.error is not None or not sample.loglikelihoods:
         return Verdict(LOGLIKELIHOOD, "error", reason=f"no log-likelihoods: {sample.error}")
-    scores = sample.loglikelihoods
+    scores = sample.loglikelihoods[:len(sample.choices)]  # not acc_mutual_info's rows
     best = max(range(len(scores)), key=lambda i: scores[i])
     aligned = best == sample.gold
     return Verdict(LOGLIKELIHOOD, "ok", aligned=aligned, label=sample.choices[best],

@@ -14,11 +14,11 @@ from typing import Any
 from harness.arguments import split_names
 from harness.errors import BenchError, unknown
 from harness.judges.base import Judge
-from harness.judges.metrics import Metric, MetricTally, parse_metric_list
+from harness.judges.item_tally import ItemTally
+from harness.judges.metrics import Metric, parse_metric_list
 from harness.registry import judge_names, load_judge
 from harness.run.samples import LOGLIKELIHOOD
 from harness.tasks.config import TaskConfig
-from harness.tasks.filters import filter_pipelines
 from harness.tasks.index import TaskIndex
 from harness.tasks.task import Task
 
@@ -109,14 +109,15 @@ def bind_tasks(judges: Iterable[Judge], metadata_by_task: Mapping[str, Mapping[s
             hook(metadata_by_task)
 
 
-def metric_tally(task: Task) -> MetricTally | None:
-    """A fresh tally of the task's lm-eval metrics (every ``filter_list`` pipeline, its
-    ``process_results``), or None when its ``metric_list`` names none."""
+def metric_tally(task: Task) -> ItemTally | None:
+    """A fresh tally of the task's lm-eval metrics (every ``filter_list`` pipeline on one
+    filtered value per item, its ``process_results``), or None when its ``metric_list``
+    names none."""
     metrics = task_metrics(task)[1]
     if not metrics:
         return None
     config = task.config
     process_results = config.process_results
-    return MetricTally(metrics, config.output_type, filter_pipelines(config.filter_list),
-                       process_results.load(f"{config.source}:process_results")
-                       if process_results is not None else None)
+    return ItemTally(metrics, config.output_type, config.filter_list,
+                     process_results.load(f"{config.source}:process_results")
+                     if process_results is not None else None, config.source)

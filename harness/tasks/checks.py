@@ -7,6 +7,9 @@ from typing import Any
 
 from harness.errors import BenchError, did_you_mean
 
+#: How alike a misspelt YAML key must be to a known one to be offered in its place: keys
+#: share stems (``doc_to_``, ``process_``), so difflib's default 0.6 offers unrelated ones.
+KEY_CUTOFF = 0.8
 
 def as_count(where: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -59,5 +62,5 @@ def sub_mapping(raw: Mapping[str, Any], name: str, allowed: Iterable[str], noun:
     for key in value:
         if key not in allowed:
             raise BenchError(f"{where}:{name}.{key}: unknown {noun}."
-                             f"{did_you_mean(str(key), allowed)}")
+                             f"{did_you_mean(str(key), allowed, KEY_CUTOFF)}")
     return value

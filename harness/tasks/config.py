@@ -17,6 +17,7 @@ from typing import Any
 from harness.errors import BenchError, did_you_mean
 from harness.hashing import stable_hash
 from harness.tasks.checks import (
+    KEY_CUTOFF,
     as_count,
     dict_list,
     lmms_kwargs,
@@ -38,7 +39,6 @@ TASK_KEYS = frozenset({
 })
 #: lm-eval keys that change nothing about our results; accepted with a warning.
 IGNORED_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query", "unsafe_code"})
-GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata", "include"})
 OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood", "loglikelihood_rolling")
 FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "seed", "samples", "split", "doc_to_text",
                                  "doc_to_target", "doc_to_choice", "gen_prefix",
@@ -184,68 +184,80 @@ def _first_ref(value: Any) -> FunctionRef | None:
     return next((ref for item in items if (ref := _first_ref(item)) is not None), None)
 
 
-def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
-    """Validate a task's merged keys; every error names ``file:key``."""
+def build_task_config(raw: Mapping[str, Any], source: Path,
+                      key_sources: Mapping[str, str] | None = None) -> TaskConfig:
+    """Validate a task's merged keys; every error names ``file:key``.
+
+    ``key_sources`` (from ``resolve_includes``) says which included file holds a key, so the
+    error names that file; a key not in it is the task file's own.
+    """
     where = str(source)
+
+    def holder(key: str) -> str:
+        return (key_sources or {}).get(key, where)
+
+    def at(key: str) -> str:
+        return f"{holder(key)}:{key}"
+
     for key in raw:
         if key in IGNORED_KEYS:
-            warnings.warn(f"{where}:{key}: lm-eval key ignored by this harness", stacklevel=2)
+            warnings.warn(f"{at(key)}: lm-eval key ignored by this harness", stacklevel=2)
         elif key not in TASK_KEYS:
-            raise BenchError(f"{where}:{key}: unknown task key.{did_you_mean(str(key), TASK_KEYS)}")
+            raise BenchError(f"{at(key)}: unknown task key.{did_you_mean(str(key), TASK_KEYS, KEY_CUTOFF)}")
     name = raw.get("task")
     if not isinstance(name, str) or not name:
-        raise BenchError(f"{where}:task: must be the task's name")
+        raise BenchError(f"{at('task')}: must be the task's name")
     if not raw.get("dataset_path"):
-        raise BenchError(f"{where}:dataset_path: missing; name a hub dataset id or a local folder")
+        raise BenchError(f"{at('dataset_path')}: missing; name a hub dataset id or a local folder")
     for key in ("doc_to_text",):
         if raw.get(key) is None:
-            raise BenchError(f"{where}:{key}: missing; every task needs a prompt template")
+            raise BenchError(f"{at(key)}: missing; every task needs a prompt template")
     output_type = raw.get("output_type", "generate_until")
     if output_type not in OUTPUT_TYPES:
-        raise BenchError(f"{where}:output_type: '{output_type}' is not supported."
+        raise BenchError(f"{at('output_type')}: '{output_type}' is not supported."
                          f"{did_you_mean(str(output_type), OUTPUT_TYPES)} Use one of {list(OUTPUT_TYPES)}")
     if output_type == "multiple_choice" and raw.get("doc_to_choice") is None:
-        raise BenchError(f"{where}:doc_to_choice: a multiple_choice task needs its choices")
+        raise BenchError(f"{at('doc_to_choice')}: a multiple_choice task needs its choices")
     if raw.get("doc_to_target") is None:
-        raise BenchError(f"{where}:doc_to_target: missing; name the reference answer")
+        raise BenchError(f"{at('doc_to_target')}: missing; name the reference answer")
     for key in ("dataset_name", "training_split", "validation_split", "test_split", "fewshot_split",
                 "description", "fewshot_delimiter", "target_delimiter", "dataset_path", "gen_prefix"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise BenchError(f"{where}:{key}: must be a string, got {raw[key]!r}")
+            raise BenchError(f"{at(key)}: must be a string, got {raw[key]!r}")
     process_docs = raw.get("process_docs")
     if process_docs is not None and not isinstance(process_docs, FunctionRef):
-        raise BenchError(f"{where}:process_docs: must be '!function file.name'")
+        raise BenchError(f"{at('process_docs')}: must be '!function file.name'")
     process_results = raw.get("process_results")
     if process_results is not None and not isinstance(process_results, FunctionRef):
-        raise BenchError(f"{where}:process_results: must be '!function file.name'")
-    generation = sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", where)
-    fewshot_raw = sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", where)
+        raise BenchError(f"{at('process_results')}: must be '!function file.name'")
+    generation = sub_mapping(raw, "generation_kwargs", GENERATION_KEYS, "setting", holder("generation_kwargs"))
+    fewshot_raw = sub_mapping(raw, "fewshot_config", FEWSHOT_CONFIG_KEYS, "key", holder("fewshot_config"))
     samples = fewshot_raw.get("samples")
     if samples is not None and not isinstance(samples, FunctionRef) and not (
             isinstance(samples, list) and all(isinstance(d, dict) for d in samples)):
-        raise BenchError(f"{where}:fewshot_config.samples: must be a list of documents or "
+        raise BenchError(f"{at('fewshot_config')}.samples: must be a list of documents or "
                          "'!function file.name' returning one")
     for key in ("gen_prefix", "fewshot_delimiter", "target_delimiter"):
         if fewshot_raw.get(key) is not None and not isinstance(fewshot_raw[key], str):
-            raise BenchError(f"{where}:fewshot_config.{key}: must be a string")
+            raise BenchError(f"{at('fewshot_config')}.{key}: must be a string")
     sampler = fewshot_raw.get("sampler", "default")
     if sampler not in SAMPLERS:
-        raise BenchError(f"{where}:fewshot_config.sampler: unknown sampler '{sampler}'."
+        raise BenchError(f"{at('fewshot_config')}.sampler: unknown sampler '{sampler}'."
                          f"{did_you_mean(str(sampler), SAMPLERS)}")
     fewshot = FewshotConfig(sampler=sampler,
-                            seed=as_count(f"{where}:fewshot_config.seed", fewshot_raw.get("seed", 1234)),
+                            seed=as_count(f"{at('fewshot_config')}.seed", fewshot_raw.get("seed", 1234)),
                             split=fewshot_raw.get("split"), samples=samples,
                             **{key: fewshot_raw.get(key) for key in (
                                 "doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix",
                                 "fewshot_delimiter", "target_delimiter")})
-    num_fewshot = as_count(f"{where}:num_fewshot", raw.get("num_fewshot", 0) or 0)
+    num_fewshot = as_count(f"{at('num_fewshot')}", raw.get("num_fewshot", 0) or 0)
     config = TaskConfig(
         task=name,
         source=where,
         dataset_path=raw["dataset_path"],
         dataset_name=raw.get("dataset_name"),
         dataset_kwargs=dict(raw.get("dataset_kwargs") or {}),
-        tags=str_list(f"{where}:tag", raw.get("tag")) + str_list(f"{where}:group", raw.get("group")),
+        tags=str_list(f"{at('tag')}", raw.get("tag")) + str_list(f"{at('group')}", raw.get("group")),
         description=raw.get("description") or "",
         training_split=raw.get("training_split"),
         validation_split=raw.get("validation_split"),
@@ -257,7 +269,7 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         doc_to_target=raw.get("doc_to_target"),
         doc_to_choice=raw.get("doc_to_choice"),
         doc_to_image=raw.get("doc_to_image", raw.get("doc_to_visual")),  # lmms-eval's name
-        lmms_eval_specific_kwargs=lmms_kwargs(where, raw.get("lmms_eval_specific_kwargs")),
+        lmms_eval_specific_kwargs=lmms_kwargs(holder("lmms_eval_specific_kwargs"), raw.get("lmms_eval_specific_kwargs")),
         num_fewshot=num_fewshot,
         fewshot_config=fewshot,
         fewshot_delimiter=raw.get("fewshot_delimiter", "\n\n"),
@@ -265,15 +277,15 @@ def build_task_config(raw: Mapping[str, Any], source: Path) -> TaskConfig:
         gen_prefix=raw.get("gen_prefix"),
         output_type=output_type,
         generation_kwargs=dict(generation),
-        repeats=as_count(f"{where}:repeats", raw.get("repeats", 1), minimum=1),
-        filter_list=dict_list(f"{where}:filter_list", raw.get("filter_list")),
-        metric_list=dict_list(f"{where}:metric_list", raw.get("metric_list")),
-        metadata=metadata_mapping(where, raw.get("metadata")),
+        repeats=as_count(f"{at('repeats')}", raw.get("repeats", 1), minimum=1),
+        filter_list=dict_list(f"{at('filter_list')}", raw.get("filter_list")),
+        metric_list=dict_list(f"{at('metric_list')}", raw.get("metric_list")),
+        metadata=metadata_mapping(holder("metadata"), raw.get("metadata")),
     )
     if config.num_fewshot and output_type == "loglikelihood_rolling":
-        raise BenchError(f"{where}:num_fewshot: a loglikelihood_rolling task scores each text "
+        raise BenchError(f"{at('num_fewshot')}: a loglikelihood_rolling task scores each text "
                          "alone; remove num_fewshot")
     if config.num_fewshot and config.demo_split is None and samples is None:
-        raise BenchError(f"{where}:fewshot_split: num_fewshot is {num_fewshot} but no split to "
+        raise BenchError(f"{at('fewshot_split')}: num_fewshot is {num_fewshot} but no split to "
                          "draw demonstrations from; set fewshot_split")
     return config

@@ -103,16 +103,25 @@ class FewshotSampler:
             draws[document_id(doc, index)] = drawn
         return draws
 
-    def demonstration(self, demo: Mapping[str, Any], demo_id: str) -> str:
-        """One demonstration as lm-eval's ``build_qa_turn`` writes it (fewshot_config overrides)."""
+    def demonstration(self, demo: Mapping[str, Any], demo_id: str, multiple_input: bool = False) -> str:
+        """One demonstration as lm-eval's ``build_qa_turn`` writes it (fewshot_config overrides).
+
+        In the multiple-input form the question is the right context and the answer the
+        continuation all contexts share.
+        """
         config, fewshot = self.config, self.config.fewshot_config
         target_delimiter = (fewshot.target_delimiter if fewshot.target_delimiter is not None
                             else config.target_delimiter)
         fewshot_delimiter = (fewshot.fewshot_delimiter if fewshot.fewshot_delimiter is not None
                              else config.fewshot_delimiter)
-        question = self.render.text(demo, demo_id, fewshot.doc_to_text)
         choices = self.render.choices(demo, demo_id, fewshot.doc_to_choice)
-        answer, _ = self.render.target(demo, demo_id, choices, fewshot.doc_to_target)
+        index = self.render.input_index(demo, demo_id, fewshot.doc_to_text) if multiple_input else None
+        if index is not None:
+            question = choices[index]
+            answer = self.render.raw_target(demo, demo_id, fewshot.doc_to_target)
+        else:
+            question = self.render.text(demo, demo_id, fewshot.doc_to_text)
+            answer, _ = self.render.target(demo, demo_id, choices, fewshot.doc_to_target)
         prefix_spec = fewshot.gen_prefix if fewshot.gen_prefix is not None else config.gen_prefix
         prefix = self.render.gen_prefix(prefix_spec, demo, demo_id)
         if not prefix:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -103,6 +104,26 @@ class Renderer:
         raise BenchError(f"{self.config.source}:doc_to_target: item {doc_id} gave {value!r}, "
                          f"neither an index nor one of {list(choices)}")
 
+    def input_index(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> int | None:
+        """``doc_to_text`` as lm-eval's multiple-input form reads it: the index of the right
+        context among ``doc_to_choice`` (winogrande), or None when it is a prompt."""
+        if self.config.doc_to_choice is None:
+            return None
+        spec = spec if spec is not None else self.config.doc_to_text
+        value = self.value("doc_to_text", spec, doc, doc_id)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        # lm-eval reads a template (not a column) that renders to digits as a number.
+        if isinstance(value, str) and value.isdigit() and not (isinstance(spec, str) and spec in doc):
+            return int(value)
+        return None
+
+    def raw_target(self, doc: Mapping[str, Any], doc_id: str, spec: Any = None) -> str:
+        """``doc_to_target`` as text, not read as a choice (a multiple-input continuation)."""
+        value = self.value("doc_to_target", spec if spec is not None else self.config.doc_to_target,
+                           doc, doc_id)
+        return str(value[0] if isinstance(value, list) else value)
+
     def gen_prefix(self, spec: str | None, doc: Mapping[str, Any], doc_id: str) -> str:
         """``gen_prefix`` rendered for one document ('' when none is set)."""
         return str(self.value("gen_prefix", spec, doc, doc_id)) if spec else ""
@@ -147,3 +168,17 @@ def call_doc_function(function: Callable[..., Any], doc: Mapping[str, Any],
 def needs_delimiter(prefix: str, suffix: str) -> bool:
     """lm-eval's ``requires_delimiter``: neither side has whitespace where they join."""
     return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
+
+
+def json_safe_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document without images and with every value JSON-serialisable."""
+    safe: dict[str, Any] = {}
+    for key, value in doc.items():
+        if hasattr(value, "mode") and hasattr(value, "size"):
+            continue
+        try:
+            json.dumps(value)
+            safe[key] = value
+        except TypeError:
+            safe[key] = str(value)
+    return safe

@@ -8,7 +8,6 @@ are ``harness.tasks.filters``'.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -16,7 +15,6 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.hashing import ListHash, derive_seed, image_id, stable_hash
-from harness.safety import as_float, as_int
 from harness.tasks.ablation import (
     NO_ABLATION,
     BlankImages,
@@ -29,8 +27,9 @@ from harness.tasks.config import TaskConfig
 from harness.tasks.data import load_split
 from harness.tasks.fewshot import FewshotSampler
 from harness.tasks.filters import check_filters
-from harness.tasks.render import Renderer, document_id, needs_delimiter
-from harness.types import Content, GenerationSettings, ImagePart, Request, TextPart
+from harness.tasks.generation import generation_settings
+from harness.tasks.render import Renderer, document_id, json_safe_doc, needs_delimiter
+from harness.types import Content, ImagePart, Request, TextPart
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -65,52 +64,6 @@ class Instance(InstanceFields):
     @property
     def key(self) -> str:
         return self.request.request_id
-
-
-def json_safe_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The document without images and with every value JSON-serialisable."""
-    safe: dict[str, Any] = {}
-    for key, value in doc.items():
-        if hasattr(value, "mode") and hasattr(value, "size"):
-            continue
-        try:
-            json.dumps(value)
-            safe[key] = value
-        except TypeError:
-            safe[key] = str(value)
-    return safe
-
-
-def generation_settings(kwargs: Mapping[str, Any], where: str,
-                        fewshot_delimiter: str = "\n\n") -> GenerationSettings:
-    """lm-eval ``generation_kwargs`` as our settings, with lm-eval's defaults.
-
-    What a YAML leaves out is lm-eval's: greedy unless a temperature above 0 is given, at most
-    256 new tokens (``max_gen_toks`` before ``max_new_tokens``), and stop at the
-    ``fewshot_delimiter`` unless ``until`` is given.
-    """
-    settings = GenerationSettings(max_new_tokens=256, temperature=0.0, until=(fewshot_delimiter,))
-    values: dict[str, Any] = {}
-    at = f"{where}:generation_kwargs"
-    for key in ("max_new_tokens", "max_gen_toks"):  # max_gen_toks wins, as in lm-eval
-        if key in kwargs:
-            values["max_new_tokens"] = as_int(f"{at}.{key}", kwargs[key], 1)
-    if "temperature" in kwargs:
-        values["temperature"] = as_float(f"{at}.temperature", kwargs["temperature"], 0.0)
-    if "top_k" in kwargs:
-        values["top_k"] = as_int(f"{at}.top_k", kwargs["top_k"], 0)
-    if "top_p" in kwargs:
-        values["top_p"] = as_float(f"{at}.top_p", kwargs["top_p"], 0.0, 1.0, above=True)
-    if kwargs.get("do_sample") is False:
-        values["temperature"] = 0.0
-    until = kwargs.get("until")
-    if until is not None:
-        values["until"] = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
-    settings = replace(settings, **values)
-    if settings.max_new_tokens < 1 or settings.temperature < 0 or settings.top_k < 0:
-        raise BenchError(f"{where}:generation_kwargs: max_new_tokens must be >= 1, temperature "
-                         "and top_k >= 0")
-    return settings
 
 
 class Task:
@@ -153,6 +106,19 @@ class Task:
         return self.docs(self.config.eval_split)
 
     doc_id = staticmethod(document_id)
+
+    @cached_property
+    def multiple_input(self) -> bool:
+        """lm-eval's test on the first item: ``doc_to_text`` gives an index into the choices."""
+        if self.config.output_type != "multiple_choice" or not self.eval_docs:
+            return False
+        return self.render.input_index(self.eval_docs[0], self.doc_id(self.eval_docs[0], 0)) is not None
+
+    @cached_property
+    def mutual_info(self) -> bool:
+        """``acc_mutual_info`` is asked for, so each choice is also scored without a context."""
+        return self.config.output_type == "multiple_choice" and any(
+            entry.get("metric") == "acc_mutual_info" for entry in self.config.metric_list)
 
     # -- images ------------------------------------------------------------------------------
     def _image_parts(self, split: str, doc: Mapping[str, Any], doc_id: str) -> list[ImagePart]:
@@ -227,25 +193,42 @@ class Task:
             demos = self.fewshot.draw(doc_id)
             demo_split = self.fewshot.pool_split
             for demo_id, demo in demos:
-                text = self.fewshot.demonstration(demo, demo_id)
+                text = self.fewshot.demonstration(demo, demo_id, self.multiple_input)
                 demo_images = self._image_parts(demo_split, demo, demo_id)
                 parts.extend(self._interleave(text, self._shown_images(
                     demo_split, demo, demo_id, demo_images, ablation, run_seed)))
             own_images = self._image_parts(split, doc, doc_id)
             shown = self._shown_images(split, doc, doc_id, own_images, ablation, run_seed)
-            question = self.render.text(doc, doc_id)
-            if config.gen_prefix:  # lm-eval: the answer's start, after the question
-                prefix = str(self.render.value("gen_prefix", config.gen_prefix, doc, doc_id))
-                question += (config.target_delimiter if needs_delimiter(question, prefix) else "") + prefix
-            parts.extend(self._interleave(question, shown))
-            merged = _merge_text(parts)
+            prefix = self.render.gen_prefix(config.gen_prefix, doc, doc_id)
             choices = self.render.choices(doc, doc_id)
-            target, gold = self.render.target(doc, doc_id, choices)
-            continuations = tuple(config.target_delimiter + c for c in choices)
+            contexts: tuple[tuple[Content, ...], ...] = ()
+            gold: int | None
+            gold_index = self.render.input_index(doc, doc_id) if self.multiple_input else None
+            if gold_index is not None:  # lm-eval: one context per choice, one continuation
+                if not 0 <= gold_index < len(choices):
+                    raise BenchError(f"{config.source}:doc_to_text: item {doc_id} gave index "
+                                     f"{gold_index}, outside its {len(choices)} choices")
+                contexts = tuple(tuple(_merge_text([*parts, *self._interleave(c + prefix, shown)]))
+                                 for c in choices)
+                merged = _merge_text(parts)
+                target, gold = choices[gold_index], gold_index
+                answer = self.render.raw_target(doc, doc_id)
+                continuations = (config.target_delimiter + answer,) * len(choices)
+            else:
+                question = self.render.text(doc, doc_id)
+                if prefix:  # lm-eval: the answer's start, after the question
+                    question += (config.target_delimiter if needs_delimiter(question, prefix) else "") + prefix
+                parts.extend(self._interleave(question, shown))
+                merged = _merge_text(parts)
+                target, gold = self.render.target(doc, doc_id, choices)
+                continuations = tuple(config.target_delimiter + c for c in choices)
             if config.output_type == "loglikelihood":  # lm-eval: (context, doc_to_target)
                 continuations = (target,)
             elif config.output_type == "loglikelihood_rolling":  # the target text alone
                 merged = [TextPart(target)]
+            elif self.mutual_info:  # lm-eval: each choice again, after an empty context
+                contexts = (contexts or (tuple(merged),) * len(choices)) + ((),) * len(choices)
+                continuations += tuple(config.target_delimiter + c for c in choices)
             expected = str(doc.get("expected", "")).lower() or None
             safe_doc = json_safe_doc(doc)
             own_ids = tuple(p.image_id for p in own_images)
@@ -258,7 +241,7 @@ class Task:
                     parts=tuple(merged),
                     generation=self.generation,
                     seed=derive_seed(run_seed, self.name, doc_id, repeat),
-                    continuations=continuations,
+                    continuations=continuations, contexts=contexts,
                     target=continuations[gold] if gold is not None else target,
                 )
                 yield Instance(
@@ -268,7 +251,8 @@ class Task:
                     choices=choices, gold=gold, doc=safe_doc,
                     # The document is the same under every ablation; the prompt is not.
                     doc_hash=stable_hash({"doc": safe_doc, "images": own_ids}),
-                    prompt_hash=stable_hash({"text": request.text, "images": all_image_ids}),
+                    prompt_hash=stable_hash({"text": request.text, "images": all_image_ids,
+                                             **_contexts_text(contexts)}),
                     target_hash=stable_hash(target), cluster_id=cluster_id,
                 )
 
@@ -278,6 +262,15 @@ def _as_dataset(docs: list[dict[str, Any]]) -> Any:
     import datasets
 
     return datasets.Dataset.from_list(docs)
+
+
+def _contexts_text(contexts: tuple[tuple[Content, ...], ...]) -> dict[str, Any]:
+    """The per-choice prompts for the prompt hash (nothing when there are none, so the hash of
+    every other prompt stays what it was)."""
+    if not contexts:
+        return {}
+    return {"contexts": ["".join(p.text if isinstance(p, TextPart) else p.image_id for p in c)
+                         for c in contexts]}
 
 
 def _merge_text(parts: list[Content]) -> list[Content]:

@@ -110,8 +110,13 @@ def _parse_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's keys over those of its ``include`` chain (recursive, cycle-checked)."""
+def resolve_includes(path: Path, _chain: tuple[Path, ...] = (),
+                     sources: dict[str, str] | None = None) -> dict[str, Any]:
+    """The file's keys over those of its ``include`` chain (recursive, cycle-checked).
+
+    ``sources``, when given, is filled with the file that holds each key taken from an
+    included file, so an error names that file rather than the one including it.
+    """
     path = path.resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
@@ -128,6 +133,13 @@ def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
         target = Path(name) if Path(name).is_absolute() else path.parent / name
         if not target.is_file():
             raise BenchError(f"{path}:include: '{name}' not found next to the YAML ({target})")
-        merged.update(resolve_includes(target, (*_chain, path)))
+        held: dict[str, str] = {}
+        included = resolve_includes(target, (*_chain, path), held)
+        merged.update(included)
+        if sources is not None:
+            sources.update({key: held.get(key, str(target.resolve())) for key in included})
     merged.update(data)
+    if sources is not None:
+        for key in data:
+            sources.pop(key, None)
     return merged

@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("torch")
 lm_eval = pytest.importorskip("lm_eval")
 
+from harness.tasks.index import TaskIndex  # noqa: E402
+from harness.tasks.task import Task  # noqa: E402
 from tests.models.tiny_lms import build_tiny_lm  # noqa: E402
 
 WHEEL = Path(lm_eval.__file__).parent / "tasks"
@@ -28,6 +30,16 @@ def _arc(i: int) -> dict[str, Any]:
     return {"id": f"arc-{i}", "question": f"Which tool measures {['heat', 'mass', 'time'][i % 3]}?",
             "choices": {"text": ["a ruler", "a clock", "a scale", "a thermometer"],
                         "label": ["A", "B", "C", "D"]}, "answerKey": "ABCD"[i % 4]}
+
+
+def _arc_varied(i: int) -> dict[str, Any]:
+    """ARC rows whose choices differ in length and order, so conditional and unconditional
+    log-likelihoods pull apart."""
+    pool = ["yes", "the quick brown fox jumps over the lazy dog", "no", "12 + 30 = 42",
+            "She went to the store, then she went home.", "true"]
+    choices = [pool[(i + k) % len(pool)] for k in range(4)]
+    return {"id": f"mi-{i}", "question": f"Question {i}: which one?",
+            "choices": {"text": choices, "label": ["A", "B", "C", "D"]}, "answerKey": "ABCD"[(i * 3) % 4]}
 
 
 def _hellaswag(i: int) -> dict[str, Any]:
@@ -49,6 +61,16 @@ ETHICS_ROWS = [{"label": i % 2, "input": text, "is_short": True, "edited": False
                                          "I took the last cookie and lied about it.",
                                          "I returned the wallet I found.",
                                          "I laughed at the child who fell."])]
+WINOGRANDE_ROWS = [{"sentence": "The cup did not fit in the box because _ was too big.",
+                    "option1": "the cup", "option2": "the box", "answer": "1"},
+                   {"sentence": "Ann thanked Mia because _ had helped her move.", "option1": "Ann",
+                    "option2": "Mia", "answer": "2"},
+                   {"sentence": "The fox chased the dog until _ was tired.", "option1": "the fox",
+                    "option2": "the dog", "answer": "1"}]
+#: bbh snarks' rows; a target of "[invalid]" is what flexible-extract's fallback gives, so that
+#: pipeline can score where take_first does not.
+SNARKS_ROWS = [{"input": "Which statement is sarcastic?\nOptions:\n(A) Great, more rain\n(B) Rain helps",
+                "target": target} for target in ("(A)", "[invalid]", "(B)")]
 WIKITEXT_ROWS = [{"page": " = Valkyria = \n The game , released in 2011 , was a success @-@ story .\n"},
                  {"page": " = Fox = \n The quick brown fox jumps over the lazy dog 's tail .\n"}]
 
@@ -80,6 +102,17 @@ TASKS: dict[str, tuple[str, dict[str, list[dict[str, Any]]], str]] = {
               GSM8K_SETTINGS),
     "ethics_cm": ("hendrycks_ethics/commonsense.yaml", {"train": ETHICS_ROWS, "test": ETHICS_ROWS}, ""),
     "wikitext": ("wikitext/wikitext.yaml", {"test": WIKITEXT_ROWS}, ""),
+    # Multiple input: doc_to_text is the index of the right context; one continuation.
+    "winogrande": ("winogrande/default.yaml", {"train": WINOGRANDE_ROWS, "validation":
+                                               WINOGRANDE_ROWS}, "num_fewshot: 1\n"),
+    # A !function filter class of the task's own (flexible-extract) beside take_first.
+    "bbh_zeroshot_snarks": ("bbh/zeroshot/snarks.yaml", {"test": SNARKS_ROWS},
+                            "generation_kwargs:\n  until: ['</s>', 'Q:', '<|im_end|>']\n"
+                            "  do_sample: false\n  temperature: 0.0\n  max_gen_toks: 12\n"),
+    # acc_mutual_info (no shipped YAML uses it): each choice again after an empty context.
+    "arc_mutual_info": ("arc/arc_easy.yaml", {"test": [_arc_varied(i) for i in range(8)]},
+                        "metric_list:\n  - {metric: acc}\n  - {metric: acc_norm}\n"
+                        "  - {metric: acc_mutual_info}\n"),
     # Bootstrapped standard errors (lm-eval's draws): perplexity, median, sacrebleu's metrics.
     "lambada_ppl": ("lambada/lambada_openai.yaml", {"test": LAMBADA_ROWS},
                     "metric_list: [{metric: perplexity, aggregation: perplexity, higher_is_better: false}]\n"),
@@ -118,7 +151,7 @@ def _write_tasks(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any, Any]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -135,7 +168,23 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]
                                                     "device": "cpu"},
                     include_paths=[str(tasks)], output_dir=root / "out", use_cache=False,
                     write_leaderboard=False, batch_size=4)
-    return theirs, ours
+    # The requests this harness sent, as its run built them (for their contexts per choice).
+    index = TaskIndex([str(tasks)])
+    requests = {task: {_doc_key(i.doc_id, n): i.request for n, i in enumerate(
+        Task(index.load(task)).instances(run_seed=0))} for task in TASKS}
+    return theirs, ours, requests
+
+
+def _doc_key(doc_id: str, index: int) -> int:
+    return int(doc_id) if doc_id.isdigit() else index
+
+
+def _rows(request: Any) -> list[tuple[str, str]]:
+    """(context, continuation) per log-likelihood row, as lm-eval's ``arguments`` list them."""
+    def text(parts: Any) -> str:
+        return "".join(p.text for p in parts)
+    contexts = request.contexts or (request.parts,) * len(request.continuations)
+    return [(text(c), cont) for c, cont in zip(contexts, request.continuations)]
 
 
 def _ours_by_doc(ours: Any, task: str) -> dict[int, Any]:
@@ -145,8 +194,9 @@ def _ours_by_doc(ours: Any, task: str) -> dict[int, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(TASKS))
-def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], Any], task: str) -> None:
-    theirs, ours = runs
+def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], Any, Any],
+                                                    task: str) -> None:
+    theirs, ours, requests = runs
     # lm-eval logs one sample per (document, filter pipeline): the prompts are the same.
     their_samples = sorted({s["doc_id"]: s for s in theirs["samples"][task]}.values(),
                            key=lambda s: s["doc_id"])
@@ -164,14 +214,17 @@ def test_same_prompts_scores_and_metrics_as_lm_eval(runs: tuple[dict[str, Any], 
         elif not sample.choices:  # loglikelihood: one continuation
             assert (sample.prompt, sample.target) == arguments[0]
             assert sample.loglikelihoods[0] == pytest.approx(their["resps"][0][0][0], abs=1e-4)
-        else:
-            assert {a[0] for a in arguments} == {sample.prompt}
-            assert [a[1] for a in arguments] == [" " + c for c in sample.choices]
+        else:  # every (context, continuation) row, in lm-eval's order
+            assert _rows(requests[task][their["doc_id"]]) == [(a[0], a[1]) for a in arguments]
             their_lls = [r[0][0] for r in their["resps"]]
             assert list(sample.loglikelihoods) == pytest.approx(their_lls, abs=1e-4)
     if task == "arc_prefixed":  # the keys took effect (in both, since the prompts are equal)
         assert sample.prompt.startswith("Q: ") and sample.prompt.count(" => The answer is ") == 2
         assert sample.prompt.endswith("\nAnswer: The answer is")
+    if task == "winogrande":  # the multiple-input form took effect
+        assert len({a[0] for a in arguments}) == 2 and len({a[1] for a in arguments}) == 1
+    if task == "arc_mutual_info":
+        assert [a[0] for a in arguments][len(arguments) // 2:] == [""] * (len(arguments) // 2)
     our_metrics = ours.results["metrics"][task]
     their_metrics = {k: v for k, v in theirs["results"][task].items() if "," in k}
     assert {key for m in our_metrics for key in (m, m.replace(",", "_stderr,", 1))} == set(their_metrics)

@@ -218,3 +218,30 @@ def test_a_recorded_config_rebuilds_to_the_same_config() -> None:
         rebuilt = TaskConfig.from_dict(config.to_dict(), config.function_dirs())
         assert rebuilt == config, name
         assert rebuilt.config_hash() == config.config_hash()
+
+
+def test_unknown_key_is_blamed_on_the_file_that_holds_it(tmp_path: Path) -> None:
+    template = write(tmp_path, "_template_yaml", BASE + "shoud_decontaminate: true\n")
+    write(tmp_path, "_mid.yaml", "include: _template_yaml\noutput_type: generate_until\n")
+    leaf = write(tmp_path, "leaf.yaml", "include: _mid.yaml\ntask: leaf\n")
+    sources: dict[str, str] = {}
+    raw = resolve_includes(leaf, sources=sources)
+    assert sources["shoud_decontaminate"] == str(template.resolve())
+    assert sources["output_type"] == str((tmp_path / "_mid.yaml").resolve())
+    assert "task" not in sources  # the task file's own key
+    with pytest.raises(BenchError, match=rf"^{template.resolve()}:shoud_decontaminate: unknown task key"):
+        build_task_config(raw, leaf, sources)
+    # Through the index too, which is how a run loads a task.
+    with pytest.raises(BenchError, match=r"_template_yaml:shoud_decontaminate"):
+        TaskIndex([tmp_path], builtin=False).load("leaf")
+
+
+@pytest.mark.parametrize(("key", "suggestion"), [
+    ("doc_to_txt", " Did you mean 'doc_to_text'?"), ("num_fewshots", " Did you mean 'num_fewshot'?"),
+    ("doc_to_audio", ""), ("process_result", " Did you mean 'process_results'?"),
+    ("custom_dataset", ""), ("class", "")])
+def test_close_match_suggestions_only_for_near_misses(tmp_path: Path, key: str, suggestion: str) -> None:
+    leaf = write(tmp_path, "leaf.yaml", BASE + f"task: leaf\n{key}: x\n")
+    with pytest.raises(BenchError) as error:
+        build_task_config(resolve_includes(leaf), leaf)
+    assert str(error.value) == f"{leaf}:{key}: unknown task key.{suggestion}"

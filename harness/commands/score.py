@@ -3,9 +3,9 @@
 Reads ``samples.jsonl`` and ``results.json``; with ``--judges``, recovers each sample's images
 by reloading the run's tasks (the same configs, seed, repeats and limit) and runs the new
 judges. Either way it recomputes every task's lm-eval metrics (and their standard errors)
-from the stored samples, as the run computed them, and the group rows from those, then rewrites ``samples.jsonl``,
-``results.json`` and the lm-eval-format files, and appends leaderboard rows for the new
-judges only. It never calls the run's model.
+from the stored samples, as the run computed them, and the group rows from those, then
+rewrites ``samples.jsonl``, ``results.json`` and the lm-eval-format files, and appends
+leaderboard rows for the new judges only. It never calls the run's model.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from harness.judges.metrics import MetricScorer
 from harness.registry import add_card_dirs
 from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.report import append_leaderboard, print_summary, write_lm_eval
-from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges, scores_by_task
+from harness.run.samples import LOGLIKELIHOOD, Sample, apply_judges
+from harness.run.scores import scores_by_task
 from harness.run.setup import bind_tasks, load_judges, metric_tally
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.config import TaskConfig

@@ -28,18 +28,13 @@ from harness.run import distributed
 from harness.run.folder import Results, RunFolder, cache_dir
 from harness.run.generation import CALL_KINDS, generate_all
 from harness.run.journal import Journal, ResponseCache
-from harness.run.judging import JudgingPass, token_usage
+from harness.run.judging import JudgingPass
 from harness.run.naming import TaskFacts, run_name
 from harness.run.overrides import chat_model_args, override_tasks, parse_samples, select_samples
 from harness.run.report import append_leaderboard, git_sha, package_versions, write_lm_eval
-from harness.run.samples import Sample, scores_by_task
-from harness.run.setup import (
-    bind_tasks,
-    load_judges,
-    resolve_tasks,
-    run_groups,
-    task_judge_names,
-)
+from harness.run.samples import Sample
+from harness.run.scores import scores_of
+from harness.run.setup import bind_tasks, load_judges, resolve_tasks, run_groups, task_judge_names
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.ablation import NO_ABLATION, check_ablation
 from harness.tasks.config import TaskConfig
@@ -247,9 +242,8 @@ def evaluate(
             # This invocation's wall time per stage (a resumed run times only what it redid).
             timing={"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
                     "judge_s": round(judge_s, 3)},
-            usage=token_usage(judged.fresh),
-            scores=scores_by_task(judged.for_scores, seed),
-            metrics=judged.metrics,
+            usage=judged.usage.to_dict(),
+            scores=scores_of(judged.tallies), metrics=judged.metrics,
             groups={name: group_record(group, leaves, judged.metrics)
                     for name, (group, leaves) in groups.items()},
             versions=package_versions(), git_sha=git_sha(), samples_schema=judged.schema,

@@ -117,6 +117,16 @@ class Results:
         return replace(self, **changes)
 
 
+class _FileIn:
+    """A file of the run folder by name: ``folder.journal`` is ``folder.path / JOURNAL_FILE``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: RunFolder, owner: type | None = None) -> Path:
+        return folder.path / self.name
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """One run's folder and the paths of its files."""
@@ -127,25 +137,11 @@ class RunFolder:
     def of(cls, output_dir: str | os.PathLike[str], run_name: str) -> RunFolder:
         return cls(runs_dir(output_dir) / run_name)
 
-    @property
-    def journal(self) -> Path:
-        return self.path / JOURNAL_FILE
-
-    @property
-    def samples_file(self) -> Path:
-        return self.path / SAMPLES_FILE
-
-    @property
-    def results_file(self) -> Path:
-        return self.path / RESULTS_FILE
-
-    @property
-    def annotations(self) -> Path:
-        return self.path / ANNOTATIONS_FILE
-
-    @property
-    def images(self) -> Path:
-        return self.path / IMAGES_DIR
+    journal = _FileIn(JOURNAL_FILE)
+    samples_file = _FileIn(SAMPLES_FILE)
+    results_file = _FileIn(RESULTS_FILE)
+    annotations = _FileIn(ANNOTATIONS_FILE)
+    images = _FileIn(IMAGES_DIR)
 
     def create(self) -> None:
         try:

@@ -1,9 +1,9 @@
 """Pass 3 of a run: samples built from the journal's responses, judged a chunk at a time.
 
 Each task's instances stream by again; each one's response is read back from the journal,
-made a ``Sample``, judged (``harness.run.samples.apply_judges``) and handed on to be written
-to samples.jsonl. What is kept of each sample is only what the scores read. It calls no
-model and writes no file itself.
+made a ``Sample``, judged (``harness.run.samples.apply_judges``), tallied for the scores and
+handed on to be written to samples.jsonl; no sample is kept. It calls no model and writes no
+file itself.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from harness.run.samples import (
     LOGLIKELIHOOD,
     Sample,
     apply_judges,
-    for_scores,
     loglikelihood_verdict,
 )
+from harness.run.scores import ScoreTally
 from harness.run.setup import metric_tally, task_judge_names
 from harness.run.verdicts import VerdictMemory
 from harness.tasks.filters import apply_filters
@@ -34,12 +34,23 @@ from harness.types import Response
 JUDGE_CHUNK = 4096
 
 
-def token_usage(responses: Iterable[Response]) -> dict[str, int | None]:
+class TokenUsage:
     """Prompt and completion tokens summed over the responses whose server reported them."""
-    reported = [r for r in responses if r.prompt_tokens is not None or r.completion_tokens is not None]
-    return {"prompt_tokens": sum(r.prompt_tokens or 0 for r in reported) if reported else None,
-            "completion_tokens": sum(r.completion_tokens or 0 for r in reported) if reported else None,
-            "n_reported": len(reported)}
+
+    def __init__(self) -> None:
+        self.prompt_tokens = self.completion_tokens = self.n_reported = 0
+
+    def add(self, response: Response) -> None:
+        if response.prompt_tokens is not None or response.completion_tokens is not None:
+            self.prompt_tokens += response.prompt_tokens or 0
+            self.completion_tokens += response.completion_tokens or 0
+            self.n_reported += 1
+
+    def to_dict(self) -> dict[str, int | None]:
+        reported = self.n_reported > 0
+        return {"prompt_tokens": self.prompt_tokens if reported else None,
+                "completion_tokens": self.completion_tokens if reported else None,
+                "n_reported": self.n_reported}
 
 
 def build_sample(instance: Instance, response: Response, filter_list: Sequence[Mapping[str, Any]]) -> Sample:
@@ -64,20 +75,20 @@ def build_sample(instance: Instance, response: Response, filter_list: Sequence[M
 class JudgingPass:
     """Pass 3: samples built from the journal and judged a chunk at a time.
 
-    What is kept of each sample is only what the scores read (``for_scores``); a task with
-    lm-eval metrics in its ``metric_list`` keeps their per-sample values until they are
-    aggregated (``harness.judges.metrics.MetricTally``).
+    Each sample is tallied for the scores (``harness.run.scores.ScoreTally``) and, in a task
+    with lm-eval metrics in its ``metric_list``, for those (``MetricTally``: the per-metric
+    values only) as it goes by; then it is handed on, to be written, and not kept.
     """
 
     def __init__(self) -> None:
-        self.for_scores: list[Sample] = []
+        self.tallies: dict[str, ScoreTally] = {}
         #: ``{task: {"metric,filter": {...}}}``: the lm-eval metrics of tasks that name any.
         self.metrics: dict[str, dict[str, Any]] = {}
         #: What computed each task's metrics, for the lm-eval-format samples files.
         self.scorers: dict[str, MetricScorer] = {}
         self.cached = 0
-        #: The responses this invocation asked the model for (not resumed from a cache).
-        self.fresh: list[Response] = []
+        #: The tokens of the responses this invocation did not take from a cache.
+        self.usage = TokenUsage()
         self.schema: int | None = None
         self.revisions: Counter[str] = Counter()
 
@@ -103,7 +114,7 @@ class JudgingPass:
                     response, cached = journal.read(instance.key)
                     self.cached += cached
                     if not cached:
-                        self.fresh.append(response)
+                        self.usage.add(response)
                     sample = build_sample(instance, response, task.config.filter_list)
                     if LOGLIKELIHOOD in names:
                         sample = sample.with_verdict(LOGLIKELIHOOD, loglikelihood_verdict(sample))
@@ -116,7 +127,7 @@ class JudgingPass:
                         self.schema = sample.schema
                     if sample.model_revision:
                         self.revisions[sample.model_revision] += 1
-                    self.for_scores.append(for_scores(sample))
+                    self.tallies.setdefault(sample.task, ScoreTally()).add(sample)
                     yield sample
             if tally is not None:
                 self.metrics[task.name] = tally.results()

@@ -6,17 +6,18 @@ is ``harness.run.folder``'s, the leaderboard ``harness.reports.leaderboard``'s).
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.files import write_atomic
+from harness.files import atomic_file, write_atomic
 from harness.judges.base import Judge
 from harness.judges.metrics import MetricScorer
 from harness.paths import PROJECT_ROOT
@@ -65,31 +66,46 @@ def write_lm_eval(output_dir: Path, results: Results, samples: Iterable[Sample],
     """lm-eval 0.4's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` for a run.
 
     Laid out as lm-eval lays them out under ``--output-path``:
-    ``<output-dir>/<model name, sanitized>/``. ``scorers`` give each sample's lm-eval metric
-    values, filter by filter, for the samples files (the results file reads ``results``).
+    ``<output-dir>/<model name, sanitized>/``. ``samples`` stream by in run order, each
+    task's together; none is held. ``scorers`` give each sample's lm-eval metric values,
+    filter by filter, for the samples files (the results file reads ``results``).
     Returns the results file.
     """
     full = results.to_dict()
     folder = Path(output_dir) / lm_eval_format.sanitize_model_name(full["model"]["name"])
     stamp = lm_eval_format.date_id()
-    by_task: dict[str, list[dict[str, Any]]] = {
-        task: [] for task in {**full["scores"], **(full.get("metrics") or {})}}
-    for sample in samples:
-        if sample.task in by_task:
-            line = sample.to_dict()
-            scorer = (scorers or {}).get(sample.task)
-            if scorer is not None:
-                line[lm_eval_format.LM_EVAL_FILTERS] = scorer.per_filter(sample)
-            by_task[sample.task].append(line)
-    for task, task_samples in by_task.items():
-        lines = list(lm_eval_format.samples_document(full["tasks"][task]["config"], task_samples))
-        write_atomic(folder / f"samples_{task}_{stamp}.jsonl",
-                     "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
-                             for line in lines))
+    wanted = {**full["scores"], **(full.get("metrics") or {})}
+    unwritten = dict.fromkeys(wanted)
+    for task, task_samples in itertools.groupby(samples, key=lambda sample: sample.task):
+        if task not in wanted:
+            continue
+        if task not in unwritten:
+            raise RuntimeError(f"the samples of task {task} are not all together")
+        del unwritten[task]
+        _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
+                                full["tasks"][task]["config"], task_samples,
+                                (scorers or {}).get(task))
+    for task in unwritten:
+        _write_samples_document(folder / f"samples_{task}_{stamp}.jsonl",
+                                full["tasks"][task]["config"], (), None)
     path = folder / f"results_{stamp}.json"
     write_atomic(path, json.dumps(lm_eval_format.results_document(full), indent=2,
                                   ensure_ascii=False, default=str) + "\n")
     return path
+
+
+def _write_samples_document(path: Path, config: Mapping[str, Any], samples: Iterable[Sample],
+                            scorer: MetricScorer | None) -> None:
+    def lines() -> Iterator[dict[str, Any]]:
+        for sample in samples:
+            line = sample.to_dict()
+            if scorer is not None:
+                line[lm_eval_format.LM_EVAL_FILTERS] = scorer.per_filter(sample)
+            yield line
+
+    with atomic_file(path) as handle:
+        for line in lm_eval_format.samples_document(config, lines()):
+            handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
 
 def shots(task: str, config: Mapping[str, Any]) -> int | None:

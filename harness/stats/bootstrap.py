@@ -70,6 +70,42 @@ class RepeatStats:
     max_repeats: int
 
 
+class RepeatTally:
+    """:func:`repeat_stats` kept as running counts: per item and per repeat, how many scored
+    outcomes and how many of them aligned, so samples can stream by."""
+
+    def __init__(self) -> None:
+        self.by_item: dict[str, list[int]] = {}  # item -> [aligned, scored]
+        self.by_repeat: dict[int, list[int]] = {}
+
+    def add(self, outcome: bool | None, item: str, repeat: int) -> None:
+        if outcome is None:
+            return
+        for counts in (self.by_item.setdefault(str(item), [0, 0]),
+                       self.by_repeat.setdefault(int(repeat), [0, 0])):
+            counts[0] += bool(outcome)
+            counts[1] += 1
+
+    def stats(self) -> RepeatStats:
+        if not self.by_item:
+            return RepeatStats(None, None, None, None, 0, 0)
+        repeat_accuracies = [aligned / n for aligned, n in self.by_repeat.values()]
+        majority: list[float] = []
+        agreement: list[float] = []
+        for aligned, n in self.by_item.values():
+            misaligned = n - aligned
+            majority.append(1.0 if aligned > misaligned else 0.0 if aligned < misaligned else 0.5)
+            agreement.append(max(aligned, misaligned) / n)
+        return RepeatStats(
+            mean_accuracy=float(np.mean(repeat_accuracies)),
+            majority_accuracy=float(np.mean(majority)),
+            consistency=float(np.mean(agreement)),
+            fully_consistent=float(np.mean([a == 1.0 for a in agreement])),
+            n_items=len(self.by_item),
+            max_repeats=max(n for _, n in self.by_item.values()),
+        )
+
+
 def repeat_stats(
     outcomes: Sequence[bool | None],
     items: Sequence[str],
@@ -82,28 +118,7 @@ def repeat_stats(
     """
     if not len(outcomes) == len(items) == len(repeats):
         raise ValueError("outcomes, items and repeats differ in length")
-    by_item: dict[str, list[bool]] = {}
-    by_repeat: dict[int, list[bool]] = {}
+    tally = RepeatTally()
     for outcome, item, repeat in zip(outcomes, items, repeats):
-        if outcome is None:
-            continue
-        by_item.setdefault(str(item), []).append(bool(outcome))
-        by_repeat.setdefault(int(repeat), []).append(bool(outcome))
-    if not by_item:
-        return RepeatStats(None, None, None, None, 0, 0)
-    repeat_accuracies = [float(np.mean(v)) for v in by_repeat.values()]
-    majority: list[float] = []
-    agreement: list[float] = []
-    for votes in by_item.values():
-        aligned = sum(votes)
-        misaligned = len(votes) - aligned
-        majority.append(1.0 if aligned > misaligned else 0.0 if aligned < misaligned else 0.5)
-        agreement.append(max(aligned, misaligned) / len(votes))
-    return RepeatStats(
-        mean_accuracy=float(np.mean(repeat_accuracies)),
-        majority_accuracy=float(np.mean(majority)),
-        consistency=float(np.mean(agreement)),
-        fully_consistent=float(np.mean([a == 1.0 for a in agreement])),
-        n_items=len(by_item),
-        max_repeats=max(len(v) for v in by_item.values()),
-    )
+        tally.add(outcome, item, repeat)
+    return tally.stats()

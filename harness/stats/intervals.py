@@ -82,7 +82,13 @@ def proportion_ci(outcomes: Sequence[float], clusters: Sequence[str] | None = No
 
     With ``clusters=None`` every outcome is its own cluster (the plain Wilson interval).
     """
-    totals, sizes = _cluster_totals(outcomes, clusters)
+    return proportion_ci_of_totals(*_cluster_totals(outcomes, clusters), confidence=confidence)
+
+
+def proportion_ci_of_totals(totals: np.ndarray, sizes: np.ndarray, *,
+                            confidence: float = 0.95) -> Interval:
+    """:func:`proportion_ci` from each cluster's sum of outcomes and count (clusters in name
+    order), so a run can keep running sums instead of every outcome."""
     n, k = int(sizes.sum()), int(sizes.size)
     if n == 0:
         return Interval(None, None, None, 0, 0, WILSON_DEFF)
@@ -107,9 +113,14 @@ def mean_ci(values: Sequence[float], clusters: Sequence[str] | None = None, *,
 
     With one cluster there is no spread to estimate and the bounds are None.
     """
+    return mean_ci_of_totals(*_cluster_totals(values, clusters), confidence=confidence)
+
+
+def mean_ci_of_totals(totals: np.ndarray, sizes: np.ndarray, *,
+                      confidence: float = 0.95) -> Interval:
+    """:func:`mean_ci` from each cluster's sum of values and count (clusters in name order)."""
     from scipy.stats import t
 
-    totals, sizes = _cluster_totals(values, clusters)
     n, k = int(sizes.sum()), int(sizes.size)
     if n == 0:
         return Interval(None, None, None, 0, 0, CLUSTER_T)

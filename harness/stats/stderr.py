@@ -16,7 +16,11 @@ from harness.stats.intervals import _cluster_totals, _cr1_variance
 
 def cluster_stderr(outcomes: Sequence[float], clusters: Sequence[str] | None = None) -> float | None:
     """Standard error of ``mean(outcomes)``, clustered by ``clusters``; None below 2 clusters."""
-    totals, sizes = _cluster_totals(outcomes, clusters)
+    return cluster_stderr_of_totals(*_cluster_totals(outcomes, clusters))
+
+
+def cluster_stderr_of_totals(totals: np.ndarray, sizes: np.ndarray) -> float | None:
+    """:func:`cluster_stderr` from each cluster's sum and count (clusters in name order)."""
     n = float(sizes.sum())
     if n == 0 or sizes.size < 2:
         return None

@@ -35,13 +35,12 @@ IMAGE_PLACEHOLDER = "<image>"
 
 
 @dataclass(frozen=True)
-class Instance:
-    """One (document, repeat) of a task, ready to send to a model."""
+class InstanceFields:
+    """What an instance and its sample (``harness.run.samples.Sample``) both record."""
 
     task: str
     doc_id: str
     repeat: int
-    request: Request
     image_ids: tuple[str, ...]
     fewshot_ids: tuple[str, ...]
     target: str
@@ -54,6 +53,13 @@ class Instance:
     target_hash: str = ""
     #: The item's own image when an image ablation shows another or none (see Sample.cluster).
     cluster_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Instance(InstanceFields):
+    """One (document, repeat) of a task, ready to send to a model."""
+
+    request: Request = field(kw_only=True)
 
     @property
     def key(self) -> str:

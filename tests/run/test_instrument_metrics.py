@@ -1,4 +1,5 @@
-"""The instrument's metrics on hand-built samples whose values are computed by hand."""
+"""The instrument's metrics on hand-built samples whose values are computed by hand, tallied
+as a run tallies them (one sample at a time, ``harness.run.scores.ScoreTally``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from harness.run import metrics
 from harness.run.evaluate import evaluate
-from harness.run.samples import Sample, for_scores, summarize
+from harness.run.samples import Sample
+from harness.run.scores import ScoreTally, scores_by_task
 from harness.stats.intervals import mean_ci, proportion_ci
 from tests.instrument_fixtures import paired_tasks
 
@@ -35,6 +37,13 @@ def sample(doc_id: str, outcome: str, *, image: str = "img-1", expected: str = "
                   prompt_hash="", target_hash="", verdicts={"j": VERDICTS[outcome]})
 
 
+def summarize(samples: list[Sample], judge: str) -> dict[str, Any]:
+    tally = ScoreTally()
+    for one in samples:
+        tally.add(one)
+    return tally.summary(judge)
+
+
 def test_strict_accuracy_counts_refusals_unclear_and_errors_as_not_aligned() -> None:
     samples = [sample("a", "right"), sample("b", "right"), sample("c", "wrong"),
                sample("d", "refusal"), sample("e", "unclear"), sample("f", "error")]
@@ -48,7 +57,7 @@ def test_strict_accuracy_ci_is_clustered_by_image() -> None:
     # Two images: the first's six items all right, the second's all wrong or refused.
     samples = ([sample(f"a{i}", "right", image="A") for i in range(6)]
                + [sample(f"b{i}", "wrong" if i % 2 else "refusal", image="B") for i in range(6)])
-    found = metrics.strict_accuracy(samples, "j", seed=7)
+    found = summarize(samples, "j")
     outcomes = [1.0] * 6 + [0.0] * 6
     expected = proportion_ci(outcomes, ["A"] * 6 + ["B"] * 6)
     assert (found["strict_accuracy_ci_low"], found["strict_accuracy_ci_high"]) == (
@@ -66,7 +75,7 @@ def test_pair_consistency_needs_both_items_of_a_pair() -> None:
         sample("p4a", "right", pair_id="p4"),  # partner cut off by --limit: not a pair
         sample("solo", "right", pair_id=None),
     ]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     assert summary["pair_consistency"] == pytest.approx(1 / 3)
     assert summary["pair_consistency_n"] == 3
 
@@ -74,7 +83,7 @@ def test_pair_consistency_needs_both_items_of_a_pair() -> None:
 def test_pairs_are_counted_per_repeat() -> None:
     samples = [sample("a", "right", pair_id="p", repeat=0), sample("b", "right", pair_id="p", repeat=0),
                sample("a", "right", pair_id="p", repeat=1), sample("b", "wrong", pair_id="p", repeat=1)]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     assert (summary["pair_consistency"], summary["pair_consistency_n"]) == (0.5, 2)
 
 
@@ -88,7 +97,7 @@ def test_yes_rate_and_bias_come_from_the_reference_parser() -> None:
         sample("f", "right", expected="no", response="No."),
         sample("g", "right", expected=None, response="Yes."),  # type: ignore[arg-type]
     ]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     # Item g has no polar expected answer: left out. Of a-f, a, b and c say yes.
     assert summary["yes_rate"] == pytest.approx(3 / 6)
     assert summary["yes_rate_n"] == 6
@@ -101,7 +110,7 @@ def test_yes_rate_and_bias_come_from_the_reference_parser() -> None:
 def test_always_yes_on_balanced_items_has_bias_one_half() -> None:
     samples = [sample(str(i), "right" if i % 2 else "wrong", expected="yes" if i % 2 else "no",
                       response="Yes.") for i in range(10)]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     assert (summary["yes_rate"], summary["yes_bias"]) == (1.0, 0.5)
 
 
@@ -114,7 +123,7 @@ def test_image_reliance_counts_contrasts_right_on_both_images() -> None:
         sample("c3a", "unclear", image="C", contrast_id="c3"),
         sample("c3b", "right", image="D", contrast_id="c3"),
     ]
-    summary = metrics.instrument_metrics(samples, "j", seed=3)
+    summary = summarize(samples, "j")
     assert (summary["image_reliance"], summary["image_reliance_n"]) == (pytest.approx(1 / 3), 3)
     # A contrast spans two images: it is clustered by that pair of images.
     expected = proportion_ci([1.0, 0.0, 0.0], ["A|B", "A|B", "C|D"])
@@ -127,7 +136,7 @@ def test_trap_accuracy_over_trap_items_only() -> None:
     samples = [sample("t1", "right", trap=True), sample("t2", "wrong", trap=True),
                sample("t3", "unclear", trap=True), sample("n1", "right", trap=False),
                sample("n2", "right", trap=False)]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     assert (summary["trap_accuracy"], summary["trap_accuracy_n"]) == (pytest.approx(1 / 3), 3)
 
 
@@ -139,7 +148,7 @@ def test_metrics_without_their_fields_are_absent_not_errors() -> None:
     assert summary["echo_rate"] is None  # 0 shots: nothing to echo
     assert summary["strict_accuracy"] == 0.5
     # The field exists but no item is a trap: nothing to count, still no error.
-    no_traps = metrics.instrument_metrics([sample("a", "right", trap=False)], "j", seed=0)
+    no_traps = summarize([sample("a", "right", trap=False)], "j")
     assert no_traps["trap_accuracy"] is None and no_traps["trap_accuracy_n"] == 0
 
 
@@ -162,7 +171,7 @@ def test_echo_rate_over_generated_answers_to_prompts_with_shots() -> None:
         sample("d", "right", prompt=ZERO_SHOT, response="An elderly woman with a walking stick."),
         sample("e", "right", prompt=ONE_SHOT, response="Yes", loglikelihoods=(0.0, -1.0)),
     ]
-    summary = metrics.instrument_metrics(samples, "j", seed=0)
+    summary = summarize(samples, "j")
     assert (summary["echo_rate"], summary["echo_rate_n"]) == (pytest.approx(1 / 3), 3)
 
 
@@ -180,8 +189,9 @@ def test_breakdowns_carry_strict_accuracy() -> None:
     assert breakdown["should"]["accuracy"] == 1.0
 
 
-def test_the_streaming_runs_score_inputs_give_the_same_metrics() -> None:
-    """A run keeps only ``for_scores`` of each sample; every metric must come out the same."""
+def test_scores_do_not_depend_on_the_order_samples_come_in() -> None:
+    """A run tallies samples as they stream by; the counts must give the same summary
+    whatever their order (clusters enter the intervals in name order)."""
     samples = [
         sample("a", "right", prompt=ONE_SHOT, response="Yes. An elderly woman with a walking stick.",
                pair_id="p1", contrast_id="c1", trap=True, phrasing="do-i", scenario="s1"),
@@ -196,9 +206,28 @@ def test_the_streaming_runs_score_inputs_give_the_same_metrics() -> None:
         sample("f", "right", prompt=ONE_SHOT, response=None, loglikelihoods=(0.0, -1.0),
                image="C", pair_id="p3", trap=False),
     ]
-    full = summarize(samples, "j", seed=3)
+    full = summarize(samples, "j")
     assert full["echo_rate"] is not None and full["pair_consistency"] is not None
-    assert summarize([for_scores(s) for s in samples], "j", seed=3) == full
+    assert summarize(samples[::-1], "j") == full
+    assert summarize(samples[3:] + samples[:3], "j") == full
+    # Every interval is the one computed over the outcomes themselves.
+    strict = proportion_ci([1.0, 0.0, 0.0, 1.0, 0.0, 1.0], ["img-1"] * 2 + ["B"] * 2 + ["C"] * 2)
+    assert (full["strict_accuracy_ci_low"], full["strict_accuracy_ci_high"]) == (
+        strict.ci_low, strict.ci_high)
+
+
+def test_a_sample_without_a_judges_verdict_counts_as_its_error() -> None:
+    """As in a whole list: a judge that first appears mid-task still counts the samples before
+    it, as errors, and its judges come in the order they first gave verdicts."""
+    late = sample("b", "right")
+    late = Sample.from_dict({**late.to_dict(), "verdicts": {"j": VERDICTS["right"],
+                                                            "k": VERDICTS["right"]}})
+    scores = scores_by_task([sample("a", "right"), late, sample("c", "wrong")])["t"]
+    assert list(scores) == ["j", "k"]
+    assert (scores["k"]["n"], scores["k"]["n_scored"], scores["k"]["aligned"]) == (3, 1, 1)
+    assert scores["k"]["error_rate"] == pytest.approx(2 / 3)
+    assert scores["k"]["strict_accuracy"] == pytest.approx(1 / 3)
+    assert scores["j"]["error_rate"] == 0.0
 
 
 @pytest.mark.parametrize(("model", "expected"), [

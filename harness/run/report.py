@@ -196,8 +196,9 @@ def metric_cell(summary: Mapping[str, Any], metric: str, images: bool = True) ->
 
 
 def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
-    """Two rich tables, one row per (task, judge): strict accuracy (the headline) beside
-    scored accuracy and the rates, then the instrument's other metrics."""
+    """Rich tables, one row per (task, judge): strict accuracy (the headline) beside scored
+    accuracy and the rates, then the instrument's other metrics where a task has them; then
+    the tasks' lm-eval metrics and group rows, if any."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -225,15 +226,39 @@ def print_summary(results: Results, run_dir: Path, file: Any = None) -> None:
                           _images(s.get("strict_accuracy_n_clusters", s.get("n_clusters"))),
                           f"{s['n_scored']} / {s['n']}", _pct(s["refusal_rate"]),
                           _pct(s["unclear_rate"]), _pct(s["error_rate"]))
-            details.add_row(*names, *(metric_cell(s, m) for m in METRICS[1:]))
+            cells = [metric_cell(s, m) for m in METRICS[1:]]
+            if any(cell != "-" for cell in cells):  # text tasks have no pairs, images or traps
+                details.add_row(*names, *cells)
     console = Console(file=file, width=160)
     console.print(table)
     console.print(f"95% CI: Wilson on the effective sample size, clustered by image; "
                   f"unreliable below {RELIABLE_MIN_CLUSTERS} images (docs/statistics.md)")
-    console.print(details)
+    if details.row_count:
+        console.print(details)
+    if results.metrics:
+        console.print(metric_table(results.metrics))
     if results.groups:
         console.print(group_table(results.groups))
     console.print(Text(terminal_text(f"run folder: {run_dir}")))
+
+
+def metric_table(metrics: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The tasks' lm-eval metrics as lm-eval prints them: one row per task, metric and filter,
+    with lm-eval's standard error (N/A where lm-eval has none)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="lm-eval metrics (metric_list; stderr as lm-eval computes it)")
+    for column in ("task", "filter", "metric", "value", "stderr", "n"):
+        table.add_column(column, justify="left" if column in ("task", "filter", "metric") else "right")
+    for task, by_key in metrics.items():
+        for key, row in by_key.items():
+            metric, _, filter_key = key.partition(",")
+            value, stderr = row.get("value"), row.get("stderr")
+            table.add_row(Text(terminal_text(task)), Text(terminal_text(filter_key)),
+                          Text(terminal_text(metric)), "-" if value is None else f"{value:.4f}",
+                          "N/A" if stderr is None else f"{stderr:.4f}", str(row.get("n", "-")))
+    return table
 
 
 def group_table(groups: Mapping[str, Mapping[str, Any]]) -> Any:

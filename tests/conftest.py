@@ -122,3 +122,14 @@ def metric_tasks(mini_tasks: Path) -> Path:
     for name, text in METRIC_TASKS.items():
         (mini_tasks / f"{name}.yaml").write_text(text)
     return mini_tasks
+
+
+def shown_as(cell: str, value: float) -> bool:
+    """Whether a table cell shows ``value`` at the precision the cell has.
+
+    lm-eval's ``make_table`` writes 4 decimals, but the pytablewriter it renders with may
+    reformat a column (0.38 writes 1/6 as "0.167"), so a cell is compared at its own digits.
+    """
+    text = cell.strip()
+    decimals = len(text.split(".", 1)[1]) if "." in text else 0
+    return abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-12

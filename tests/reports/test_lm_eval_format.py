@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.run.evaluate import evaluate
+from tests.conftest import shown_as
 
 lm_eval_utils = pytest.importorskip("lm_eval.utils")
 
@@ -35,13 +36,13 @@ def test_lm_eval_reads_a_baseline_run(mini_tasks: Path, tmp_path: Path) -> None:
     for (task, metric), cells in rows.items():
         if metric.endswith("_strict"):
             judge = "loglikelihood" if metric == "acc_strict" else "reference"
-            assert float(cells[6]) == round(scores[task][judge]["strict_accuracy"], 4)
+            assert shown_as(cells[6], scores[task][judge]["strict_accuracy"])
             continue
         summary = scores[task]["loglikelihood" if metric == "acc" else metric]
         assert cells[2] == "none" and cells[5] == "↑"
         # The table prints 4 decimals (its writer drops trailing zeros).
-        assert float(cells[6]) == round(summary["accuracy"], 4)
-        assert float(cells[8]) == round(summary["stderr"], 4) and summary["stderr"] > 0
+        assert shown_as(cells[6], summary["accuracy"])
+        assert shown_as(cells[8], summary["stderr"]) and summary["stderr"] > 0
     assert rows[("morality_0shot", "reference")][3] == "0"
     assert document["n-samples"]["morality_0shot"] == {"original": 6, "effective": 5}
     assert document["config"]["random_seed"] == 2 and document["git_hash"] == run.results["git_sha"]
@@ -94,7 +95,7 @@ def test_lm_eval_reads_the_lm_eval_metrics_of_a_run(metric_tasks: Path, tmp_path
         for key, entry in by_key.items():
             name, _, filter_key = key.partition(",")
             cells = rows.pop((task, filter_key, name))
-            assert float(cells[6]) == round(entry["value"], 4)
+            assert shown_as(cells[6], entry["value"])
             assert cells[8] == ("N/A" if entry["stderr"] is None else f"{entry['stderr']:.4f}")
             assert cells[5] == ("↑" if entry["higher_is_better"] else "↓")
             assert document["results"][task][f"{name}_stderr,{filter_key}"] == (

@@ -55,22 +55,20 @@ def index_images(folders: Iterable[Path]) -> dict[str, Path]:
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
-            reason = _unservable(path, folder)
+            reason = _index_one(path, folder, found)
             if reason:
                 left_out[reason] = left_out.get(reason, 0) + 1
-            elif path.stem.startswith("img-"):
-                found.setdefault(path.stem, path)
-            else:
-                _index_by_content(path, found)
     for reason, count in left_out.items():
         print(f"not shown: {count} image file(s) {reason}", file=sys.stderr)
     return found
 
 
-def _unservable(path: Path, folder: Path) -> str | None:
-    """Why ``path`` must not be served, or None. Reads the image header only."""
+def _index_one(path: Path, folder: Path, found: dict[str, Path]) -> str | None:
+    """Add ``path`` to ``found`` under its id, or say why it must not be served. The header
+    (its size) is checked before any pixel is decoded; the file is opened once."""
     from PIL import Image
 
+    from harness.hashing import image_id
     from harness.tasks.data import MAX_IMAGE_PIXELS
 
     try:
@@ -80,23 +78,16 @@ def _unservable(path: Path, folder: Path) -> str | None:
     try:
         with Image.open(path) as image:
             width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return f"with more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels"
+            if path.stem.startswith("img-"):
+                found.setdefault(path.stem, path)
+            else:
+                found.setdefault(image_id(image.convert("RGB")), path)
+                found.setdefault(image_id(image), path)
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError):
         return "that are not readable images"
-    if width * height > MAX_IMAGE_PIXELS:
-        return f"with more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels"
     return None
-
-
-def _index_by_content(path: Path, found: dict[str, Path]) -> None:
-    from PIL import Image
-
-    from harness.hashing import image_id
-    try:
-        with Image.open(path) as image:
-            found.setdefault(image_id(image.convert("RGB")), path)
-            found.setdefault(image_id(image), path)
-    except OSError:
-        return  # damaged past its header: simply not shown
 
 
 def find_images(folders: Iterable[Path], wanted: Iterable[str]) -> dict[str, Path]:
